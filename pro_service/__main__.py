@@ -1,0 +1,3 @@
+from pro_service.cli import main
+
+main()

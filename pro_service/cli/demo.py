@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .. import migrate
+from ..clock import utcnow
+from ..extensions import db
+from ..services.demo import seed_demo
+
+
+@click.command("demo")
+@with_appcontext
+def demo_command() -> None:
+    """Seed a demo study (idempotent) and print sign-in details and open patient links."""
+    settings = current_app.config["PRO_SETTINGS"]
+    if settings.is_production:
+        raise click.ClickException("the demo cannot be seeded in production")
+    if migrate.current_revision(db.engine) != migrate.head_revision():
+        raise click.ClickException("the database is not up to date: run `pro-service db upgrade`")
+    report = seed_demo(
+        db.session,
+        now=utcnow(),
+        vault=current_app.extensions["vault"],
+        schedule=current_app.extensions["schedule"],
+        registry=current_app.extensions["instruments"],
+        base_url=settings.public_base_url,
+    )
+    db.session.commit()
+    click.echo(
+        "Demo study " + ("created." if report.created else "already there; nothing changed.")
+    )
+    click.echo(
+        f"\nStaff sign-in: {settings.public_base_url}/staff/  password for all: {report.password}"
+    )
+    for email, role in report.users:
+        click.echo(f"  {email:32} {role}")
+    click.echo("\nOpen patient links:")
+    for link in report.links:
+        click.echo(
+            f"  {link.study_id:8} {link.language}  {link.timepoint:9} {link.status:12} {link.url}"
+        )
+
+
+@click.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def dev_command(host: str, port: int) -> None:
+    """Run the web server and the scheduler process together (development)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    scheduler = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "pro_service", "scheduler"], env=os.environ.copy()
+    )
+    click.echo(
+        f"\nPRO Service is running: open {app.config['PRO_SETTINGS'].public_base_url}/ "
+        f"(scheduler pid {scheduler.pid}). Ctrl-C stops both.\n"
+    )
+    try:
+        app.run(host=host, port=port, use_reloader=False, debug=False)
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=10)

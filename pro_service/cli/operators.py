@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from ..audit import Actor
+from ..clock import utcnow
+from ..crypto import generate_key
+from ..extensions import db
+from ..models import Role, Site
+from ..services.staff import StaffDataError, create_site, create_user
+
+
+@click.command("generate-key")
+def generate_key_command() -> None:
+    """Print a new encryption key for PRO_ENCRYPTION_KEY."""
+    click.echo(generate_key())
+
+
+@click.command("create-site")
+@click.option("--code", required=True, help="Short code, e.g. SE-UPP")
+@click.option("--name", required=True)
+@click.option("--country", required=True, help="Two-letter country code (SE, FI)")
+@click.option("--time-zone", required=True, help="e.g. Europe/Stockholm")
+@click.option(
+    "--language", "default_language", type=click.Choice(["sv", "fi", "en"]), required=True
+)
+@click.option("--study-id-pattern", default=None, help=r"Regular expression, e.g. 'UPP-\d{3}'")
+@click.option("--sending-start", default="09:00", show_default=True)
+@click.option("--sending-end", default="20:00", show_default=True)
+@with_appcontext
+def create_site_command(**fields: str) -> None:
+    """Create a study site."""
+    session = db.session
+    try:
+        site = create_site(session, now=utcnow(), actor=Actor.operator(), **fields)  # type: ignore[arg-type]
+    except StaffDataError as exc:
+        raise click.ClickException(str(exc)) from exc
+    session.commit()
+    click.echo(f"Created site {site.code} ({site.name}).")
+
+
+@click.command("create-user")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--site", "site_codes", multiple=True, help="Site code; repeat for several")
+@click.option("--all-sites", is_flag=True, help="Investigators, data managers, admins: every site")
+@click.option("--name", "display_name", default="")
+@click.option("--language", type=click.Choice(["sv", "fi", "en"]), default="sv", show_default=True)
+@click.password_option(prompt="Password", help="At least 12 characters")
+@with_appcontext
+def create_user_command(
+    email: str,
+    role: str,
+    site_codes: tuple[str, ...],
+    all_sites: bool,
+    display_name: str,
+    language: str,
+    password: str,
+) -> None:
+    """Create a staff account."""
+    session = db.session
+    sites = []
+    for code in site_codes:
+        site = session.scalar(select(Site).where(Site.code == code.upper()))
+        if site is None:
+            raise click.ClickException(f"--site: no site with code {code!r}")
+        sites.append(site)
+    try:
+        user = create_user(
+            session,
+            now=utcnow(),
+            actor=Actor.operator(),
+            email=email,
+            password=password,
+            role=role,
+            sites=sites,
+            all_sites=all_sites,
+            display_name=display_name,
+            language=language,
+        )
+    except StaffDataError as exc:
+        raise click.ClickException(str(exc)) from exc
+    session.commit()
+    click.echo(f"Created {user.role} {user.email}.")

@@ -1,0 +1,75 @@
+"""The database: one engine per app, one scoped session per request, CLI command or job.
+
+Services receive ``session`` explicitly; only views, commands and jobs reach for ``db.session``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine with the per-dialect settings the service relies on."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class Database:
+    """Flask extension holding the engine and the scoped session."""
+
+    def init_app(self, app: Flask) -> None:
+        settings = app.config["PRO_SETTINGS"]
+        engine = make_engine(settings.database_url)
+        registry = scoped_session(sessionmaker(bind=engine, expire_on_commit=False))
+        app.extensions["pro_db"] = {"engine": engine, "session": registry}
+
+        @app.teardown_appcontext
+        def _remove_session(_exc: BaseException | None) -> None:
+            registry.remove()
+
+    @staticmethod
+    def _state() -> dict[str, Any]:
+        from flask import current_app
+
+        state: dict[str, Any] = current_app.extensions["pro_db"]
+        return state
+
+    @property
+    def session(self) -> Session:
+        """The session of the current app context (one per request, command or job)."""
+        session: Session = self._state()["session"]()
+        return session
+
+    @property
+    def engine(self) -> Engine:
+        engine: Engine = self._state()["engine"]
+        return engine

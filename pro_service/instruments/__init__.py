@@ -1,0 +1,57 @@
+"""The instrument engine: questionnaire data files, validation and EORTC scoring.
+
+Plain Python, no Flask: the web app, the scheduler and the CLI all use this package.
+"""
+
+from .csv_scoring import CsvProblem, CsvScoringError, score_csv
+from .loader import RESERVED_FOLDERS, load_instrument, load_instruments
+from .model import (
+    Instrument,
+    Item,
+    ResponseCode,
+    ResponseSet,
+    Scale,
+    Screen,
+    SummaryScore,
+    Text,
+)
+from .overrides import apply_text_overrides
+from .registry import InstrumentRegistry
+from .schema import INSTRUMENT_SCHEMA, TEXT_OVERRIDE_SCHEMA
+from .scoring import (
+    ALGORITHM_VERSION,
+    InvalidAnswerError,
+    ScaleScore,
+    score_answers,
+    score_instrument,
+    validate_answers,
+)
+from .validation import InstrumentFileError
+
+__all__ = [
+    "RESERVED_FOLDERS",
+    "ALGORITHM_VERSION",
+    "INSTRUMENT_SCHEMA",
+    "TEXT_OVERRIDE_SCHEMA",
+    "CsvProblem",
+    "CsvScoringError",
+    "Instrument",
+    "InstrumentFileError",
+    "InstrumentRegistry",
+    "InvalidAnswerError",
+    "Item",
+    "ResponseCode",
+    "ResponseSet",
+    "Scale",
+    "ScaleScore",
+    "Screen",
+    "SummaryScore",
+    "Text",
+    "apply_text_overrides",
+    "load_instrument",
+    "load_instruments",
+    "score_answers",
+    "score_csv",
+    "score_instrument",
+    "validate_answers",
+]

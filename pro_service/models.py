@@ -1,0 +1,329 @@
+"""The data model (SQLAlchemy 2.x typed ORM). Every schema change comes with an Alembic migration.
+
+Times are stored as aware UTC datetimes; dates (inclusion, surgery, due dates) are calendar dates
+in the site's time zone. Identity (the phone number) is kept apart from answers and encrypted.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from .db import Base
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; pass an aware UTC datetime")
+        from datetime import UTC
+
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        from datetime import UTC
+
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Role(enum.StrEnum):
+    NURSE = "nurse"
+    INVESTIGATOR = "investigator"
+    DATA_MANAGER = "data_manager"
+    ADMIN = "admin"
+
+
+class PatientStatus(enum.StrEnum):
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+    DECEASED = "deceased"
+    NOT_OPERATED = "not_operated"
+    COMPLETED = "completed"
+
+
+class AssessmentStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # window not open yet
+    OPEN = "open"  # window open, not started
+    IN_PROGRESS = "in_progress"  # at least one answer saved
+    COMPLETED = "completed"
+    EXPIRED = "expired"  # window closed without completion ("missed")
+    CANCELLED = "cancelled"
+
+
+class MessageStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its time (and the site's sending hours)
+    SENDING = "sending"  # claimed by one scheduler process
+    SENT = "sent"  # accepted by the provider
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def _enum_values(enum_cls: type[enum.Enum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum_cls)
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    default_language: Mapped[str] = mapped_column(String(2))
+    study_id_pattern: Mapped[str | None] = mapped_column(String(200))
+    sending_start: Mapped[str] = mapped_column(String(5), default="09:00")
+    sending_end: Mapped[str] = mapped_column(String(5), default="20:00")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    patients: Mapped[list[Patient]] = relationship(back_populates="site")
+
+    __table_args__ = (
+        CheckConstraint("default_language IN ('sv', 'fi', 'en')", name="default_language"),
+    )
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    language: Mapped[str] = mapped_column(String(2), default="sv")
+    all_sites: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    totp_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    memberships: Mapped[list[SiteMembership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (CheckConstraint(f"role IN ({_enum_values(Role)})", name="role"),)
+
+    @property
+    def site_ids(self) -> set[int]:
+        return {m.site_id for m in self.memberships}
+
+
+class SiteMembership(Base):
+    __tablename__ = "site_memberships"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    user: Mapped[StaffUser] = relationship(back_populates="memberships")
+    site: Mapped[Site] = relationship()
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(64), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    language: Mapped[str] = mapped_column(String(2))
+    # Fernet ciphertext of the E.164 number; never logged, never exported.
+    phone_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Keyed hash of the E.164 number, so an inbound SMS can find its patient without decrypting.
+    phone_lookup: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    inclusion_date: Mapped[date] = mapped_column(Date)
+    surgery_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default=PatientStatus.ACTIVE.value)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    site: Mapped[Site] = relationship(back_populates="patients")
+    assessments: Mapped[list[Assessment]] = relationship(
+        back_populates="patient", order_by="Assessment.due_date"
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_enum_values(PatientStatus)})", name="status"),
+        CheckConstraint("language IN ('sv', 'fi', 'en')", name="language"),
+    )
+
+
+class Assessment(Base):
+    """One time point of one patient: its window, its status and its link."""
+
+    __tablename__ = "assessments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    timepoint: Mapped[str] = mapped_column(String(40))
+    anchor: Mapped[str] = mapped_column(String(20))
+    due_date: Mapped[date] = mapped_column(Date)
+    window_opens: Mapped[date] = mapped_column(Date)
+    window_closes: Mapped[date] = mapped_column(Date)  # last day on which answers are accepted
+    instruments: Mapped[list[str]] = mapped_column(JSON)  # e.g. ["qlq-c30:3.0", "qlq-pan26:1.0"]
+    status: Mapped[str] = mapped_column(String(20), default=AssessmentStatus.SCHEDULED.value)
+    # SHA-256 of the link token (hex). The token itself is never stored in the clear.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The token encrypted with PRO_ENCRYPTION_KEY while the window is open, so that reminders can
+    # repeat the same link; wiped when the assessment completes, expires or is cancelled.
+    token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    language: Mapped[str | None] = mapped_column(String(2))  # language of the submitted answers
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    patient: Mapped[Patient] = relationship(back_populates="assessments")
+    responses: Mapped[list[Response]] = relationship(
+        back_populates="assessment", order_by="Response.item_number"
+    )
+    scores: Mapped[list[Score]] = relationship(back_populates="assessment")
+
+    __table_args__ = (
+        UniqueConstraint("patient_id", "timepoint"),
+        CheckConstraint(f"status IN ({_enum_values(AssessmentStatus)})", name="status"),
+        CheckConstraint("anchor IN ('inclusion', 'surgery')", name="anchor"),
+        CheckConstraint("window_opens <= due_date AND due_date <= window_closes", name="window"),
+        Index("ix_assessments_status_window", "status", "window_opens", "window_closes"),
+    )
+
+
+class Response(Base):
+    """One stored answer: the response code exactly as on the paper form."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
+    instrument_id: Mapped[str] = mapped_column(String(40))
+    instrument_version: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(2))
+    item_number: Mapped[int] = mapped_column(Integer)
+    code: Mapped[int] = mapped_column(Integer)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    assessment: Mapped[Assessment] = relationship(back_populates="responses")
+
+    __table_args__ = (UniqueConstraint("assessment_id", "item_number"),)
+
+
+class Score(Base):
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
+    instrument_id: Mapped[str] = mapped_column(String(40))
+    instrument_version: Mapped[str] = mapped_column(String(20))
+    scale: Mapped[str] = mapped_column(String(20))
+    value: Mapped[float | None] = mapped_column(Float(precision=53))
+    items_in_scale: Mapped[int] = mapped_column(Integer)
+    items_answered: Mapped[int] = mapped_column(Integer)
+    algorithm_version: Mapped[str] = mapped_column(String(60))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    assessment: Mapped[Assessment] = relationship(back_populates="scores")
+
+    __table_args__ = (UniqueConstraint("assessment_id", "scale"),)
+
+
+class OutboxMessage(Base):
+    """One SMS to one patient. Claimed atomically by a scheduler process before it is sent."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # invitation, reminder, resend, confirmation
+    language: Mapped[str] = mapped_column(String(2))
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20), default=MessageStatus.PENDING.value)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    provider_status: Mapped[str | None] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_enum_values(MessageStatus)})", name="status"),
+        Index("ix_outbox_messages_status_scheduled_for", "status", "scheduled_for"),
+    )
+
+
+class AuditEvent(Base):
+    """Append-only audit log. Never holds answers, phone numbers or link tokens.
+
+    Updates and deletes are refused by the ORM (below) and by database triggers (migration).
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor_type: Mapped[str] = mapped_column(String(20))  # staff, patient, system, operator
+    actor_id: Mapped[str | None] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    object_type: Mapped[str | None] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(80))
+    site_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLogIsAppendOnly(RuntimeError):
+    pass
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_audit_changes(session: Session, _context: Any, _instances: Any) -> None:
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise AuditLogIsAppendOnly("audit events cannot be changed or deleted")

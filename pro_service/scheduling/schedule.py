@@ -1,0 +1,219 @@
+"""Loading and validating the study schedule file, and the date arithmetic of time points.
+
+Plain Python: no Flask, no database.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+LANGS = ("sv", "fi", "en")
+
+_TEXT = {
+    "type": "object",
+    "properties": {lang: {"type": "string", "minLength": 1} for lang in LANGS},
+    "required": list(LANGS),
+    "additionalProperties": False,
+}
+
+SCHEDULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "instruments", "timepoints"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
+        "name": _TEXT,
+        "instruments": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "pattern": "^[a-z0-9-]+:[0-9A-Za-z.]+$"},
+        },
+        "timepoints": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["key", "label", "anchor", "offset", "window"],
+                "additionalProperties": False,
+                "properties": {
+                    "key": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_]*$", "maxLength": 40},
+                    "label": _TEXT,
+                    "anchor": {"enum": ["inclusion", "surgery"]},
+                    "offset": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": False,
+                        "properties": {
+                            "days": {"type": "integer"},
+                            "months": {"type": "integer"},
+                        },
+                    },
+                    "window": {
+                        "type": "object",
+                        "required": ["opens", "closes"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "opens": {"type": "integer", "maximum": 0},
+                            "closes": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                    "reminders": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 1},
+                        "maxItems": 5,
+                    },
+                    "instruments": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "pattern": "^[a-z0-9-]+:[0-9A-Za-z.]+$"},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+class ScheduleFileError(ValueError):
+    def __init__(self, path: Path, field: str, problem: str) -> None:
+        self.path, self.field, self.problem = path, field, problem
+        super().__init__(f"{path}: {field}: {problem}")
+
+
+def add_months(day: date, months: int) -> date:
+    """Add calendar months, clamping to the last day of the target month."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    month += 1
+    last = calendar.monthrange(year, month)[1]
+    return date(year, month, min(day.day, last))
+
+
+@dataclass(frozen=True)
+class Window:
+    due: date
+    opens: date
+    closes: date  # inclusive
+
+
+@dataclass(frozen=True)
+class TimePoint:
+    key: str
+    label: dict[str, str]
+    anchor: str
+    offset_days: int
+    offset_months: int
+    opens_days: int
+    closes_days: int
+    reminder_days: tuple[int, ...]
+    instruments: tuple[str, ...]
+
+    def window_for(self, anchor_date: date) -> Window:
+        due = add_months(anchor_date, self.offset_months) + timedelta(days=self.offset_days)
+        return Window(
+            due=due,
+            opens=due + timedelta(days=self.opens_days),
+            closes=due + timedelta(days=self.closes_days),
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    name: dict[str, str]
+    timepoints: tuple[TimePoint, ...]
+    source_path: Path
+
+    def timepoint(self, key: str) -> TimePoint:
+        for tp in self.timepoints:
+            if tp.key == key:
+                return tp
+        raise KeyError(key)
+
+    def for_anchor(self, anchor: str) -> tuple[TimePoint, ...]:
+        return tuple(tp for tp in self.timepoints if tp.anchor == anchor)
+
+
+def _field_path(error: jsonschema.ValidationError) -> str:
+    parts = []
+    for part in error.absolute_path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return "".join(parts).lstrip(".") or "(top level)"
+
+
+def load_schedule(path: Path, instruments: Iterable[Any] | None = None) -> Schedule:
+    """Load and validate a schedule file; ``instruments`` (a registry) checks the references."""
+    if not path.is_file():
+        raise ScheduleFileError(path, "(file)", "the schedule file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ScheduleFileError(path, "(file)", f"not valid YAML: {exc}") from exc
+    validator = jsonschema.Draft202012Validator(SCHEDULE_SCHEMA)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        raise ScheduleFileError(path, _field_path(first), first.message)
+
+    known: set[str] | None = None
+    if instruments is not None:
+        known = {f"{inst.id}:{inst.version}" for inst in instruments}
+
+    def check_instruments(refs: list[str], field: str) -> tuple[str, ...]:
+        if known is not None:
+            for i, ref in enumerate(refs):
+                if ref not in known:
+                    raise ScheduleFileError(
+                        path,
+                        f"{field}[{i}]",
+                        f"unknown instrument {ref!r} (known: {', '.join(sorted(known))})",
+                    )
+        return tuple(refs)
+
+    default_instruments = check_instruments(data["instruments"], "instruments")
+    seen: set[str] = set()
+    timepoints = []
+    for i, raw in enumerate(data["timepoints"]):
+        key = raw["key"]
+        if key in seen:
+            raise ScheduleFileError(path, f"timepoints[{i}].key", f"duplicate time point {key!r}")
+        seen.add(key)
+        reminders = tuple(raw.get("reminders", []))
+        span = raw["window"]["closes"] - raw["window"]["opens"]
+        for j, day in enumerate(reminders):
+            if day > span:
+                raise ScheduleFileError(
+                    path,
+                    f"timepoints[{i}].reminders[{j}]",
+                    f"reminder on day {day} falls after the window closes (day {span})",
+                )
+        if list(reminders) != sorted(set(reminders)):
+            raise ScheduleFileError(
+                path, f"timepoints[{i}].reminders", "reminder days must be increasing"
+            )
+        timepoints.append(
+            TimePoint(
+                key=key,
+                label=dict(raw["label"]),
+                anchor=raw["anchor"],
+                offset_days=raw["offset"].get("days", 0),
+                offset_months=raw["offset"].get("months", 0),
+                opens_days=raw["window"]["opens"],
+                closes_days=raw["window"]["closes"],
+                reminder_days=reminders,
+                instruments=check_instruments(raw["instruments"], f"timepoints[{i}].instruments")
+                if "instruments" in raw
+                else default_instruments,
+            )
+        )
+    return Schedule(
+        id=data["id"], name=dict(data["name"]), timepoints=tuple(timepoints), source_path=path
+    )

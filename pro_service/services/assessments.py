@@ -1,0 +1,136 @@
+"""Time points of a patient: creating them from the schedule, opening and closing their windows.
+
+Dates (due, opens, closes) are calendar days in the site's time zone; a window is open from the
+start of its opening day to the end of its closing day, local time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..crypto import Vault, hash_token, new_link_token
+from ..models import Assessment, AssessmentStatus, Patient, PatientStatus, Site
+from ..scheduling.schedule import Schedule
+
+OPEN_STATES = (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
+
+
+def local_today(site: Site, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(site.time_zone)).date()
+
+
+def create_assessments(
+    session: Session, *, now: datetime, patient: Patient, schedule: Schedule
+) -> list[Assessment]:
+    """Create the patient's time points whose anchor date is known and that do not exist yet."""
+    existing = {a.timepoint for a in patient.assessments}
+    anchors = {"inclusion": patient.inclusion_date, "surgery": patient.surgery_date}
+    created = []
+    for tp in schedule.timepoints:
+        anchor_date = anchors[tp.anchor]
+        if anchor_date is None or tp.key in existing:
+            continue
+        window = tp.window_for(anchor_date)
+        assessment = Assessment(
+            patient=patient,
+            timepoint=tp.key,
+            anchor=tp.anchor,
+            due_date=window.due,
+            window_opens=window.opens,
+            window_closes=window.closes,
+            instruments=list(tp.instruments),
+            status=AssessmentStatus.SCHEDULED.value,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(assessment)
+        created.append(assessment)
+    session.flush()
+    return created
+
+
+def issue_token(assessment: Assessment, vault: Vault) -> str:
+    """Give the assessment a fresh link token; only its hash (and an encrypted copy) is kept."""
+    token = new_link_token()
+    assessment.token_hash = hash_token(token)
+    assessment.token_encrypted = vault.encrypt(token)
+    return token
+
+
+def current_token(assessment: Assessment, vault: Vault) -> str | None:
+    """The link token of an open assessment, for repeating it in a reminder."""
+    if assessment.token_encrypted is None:
+        return None
+    return vault.decrypt(assessment.token_encrypted)
+
+
+def close_link(assessment: Assessment) -> None:
+    """Forget the encrypted token once the window is over; the hash stays for a kind answer."""
+    assessment.token_encrypted = None
+
+
+@dataclass(frozen=True)
+class WindowChanges:
+    opened: list[Assessment]
+    expired: list[Assessment]
+
+
+def update_windows(session: Session, *, now: datetime, vault: Vault) -> WindowChanges:
+    """Open time points whose window has started and expire those whose window has ended."""
+    opened: list[Assessment] = []
+    expired: list[Assessment] = []
+    for site in session.scalars(select(Site)):
+        today = local_today(site, now)
+        to_open = session.scalars(
+            select(Assessment)
+            .join(Patient)
+            .where(
+                Patient.site_id == site.id,
+                Patient.status == PatientStatus.ACTIVE.value,
+                Assessment.status == AssessmentStatus.SCHEDULED.value,
+                Assessment.window_opens <= today,
+                Assessment.window_closes >= today,
+            )
+            .with_for_update(skip_locked=True, of=Assessment)
+        )
+        for assessment in to_open:
+            assessment.status = AssessmentStatus.OPEN.value
+            assessment.opened_at = now
+            assessment.updated_at = now
+            issue_token(assessment, vault)
+            opened.append(assessment)
+        to_expire = session.scalars(
+            select(Assessment)
+            .join(Patient)
+            .where(
+                Patient.site_id == site.id,
+                Assessment.status.in_((AssessmentStatus.SCHEDULED.value, *OPEN_STATES)),
+                Assessment.window_closes < today,
+            )
+            .with_for_update(skip_locked=True, of=Assessment)
+        )
+        for assessment in to_expire:
+            assessment.status = AssessmentStatus.EXPIRED.value
+            assessment.closed_at = now
+            assessment.updated_at = now
+            close_link(assessment)
+            expired.append(assessment)
+    session.flush()
+    return WindowChanges(opened=opened, expired=expired)
+
+
+def display_status(assessment: Assessment, today: date) -> str:
+    """What a nurse sees: upcoming, open, overdue, in_progress, completed, missed, cancelled."""
+    status = assessment.status
+    if status == AssessmentStatus.SCHEDULED.value:
+        return "upcoming"
+    if status == AssessmentStatus.EXPIRED.value:
+        return "missed"
+    if status in OPEN_STATES and today > assessment.due_date:
+        return "overdue"
+    return status

@@ -1,0 +1,246 @@
+"""A demo study for a laptop: two sites, staff, and patients at various stages.
+
+Running it again changes nothing and prints the same details. Development only.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..audit import Actor
+from ..crypto import Vault
+from ..instruments import InstrumentRegistry
+from ..models import Assessment, AssessmentStatus, Patient, Site, StaffUser
+from ..scheduling.schedule import Schedule
+from .assessments import current_token, issue_token, local_today, update_windows
+from .responses import complete_assessment, instruments_of, save_answers
+from .staff import create_site, create_user
+
+DEMO_PASSWORD = "scanpan-demo-password"  # noqa: S105  (printed for the demo; dev only)
+
+SITES = (
+    # code, name, country, time zone, language, study ID pattern
+    ("DEMO-STO", "Demo site Stockholm", "SE", "Europe/Stockholm", "sv", r"STO-\d{3}"),
+    ("DEMO-HEL", "Demo site Helsinki", "FI", "Europe/Helsinki", "fi", r"HEL-\d{3}"),
+)
+
+USERS = (
+    # email, role, site codes, all sites
+    ("nurse.stockholm@example.org", "nurse", ("DEMO-STO",), False),
+    ("nurse2.stockholm@example.org", "nurse", ("DEMO-STO",), False),
+    ("nurse.helsinki@example.org", "nurse", ("DEMO-HEL",), False),
+    ("investigator@example.org", "investigator", (), True),
+    ("datamanager@example.org", "data_manager", (), True),
+    ("admin@example.org", "admin", (), True),
+)
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    study_id: str
+    site: str
+    language: str
+    phone: str | None
+    included_days_ago: int
+    surgery_days_from_today: int | None  # negative: surgery in the past
+    completed: tuple[str, ...]  # time points answered in full
+    partly_answered: tuple[str, ...] = ()  # time points answered in part
+
+
+# Phone numbers: Sweden's range reserved for fiction (070-174 06 05..99) and a Finnish test range.
+PATIENTS = (
+    DemoPatient("STO-001", "DEMO-STO", "sv", "070-174 06 05", 0, None, ()),
+    DemoPatient("STO-002", "DEMO-STO", "sv", "070-174 06 06", 30, 10, ("baseline",), ("preop",)),
+    DemoPatient("STO-003", "DEMO-STO", "en", "070-174 06 07", 140, -100, ("baseline",)),
+    DemoPatient("STO-004", "DEMO-STO", "sv", None, 2, None, ()),
+    DemoPatient("HEL-001", "DEMO-HEL", "fi", "+358 40 123 4501", 0, None, ()),
+    DemoPatient(
+        "HEL-002",
+        "DEMO-HEL",
+        "fi",
+        "+358 40 123 4502",
+        400,
+        -370,
+        ("baseline", "preop", "m3", "m6", "m9"),
+    ),
+    DemoPatient("HEL-003", "DEMO-HEL", "en", "+358 40 123 4503", 0, None, ()),
+)
+
+
+@dataclass(frozen=True)
+class DemoLink:
+    study_id: str
+    language: str
+    timepoint: str
+    status: str
+    url: str
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    created: bool
+    users: tuple[tuple[str, str], ...]  # (email, role)
+    password: str
+    links: tuple[DemoLink, ...]
+
+
+def _answer_everything(
+    rng: random.Random, assessment: Assessment, registry: InstrumentRegistry, fraction: float = 1.0
+) -> dict[str, dict[int, int | None]]:
+    answers: dict[str, dict[int, int | None]] = {}
+    for instrument in instruments_of(assessment, registry):
+        chosen: dict[int, int | None] = {}
+        for number, item in instrument.items.items():
+            if rng.random() <= fraction:
+                # Mostly mild answers, as from a patient doing reasonably well.
+                codes = list(item.codes)
+                weights = [max(1, len(codes) - i) ** 2 for i in range(len(codes))]
+                if item.max_code == 7:
+                    codes.reverse()
+                chosen[number] = rng.choices(codes, weights=weights)[0]
+        answers[instrument.id] = chosen
+    return answers
+
+
+def seed_demo(
+    session: Session,
+    *,
+    now: datetime,
+    vault: Vault,
+    schedule: Schedule,
+    registry: InstrumentRegistry,
+    base_url: str,
+) -> DemoReport:
+    actor = Actor.operator("demo")
+    created = session.scalar(select(Site.id).where(Site.code == SITES[0][0])) is None
+    if created:
+        sites: dict[str, Site] = {}
+        for code, name, country, tz, lang, pattern in SITES:
+            sites[code] = create_site(
+                session,
+                now=now,
+                actor=actor,
+                code=code,
+                name=name,
+                country=country,
+                time_zone=tz,
+                default_language=lang,
+                study_id_pattern=pattern,
+            )
+        for email, role, codes, all_sites in USERS:
+            create_user(
+                session,
+                now=now,
+                actor=actor,
+                email=email,
+                password=DEMO_PASSWORD,
+                role=role,
+                sites=[sites[c] for c in codes],
+                all_sites=all_sites,
+                language="fi" if "helsinki" in email else "sv",
+            )
+        from .patients import register_patient
+
+        rng = random.Random(20250299)  # noqa: S311  (demo data, not security)
+        for spec in PATIENTS:
+            site = sites[spec.site]
+            today = local_today(site, now)
+            surgery = (
+                None
+                if spec.surgery_days_from_today is None
+                else today + timedelta(days=spec.surgery_days_from_today)
+            )
+            patient = register_patient(
+                session,
+                now=now,
+                actor=actor,
+                vault=vault,
+                schedule=schedule,
+                site=site,
+                study_id=spec.study_id,
+                phone=spec.phone,
+                language=spec.language,
+                inclusion_date=today - timedelta(days=spec.included_days_ago),
+                surgery_date=surgery,
+            )
+            for assessment in patient.assessments:
+                done = assessment.timepoint in spec.completed
+                partly = assessment.timepoint in spec.partly_answered
+                if not (done or partly):
+                    continue
+                when = _local_noon(min(assessment.due_date, today), site.time_zone)
+                if partly:
+                    when = min(when, now)
+                assessment.status = AssessmentStatus.OPEN.value
+                assessment.opened_at = when
+                issue_token(assessment, vault)
+                answers = _answer_everything(rng, assessment, registry, 1.0 if done else 0.3)
+                for instrument in instruments_of(assessment, registry):
+                    save_answers(
+                        session,
+                        now=when,
+                        assessment=assessment,
+                        instrument=instrument,
+                        language=spec.language,
+                        answers=answers[instrument.id],
+                    )
+                if done:
+                    complete_assessment(
+                        session,
+                        now=when,
+                        assessment=assessment,
+                        registry=registry,
+                        language=spec.language,
+                        actor=Actor("patient", str(patient.id)),
+                    )
+        update_windows(session, now=now, vault=vault)
+        session.flush()
+
+    users = tuple(
+        (u.email, u.role)
+        for u in session.scalars(
+            select(StaffUser)
+            .where(StaffUser.email.in_([u[0] for u in USERS]))
+            .order_by(StaffUser.id)
+        )
+    )
+    links = []
+    rows = session.execute(
+        select(Assessment, Patient)
+        .join(Patient)
+        .where(
+            Patient.study_id.in_([p.study_id for p in PATIENTS]),
+            Assessment.status.in_(
+                (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
+            ),
+        )
+        .order_by(Patient.study_id, Assessment.due_date)
+    )
+    for assessment, patient in rows:
+        token = current_token(assessment, vault)
+        if token is None:
+            continue
+        site_today = local_today(patient.site, now)
+        status = "overdue" if site_today > assessment.due_date else assessment.status
+        links.append(
+            DemoLink(
+                patient.study_id,
+                patient.language,
+                assessment.timepoint,
+                status,
+                f"{base_url}/q/{token}",
+            )
+        )
+    return DemoReport(created=created, users=users, password=DEMO_PASSWORD, links=tuple(links))
+
+
+def _local_noon(day: date, tz: str) -> datetime:
+    from datetime import UTC
+
+    return datetime.combine(day, time(12, 0), tzinfo=ZoneInfo(tz)).astimezone(UTC)

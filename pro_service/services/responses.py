@@ -1,0 +1,168 @@
+"""Storing answers and completing an assessment with its scores, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ..audit import Actor, record
+from ..instruments import (
+    ALGORITHM_VERSION,
+    Instrument,
+    InstrumentRegistry,
+    score_instrument,
+    validate_answers,
+)
+from ..models import Assessment, AssessmentStatus, Response, Score
+from .assessments import close_link
+
+
+class AssessmentClosed(Exception):
+    """Answers arrived for an assessment that no longer accepts them."""
+
+
+def instruments_of(assessment: Assessment, registry: InstrumentRegistry) -> list[Instrument]:
+    out = []
+    for ref in assessment.instruments:
+        instrument_id, version = ref.split(":", 1)
+        out.append(registry.get(instrument_id, version))
+    return out
+
+
+def stored_answers(session: Session, assessment: Assessment) -> dict[int, int]:
+    rows = session.execute(
+        select(Response.item_number, Response.code).where(Response.assessment_id == assessment.id)
+    )
+    return {item: code for item, code in rows}
+
+
+def save_answers(
+    session: Session,
+    *,
+    now: datetime,
+    assessment: Assessment,
+    instrument: Instrument,
+    language: str,
+    answers: Mapping[int, int | None],
+) -> None:
+    """Store (or clear, with None) answers to items of one instrument.
+
+    Every code is validated before anything is written.
+    """
+    if assessment.status not in (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value):
+        raise AssessmentClosed(f"assessment {assessment.id} is {assessment.status}")
+    validate_answers(instrument, answers)
+    for item_number, code in answers.items():
+        if code is None:
+            session.execute(
+                delete(Response).where(
+                    Response.assessment_id == assessment.id, Response.item_number == item_number
+                )
+            )
+            continue
+        existing = session.scalar(
+            select(Response).where(
+                Response.assessment_id == assessment.id, Response.item_number == item_number
+            )
+        )
+        if existing is None:
+            session.add(
+                Response(
+                    assessment_id=assessment.id,
+                    instrument_id=instrument.id,
+                    instrument_version=instrument.version,
+                    language=language,
+                    item_number=item_number,
+                    code=code,
+                    answered_at=now,
+                )
+            )
+        else:
+            existing.code = code
+            existing.language = language
+            existing.answered_at = now
+    if assessment.status == AssessmentStatus.OPEN.value:
+        assessment.status = AssessmentStatus.IN_PROGRESS.value
+        assessment.started_at = now
+    assessment.updated_at = now
+    session.flush()
+
+
+def compute_scores(
+    session: Session, *, now: datetime, assessment: Assessment, registry: InstrumentRegistry
+) -> list[Score]:
+    """(Re)compute and store every scale score of the assessment from its stored answers."""
+    answers = stored_answers(session, assessment)
+    session.execute(delete(Score).where(Score.assessment_id == assessment.id))
+    scores = []
+    for instrument in instruments_of(assessment, registry):
+        for scale_score in score_instrument(instrument, answers).values():
+            score = Score(
+                assessment_id=assessment.id,
+                instrument_id=instrument.id,
+                instrument_version=instrument.version,
+                scale=scale_score.code,
+                value=scale_score.value,
+                items_in_scale=scale_score.items_in_scale,
+                items_answered=scale_score.items_answered,
+                algorithm_version=ALGORITHM_VERSION,
+                computed_at=now,
+            )
+            session.add(score)
+            scores.append(score)
+    session.flush()
+    return scores
+
+
+def complete_assessment(
+    session: Session,
+    *,
+    now: datetime,
+    assessment: Assessment,
+    registry: InstrumentRegistry,
+    language: str,
+    actor: Actor,
+) -> bool:
+    """Mark the assessment completed and store its scores. Returns False if it already was.
+
+    The status change is a conditional UPDATE, so two simultaneous submits complete it once.
+    """
+    from sqlalchemy import update
+
+    result = session.execute(
+        update(Assessment)
+        .where(
+            Assessment.id == assessment.id,
+            Assessment.status.in_(
+                (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
+            ),
+        )
+        .values(
+            status=AssessmentStatus.COMPLETED.value,
+            completed_at=now,
+            closed_at=now,
+            updated_at=now,
+            language=language,
+            token_encrypted=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.refresh(assessment)
+    close_link(assessment)
+    compute_scores(session, now=now, assessment=assessment, registry=registry)
+    record(
+        session,
+        now=now,
+        actor=actor,
+        action="assessment.completed",
+        object_type="assessment",
+        object_id=assessment.id,
+        site_id=assessment.patient.site_id,
+        after={"timepoint": assessment.timepoint, "language": language},
+    )
+    return True

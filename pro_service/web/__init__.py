@@ -1,0 +1,24 @@
+"""HTTP layer: security headers and the blueprints for each audience."""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    )
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def register_web(app: Flask) -> None:
+    from .health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+    app.after_request(_security_headers)

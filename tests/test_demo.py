@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+
+from pro_service.models import (
+    Assessment,
+    AuditEvent,
+    Patient,
+    Response,
+    Score,
+    Site,
+    StaffUser,
+)
+
+LINK = re.compile(
+    r"^\s+(\S+)\s+(sv|fi|en)\s+(\S+)\s+(\S+)\s+(https://pro\.example\.test/q/\S+)$", re.M
+)
+
+
+def _counts(session):
+    return {
+        model.__name__: session.scalar(select(func.count()).select_from(model))
+        for model in (Site, StaffUser, Patient, Assessment, Response, Score, AuditEvent)
+    }
+
+
+def test_demo_seeds_sites_staff_and_patients_and_prints_open_links(runner, session):
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert "Demo study created." in result.output
+    assert "nurse.stockholm@example.org" in result.output
+    assert "password for all: " in result.output
+
+    links = LINK.findall(result.output)
+    assert {lang for _sid, lang, *_rest in links} == {"sv", "fi", "en"}
+    assert {status for *_a, status, _url in links} >= {"open", "in_progress", "overdue"}
+
+    sites = {s.code: s for s in session.scalars(select(Site))}
+    assert {s.time_zone for s in sites.values()} == {"Europe/Stockholm", "Europe/Helsinki"}
+    statuses = set(session.scalars(select(Assessment.status)))
+    assert {"completed", "open", "in_progress", "expired", "scheduled"} <= statuses
+
+    # Completed time points carry every answer and every scale score of both instruments.
+    completed = session.scalars(select(Assessment).where(Assessment.status == "completed")).all()
+    assert completed
+    for assessment in completed:
+        assert len(assessment.responses) == 56
+        assert {s.scale for s in assessment.scores} >= {"QL2", "C30_SUMMARY", "PAN_PP", "PAN_SX"}
+        assert assessment.token_encrypted is None
+
+
+def test_demo_run_twice_changes_nothing_and_prints_the_same_links(runner, session):
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    before = _counts(session)
+    second = runner.invoke(args=["demo"])
+    assert second.exit_code == 0, second.output
+    assert "already there; nothing changed" in second.output
+    session.expire_all()
+    assert _counts(session) == before
+    assert LINK.findall(first.output) == LINK.findall(second.output)
+
+
+def test_demo_phone_numbers_are_encrypted_and_not_in_the_audit_log(runner, session):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    patient = session.scalar(select(Patient).where(Patient.study_id == "STO-001"))
+    assert b"0701740605" not in patient.phone_encrypted
+    assert b"46701740605" not in patient.phone_encrypted
+    for event in session.scalars(select(AuditEvent)):
+        assert "46701740605" not in str(event.before) + str(event.after)
+    no_phone = session.scalar(select(Patient).where(Patient.study_id == "STO-004"))
+    assert no_phone.phone_invalid is True

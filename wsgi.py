@@ -1,0 +1,3 @@
+from pro_service import create_app
+
+app = create_app()
