@@ -1,0 +1,1 @@
+"""Tests of the instrument engine (pro_service.instruments) and the score command."""
