@@ -94,3 +94,57 @@ def test_a_broken_schedule_stops_start_up_naming_the_field(tmp_path, fresh_insta
     )
     assert result.returncode == 2
     assert "timepoints[1].anchor" in result.stderr
+
+
+def test_dev_serves_the_web_app_and_runs_the_scheduler_process_until_stopped(
+    tmp_path, fresh_instance
+):
+    import signal
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    assert _run(["db", "upgrade"], fresh_instance, tmp_path).returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
+    env.update(fresh_instance)
+    process = subprocess.Popen(  # noqa: S603
+        [PRO_SERVICE, "dev", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        body = None
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    body = resp.read()
+            except OSError:
+                time.sleep(0.2)
+        assert body == b'{"status":"ok"}\n'
+        while time.monotonic() < deadline and not any("job windows:" in x for x in lines):
+            time.sleep(0.2)
+        import re
+
+        scheduler_pid = int(re.search(r"Scheduler process pid (\d+)", "".join(lines)).group(1))
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        process.stdout.close()
+    assert any("job windows: opened 0, expired 0" in x for x in lines)
+    # Stopping dev stops its scheduler process too.
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.kill(scheduler_pid, 0)
+            time.sleep(0.2)

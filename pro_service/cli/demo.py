@@ -7,6 +7,7 @@ import sys
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from werkzeug.serving import run_simple
 
 from .. import migrate
 from ..clock import utcnow
@@ -57,12 +58,13 @@ def dev_command(host: str, port: int) -> None:
     scheduler = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "pro_service", "scheduler"], env=os.environ.copy()
     )
+    base = app.config["PRO_SETTINGS"].public_base_url
     click.echo(
-        f"\nPRO Service is running: open {app.config['PRO_SETTINGS'].public_base_url}/ "
-        f"(scheduler pid {scheduler.pid}). Ctrl-C stops both.\n"
+        f"\nPRO Service is running at {base}/ : staff pages {base}/staff/ , patient links above."
+        f"\nScheduler process pid {scheduler.pid}. Ctrl-C stops both.\n"
     )
     try:
-        app.run(host=host, port=port, use_reloader=False, debug=False)
+        run_simple(host, port, app, use_reloader=False, threaded=True)
     finally:
         scheduler.terminate()
         scheduler.wait(timeout=10)

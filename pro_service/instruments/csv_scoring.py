@@ -358,5 +358,5 @@ def _regular_rows(
 def _csv_line(cells: Sequence[str]) -> str:
     """``cells`` as one CSV line (quoted as csv.writer does), without the line end."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(cells)
-    return buffer.getvalue()
+    csv.writer(buffer).writerow(cells)  # the "\r\n" terminator makes it quote line breaks
+    return buffer.getvalue()[:-2]
