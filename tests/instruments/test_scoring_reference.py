@@ -235,7 +235,7 @@ def test_invalid_answer_is_rejected_naming_item_and_value(
 ):
     instrument = c30 if item <= 30 else pan26
     vector = _vector("V3")
-    vector[item] = value  # type: ignore[assignment]
+    vector[item] = value
     with pytest.raises(InvalidAnswerError) as raised:
         score_instrument(instrument, vector)
     assert raised.value.item == item
