@@ -31,6 +31,10 @@ def _count_lines(path: Path) -> int:
     return count
 
 
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
@@ -81,7 +85,7 @@ def score_command(input_path: Path, output_path: Path, keep_answers: bool) -> No
     registry: InstrumentRegistry = current_app.extensions["instruments"]
     _check_paths(input_path, output_path)
 
-    total = _count_lines(input_path) - 1 if sys.stderr.isatty() else 0
+    total = _count_lines(input_path) - 1 if _stderr_is_terminal() else 0
     try:
         if total > PROGRESS_MIN_ROWS:
             with click.progressbar(length=total, label="Scoring", file=sys.stderr) as bar:
