@@ -24,8 +24,9 @@ last bit.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product, repeat
 from operator import itemgetter
 from typing import Any
@@ -93,6 +94,9 @@ class _ScalePart:
     scale: CompiledScale
     lookups: tuple[dict[str, int], ...]  # per item: valid cell text -> code
     roles: tuple[_Role | None, ...]  # per summary of the instrument
+    results: dict[tuple[int, int], tuple[str, tuple[int, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def combinations(self) -> int:
@@ -101,6 +105,14 @@ class _ScalePart:
     def evaluate(self, cells: Sequence[str]) -> tuple[str, tuple[int, ...]]:
         """(output cell, part per summary) for the scale's raw cells; KeyError if one is bad."""
         answered = [lookup[cell] for lookup, cell in zip(self.lookups, cells, strict=True) if cell]
+        # The result depends only on how many items are answered and their sum.
+        key = (len(answered), sum(answered))
+        known = self.results.get(key)
+        if known is None:
+            known = self.results[key] = self._result(answered)
+        return known
+
+    def _result(self, answered: Sequence[int]) -> tuple[str, tuple[int, ...]]:
         ratio = self.scale.ratio(answered)
         text = "" if ratio is None else repr(100 * ratio[0] / ratio[1])
         parts = tuple(
@@ -162,8 +174,10 @@ class _Group:
                 for cells, texts, total in rows
                 for more, text, parts in entries
             ]
+        shared: dict[Any, Any] = {}  # one object per distinct value: fewer cache misses
         for cells, texts, total in rows:
-            table[cells[0] if self.width == 1 else cells] = self._value(texts, total)
+            value = self._value(texts, total)
+            table[cells[0] if self.width == 1 else cells] = shared.setdefault(value, value)
         return table
 
 
@@ -243,11 +257,70 @@ class ColumnPlan:
             for column, with_parts in zip(values, self.with_parts, strict=True)
         ]
         for summary in self.summaries:
-            parts = [list(map(summary.part, values[g])) for g in summary.groups]
+            parts = [map(summary.part, values[g]) for g in summary.groups]
             totals = parts[0] if len(parts) == 1 else map(sum, zip(*parts, strict=True))
             clamped = map(max, totals, _MINUS_ONE)  # any missing component: -1
             out.insert(summary.position, list(map(summary.text.__getitem__, clamped)))
         return out
+
+
+@dataclass(frozen=True)
+class _InstrumentTables:
+    """An instrument's groups and summary tables; they do not depend on the file's header."""
+
+    groups: tuple[tuple[tuple[int, ...], _Table, bool], ...]  # (items, table, with_parts)
+    summaries: tuple[tuple[tuple[int, ...], _Table], ...]  # (groups with components, text)
+    unscored: tuple[int, ...]  # items in no scale
+
+
+_tables_cache: weakref.WeakKeyDictionary[Instrument, dict[tuple[int, int], _InstrumentTables]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _instrument_tables(instrument: Instrument) -> _InstrumentTables:
+    """Built once per instrument (and table limits) and kept while the instrument lives, so a
+    long-running process pays the ~20 ms of building only for its first file."""
+    per_limits = _tables_cache.setdefault(instrument, {})
+    limits = (TABLE_LIMIT, PREFILL_LIMIT)
+    if limits not in per_limits:
+        per_limits[limits] = _build_tables(instrument)
+    return per_limits[limits]
+
+
+def _build_tables(instrument: Instrument) -> _InstrumentTables:
+    compiled = compile_instrument(instrument)
+    parts = []
+    for position, scale in enumerate(compiled.scales):
+        roles = tuple(
+            _Role(s, s.positions.index(position), _sentinel(s)) if position in s.positions else None
+            for s in compiled.summaries
+        )
+        lookups = tuple(_item_lookup(instrument, n) for n in scale.items)
+        parts.append(_ScalePart(scale=scale, lookups=lookups, roles=roles))
+    groups = _groups(parts)
+    built = []
+    for group_parts in groups:
+        items = tuple(n for part in group_parts for n in part.scale.items)
+        has_parts = any(role is not None for p in group_parts for role in p.roles)
+        built.append((items, _Group(group_parts, len(items), has_parts).table(), has_parts))
+    summaries = tuple(
+        (
+            tuple(
+                g
+                for g, group_parts in enumerate(groups)
+                if any(p.roles[k] is not None for p in group_parts)
+            ),
+            _summary_text(summary),
+        )
+        for k, summary in enumerate(compiled.summaries)
+    )
+    covered = {n for scale in compiled.scales for n in scale.items}
+    return _InstrumentTables(
+        groups=tuple(built),
+        summaries=summaries,
+        unscored=tuple(n for n in instrument.items if n not in covered),
+    )
 
 
 def build_plan(instruments: Sequence[Instrument], positions: dict[str, int]) -> ColumnPlan:
@@ -258,44 +331,24 @@ def build_plan(instruments: Sequence[Instrument], positions: dict[str, int]) -> 
     summaries: list[_SummaryColumn] = []
     unscored: list[tuple[int, frozenset[str]]] = []
     for instrument in instruments:
-        compiled = compile_instrument(instrument)
-        parts = []
-        for position, scale in enumerate(compiled.scales):
-            roles = tuple(
-                _Role(s, s.positions.index(position), _sentinel(s))
-                if position in s.positions
-                else None
-                for s in compiled.summaries
-            )
-            lookups = tuple(_item_lookup(instrument, n) for n in scale.items)
-            parts.append(_ScalePart(scale=scale, lookups=lookups, roles=roles))
-        groups = _groups(parts)
+        built = _instrument_tables(instrument)
         first_group = len(tables)
-        for group_parts in groups:
-            items = [n for part in group_parts for n in part.scale.items]
-            has_parts = any(role is not None for p in group_parts for role in p.roles)
+        for items, table, has_parts in built.groups:
             keys.append(tuple(positions[question_column(n)] for n in items))
-            tables.append(_Group(group_parts, len(items), has_parts).table())
+            tables.append(table)
             with_parts.append(has_parts)
-        for k, summary in enumerate(compiled.summaries):
-            holders = tuple(
-                first_group + g
-                for g, group_parts in enumerate(groups)
-                if any(p.roles[k] is not None for p in group_parts)
-            )
+        for k, (holders, text) in enumerate(built.summaries):
             summaries.append(
                 _SummaryColumn(
                     position=len(tables) + len(summaries),
-                    groups=holders,
+                    groups=tuple(first_group + g for g in holders),
                     part=itemgetter(1 + k),
-                    text=_summary_text(summary),
+                    text=text,
                 )
             )
-        covered = {n for scale in compiled.scales for n in scale.items}
-        for number in instrument.items:
-            if number not in covered:
-                valid = frozenset(["", *_item_lookup(instrument, number)])
-                unscored.append((positions[question_column(number)], valid))
+        for number in built.unscored:
+            valid = frozenset(["", *_item_lookup(instrument, number)])
+            unscored.append((positions[question_column(number)], valid))
     checks = tuple(
         (question_column(n), positions[question_column(n)], _item_lookup(instrument, n))
         for instrument in instruments
