@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -217,10 +217,7 @@ def score_csv(
         score_columns = tuple(code for i in present for code in i.score_codes)
         out_header = [header[i] for i in copied] + list(score_columns)
 
-        handle, temp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".partial", dir=target.parent
-        )
-        temp = Path(temp_name)
+        handle, temp = _create_temporary(target)
         ok = False
         try:
             with os.fdopen(
@@ -245,6 +242,18 @@ def score_csv(
             if not ok:
                 temp.unlink(missing_ok=True)
     return CsvScoringResult(rows=rows, instruments=tuple(present), score_columns=score_columns)
+
+
+def _create_temporary(target: Path) -> tuple[int, Path]:
+    """A new, hidden file next to ``target``, created like any other file (so the umask sets
+    its permissions, unlike ``tempfile.mkstemp``'s 0600)."""
+    for _ in range(100):
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file next to {target}")
 
 
 def _read_problem(source: Path, row_number: int, exc: Exception) -> CsvProblem:

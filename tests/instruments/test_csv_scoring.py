@@ -372,3 +372,15 @@ def test_a_single_copied_column_keeps_any_text(
     out = _read_csv(folder / "out.csv")
     assert [row[0] for row in out] == ["id", value, "x"]
     assert out[1][1:] == _expected_cells(registry, V3, ALL_SCORES)
+
+
+def test_output_permissions_follow_the_umask(registry: InstrumentRegistry, folder: Path):
+    import os
+
+    source = _write_csv(folder / "in.csv", [["id", *Q], ["a", *_cells(V3)]])
+    old = os.umask(0o027)
+    try:
+        score_csv(source, folder / "out.csv", registry)
+    finally:
+        os.umask(old)
+    assert (folder / "out.csv").stat().st_mode & 0o777 == 0o640
