@@ -3,7 +3,7 @@
 Plain Python, no Flask: the web app, the scheduler and the CLI all use this package.
 """
 
-from .csv_scoring import CsvProblem, CsvScoringError, score_csv
+from .csv_scoring import CsvProblem, CsvScoringError, CsvScoringResult, score_csv
 from .loader import RESERVED_FOLDERS, load_instrument, load_instruments
 from .model import (
     Instrument,
@@ -29,12 +29,13 @@ from .scoring import (
 from .validation import InstrumentFileError
 
 __all__ = [
-    "RESERVED_FOLDERS",
     "ALGORITHM_VERSION",
     "INSTRUMENT_SCHEMA",
+    "RESERVED_FOLDERS",
     "TEXT_OVERRIDE_SCHEMA",
     "CsvProblem",
     "CsvScoringError",
+    "CsvScoringResult",
     "Instrument",
     "InstrumentFileError",
     "InstrumentRegistry",
