@@ -40,7 +40,6 @@ TABLE_LIMIT = 1024
 #: Largest table filled up front (about 1 us per entry); bigger ones fill as keys appear.
 PREFILL_LIMIT = 20_000
 
-_FIRST = itemgetter(0)
 _MINUS_ONE = repeat(-1)
 
 
@@ -137,21 +136,27 @@ def _add(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class _Group:
-    """Consecutive scales read with one key; the table value is the joined output cells, or
-    ``(joined cells, part for summary 0, ...)`` when ``with_parts``."""
+    """Consecutive scales read with one key. The table maps the key to the group's output cells
+    joined with ","; ``part_tables[k]`` maps that text on to the group's integer part of
+    summary ``k`` (the text determines the scores, hence the part). Equal texts are one object,
+    so the second lookup compares by identity."""
 
     parts: tuple[_ScalePart, ...]
     width: int  # cells in the key (a bare string when 1)
-    with_parts: bool
+    part_tables: tuple[dict[str, int], ...]  # per summary of the instrument
+    texts: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
-    def _value(self, texts: Sequence[str], total: tuple[int, ...]) -> Any:
+    def _value(self, texts: Sequence[str], total: tuple[int, ...]) -> str:
         joined = ",".join(texts)
-        return (joined, *total) if self.with_parts else joined
+        joined = self.texts.setdefault(joined, joined)
+        for part_table, part in zip(self.part_tables, total, strict=True):
+            part_table[joined] = part
+        return joined
 
-    def compute(self, key: Any) -> Any:
+    def compute(self, key: Any) -> str:
         cells = (key,) if self.width == 1 else key
         texts: list[str] = []
-        total = (0,) * len(self.parts[0].roles)
+        total = (0,) * len(self.part_tables)
         offset = 0
         for part in self.parts:
             size = len(part.lookups)
@@ -165,7 +170,7 @@ class _Group:
         table = _Table(self.compute)
         if math.prod(p.combinations for p in self.parts) > PREFILL_LIMIT:
             return table
-        zero = (0,) * len(self.parts[0].roles)
+        zero = (0,) * len(self.part_tables)
         rows: list[tuple[tuple[str, ...], list[str], tuple[int, ...]]] = [((), [], zero)]
         for part in self.parts:
             entries = part.entries()
@@ -174,10 +179,8 @@ class _Group:
                 for cells, texts, total in rows
                 for more, text, parts in entries
             ]
-        shared: dict[Any, Any] = {}  # one object per distinct value: fewer cache misses
         for cells, texts, total in rows:
-            value = self._value(texts, total)
-            table[cells[0] if self.width == 1 else cells] = shared.setdefault(value, value)
+            table[cells[0] if self.width == 1 else cells] = self._value(texts, total)
         return table
 
 
@@ -203,8 +206,7 @@ def _groups(parts: Sequence[_ScalePart]) -> list[tuple[_ScalePart, ...]]:
 @dataclass(frozen=True)
 class _SummaryColumn:
     position: int  # index among the output columns
-    groups: tuple[int, ...]  # the groups holding its components
-    part: Callable[[Any], int]
+    parts: tuple[tuple[int, dict[str, int]], ...]  # (group, its text -> part) per holder group
     text: _Table  # total -> output cell
 
 
@@ -227,7 +229,6 @@ class ColumnPlan:
 
     keys: tuple[tuple[int, ...], ...]  # per group: the column indices of its key
     tables: tuple[_Table, ...]
-    with_parts: tuple[bool, ...]
     summaries: tuple[_SummaryColumn, ...]
     unscored: tuple[tuple[int, frozenset[str]], ...]  # items in no scale: (column, valid cells)
     #: (column, index, valid cells) for every answer column, to explain a failed chunk
@@ -252,12 +253,9 @@ class ColumnPlan:
             )
             for key, table in zip(self.keys, self.tables, strict=True)
         ]
-        out: list[Sequence[str]] = [
-            list(map(_FIRST, column)) if with_parts else column
-            for column, with_parts in zip(values, self.with_parts, strict=True)
-        ]
+        out: list[Sequence[str]] = list(values)
         for summary in self.summaries:
-            parts = [map(summary.part, values[g]) for g in summary.groups]
+            parts = [map(table.__getitem__, values[g]) for g, table in summary.parts]
             totals = parts[0] if len(parts) == 1 else map(sum, zip(*parts, strict=True))
             clamped = map(max, totals, _MINUS_ONE)  # any missing component: -1
             out.insert(summary.position, list(map(summary.text.__getitem__, clamped)))
@@ -268,8 +266,9 @@ class ColumnPlan:
 class _InstrumentTables:
     """An instrument's groups and summary tables; they do not depend on the file's header."""
 
-    groups: tuple[tuple[tuple[int, ...], _Table, bool], ...]  # (items, table, with_parts)
-    summaries: tuple[tuple[tuple[int, ...], _Table], ...]  # (groups with components, text)
+    groups: tuple[tuple[tuple[int, ...], _Table], ...]  # (items, table)
+    #: per summary: ((group, its text -> part) for each group holding components, text table)
+    summaries: tuple[tuple[tuple[tuple[int, dict[str, int]], ...], _Table], ...]
     unscored: tuple[int, ...]  # items in no scale
 
 
@@ -298,18 +297,21 @@ def _build_tables(instrument: Instrument) -> _InstrumentTables:
         )
         lookups = tuple(_item_lookup(instrument, n) for n in scale.items)
         parts.append(_ScalePart(scale=scale, lookups=lookups, roles=roles))
-    groups = _groups(parts)
-    built = []
-    for group_parts in groups:
-        items = tuple(n for part in group_parts for n in part.scale.items)
-        has_parts = any(role is not None for p in group_parts for role in p.roles)
-        built.append((items, _Group(group_parts, len(items), has_parts).table(), has_parts))
+    groups = []
+    for group_parts in _groups(parts):
+        part_tables: tuple[dict[str, int], ...] = tuple({} for _ in compiled.summaries)
+        width = sum(len(p.lookups) for p in group_parts)
+        groups.append(_Group(group_parts, width, part_tables))
+    built = tuple(
+        (tuple(n for part in group.parts for n in part.scale.items), group.table())
+        for group in groups
+    )
     summaries = tuple(
         (
             tuple(
-                g
-                for g, group_parts in enumerate(groups)
-                if any(p.roles[k] is not None for p in group_parts)
+                (g, group.part_tables[k])
+                for g, group in enumerate(groups)
+                if any(p.roles[k] is not None for p in group.parts)
             ),
             _summary_text(summary),
         )
@@ -317,7 +319,7 @@ def _build_tables(instrument: Instrument) -> _InstrumentTables:
     )
     covered = {n for scale in compiled.scales for n in scale.items}
     return _InstrumentTables(
-        groups=tuple(built),
+        groups=built,
         summaries=summaries,
         unscored=tuple(n for n in instrument.items if n not in covered),
     )
@@ -327,22 +329,19 @@ def build_plan(instruments: Sequence[Instrument], positions: dict[str, int]) -> 
     """The plan for ``instruments`` (in output order) and a header's column ``positions``."""
     keys: list[tuple[int, ...]] = []
     tables: list[_Table] = []
-    with_parts: list[bool] = []
     summaries: list[_SummaryColumn] = []
     unscored: list[tuple[int, frozenset[str]]] = []
     for instrument in instruments:
         built = _instrument_tables(instrument)
         first_group = len(tables)
-        for items, table, has_parts in built.groups:
+        for items, table in built.groups:
             keys.append(tuple(positions[question_column(n)] for n in items))
             tables.append(table)
-            with_parts.append(has_parts)
-        for k, (holders, text) in enumerate(built.summaries):
+        for holders, text in built.summaries:
             summaries.append(
                 _SummaryColumn(
                     position=len(tables) + len(summaries),
-                    groups=tuple(first_group + g for g in holders),
-                    part=itemgetter(1 + k),
+                    parts=tuple((first_group + g, part_table) for g, part_table in holders),
                     text=text,
                 )
             )
@@ -357,7 +356,6 @@ def build_plan(instruments: Sequence[Instrument], positions: dict[str, int]) -> 
     return ColumnPlan(
         keys=tuple(keys),
         tables=tuple(tables),
-        with_parts=tuple(with_parts),
         summaries=tuple(summaries),
         unscored=tuple(unscored),
         checks=checks,

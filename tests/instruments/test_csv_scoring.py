@@ -384,3 +384,37 @@ def test_output_permissions_follow_the_umask(registry: InstrumentRegistry, folde
     finally:
         os.umask(old)
     assert (folder / "out.csv").stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize(("table_limit", "prefill_limit"), [(1, 0), (1024, 0), (10**6, 10)])
+def test_scores_are_the_same_however_the_tables_are_grouped_and_filled(
+    registry: InstrumentRegistry,
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    table_limit: int,
+    prefill_limit: int,
+):
+    from pro_service.instruments import csv_plan
+
+    monkeypatch.setattr(csv_plan, "TABLE_LIMIT", table_limit)
+    monkeypatch.setattr(csv_plan, "PREFILL_LIMIT", prefill_limit)
+    rng = random.Random(table_limit + prefill_limit)
+    vectors = [
+        {
+            n: None if rng.random() < 0.2 else rng.randint(1, 7 if n in (29, 30) else 4)
+            for n in range(1, 57)
+        }
+        for _ in range(150)
+    ]
+    vectors += [V3, V4]
+    rows = [["id", *Q]] + [[str(i), *_cells(v)] for i, v in enumerate(vectors)]
+    bad = [row[:] for row in rows[1:4]]
+    bad[1][5] = "7"
+    source = _write_csv(folder / "in.csv", rows)
+    score_csv(source, folder / "out.csv", registry)
+    for vector, row in zip(vectors, _read_csv(folder / "out.csv")[1:], strict=True):
+        assert row[1:] == _expected_cells(registry, vector, ALL_SCORES)
+    # A bad cell is still caught when its table fills lazily.
+    _write_csv(folder / "bad.csv", [rows[0], *bad])
+    with pytest.raises(CsvScoringError, match="row 3, column q5: '7'"):
+        score_csv(folder / "bad.csv", folder / "bad-out.csv", registry)
