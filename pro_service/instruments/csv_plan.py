@@ -4,9 +4,9 @@ A scale's score depends only on its few raw cells, and each cell has only a hand
 values (the codes as text, or empty), so a scale has at most a few thousand cell combinations.
 Consecutive scales are put into *groups* whose combined combinations stay under
 ``TABLE_LIMIT``, and each group has a table that maps the group's raw cells (a tuple of
-strings, taken from a row by one ``itemgetter``) to the group's output cells joined with ","
-(plus, when the group holds components of a summary score, one integer part per summary).
-Tables are built up front; a bigger single scale gets a table that fills itself as
+strings, one per item) to the group's output cells joined with ","; for each summary score, a
+second dict maps that text to the group's integer part of the summary. Tables are built up
+front (and kept per instrument); a bigger single scale gets a table that fills itself as
 combinations appear. A key that is not in a table holds an invalid cell and raises KeyError.
 
 Rows are scored a chunk at a time, transposed into columns: for each group, one
@@ -28,7 +28,6 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import product, repeat
-from operator import itemgetter
 from typing import Any
 
 from .model import Instrument
@@ -60,16 +59,6 @@ class _Table(dict[Any, Any]):
 
 def question_column(number: int) -> str:
     return f"q{number}"
-
-
-def tuple_getter(indices: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """Like ``itemgetter(*indices)`` but always returning a tuple."""
-    if not indices:
-        return lambda row: ()
-    if len(indices) == 1:
-        index = indices[0]
-        return lambda row: (row[index],)
-    return itemgetter(*indices)
 
 
 @dataclass(frozen=True)
