@@ -34,6 +34,7 @@ def register_commands(app: Flask) -> None:
     from .demo import demo_command, dev_command
     from .operators import create_site_command, create_user_command, generate_key_command
     from .scheduler import jobs_group, scheduler_command
+    from .score import score_command
 
     for command in (
         db_group,
@@ -44,6 +45,7 @@ def register_commands(app: Flask) -> None:
         generate_key_command,
         scheduler_command,
         jobs_group,
+        score_command,
     ):
         app.cli.add_command(command)
 

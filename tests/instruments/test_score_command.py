@@ -30,8 +30,6 @@ def app(tmp_path: Path) -> Flask:
             "TESTING": True,
         }
     )
-    if "score" not in application.cli.commands:  # until register_commands adds it
-        application.cli.add_command(score_command)
     return application
 
 
@@ -54,8 +52,6 @@ def test_score_command_is_registered_by_the_app_factory(tmp_path: Path):
             "TESTING": True,
         }
     )
-    if "score" not in application.cli.commands:
-        pytest.xfail("pro_service.cli.register_commands does not add score_command yet")
     assert application.cli.commands["score"] is score_command
 
 
