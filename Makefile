@@ -33,6 +33,7 @@ test: $(STAMP) translations lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_score.py
+	$(BIN)/python bench/bench_export.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,7 @@ def _create_app() -> Flask:
 def register_commands(app: Flask) -> None:
     from .db import db_group
     from .demo import demo_command, dev_command
+    from .export import export_command, rescore_command
     from .operators import create_site_command, create_user_command, generate_key_command
     from .scheduler import jobs_group, scheduler_command
     from .score import score_command
@@ -46,6 +47,8 @@ def register_commands(app: Flask) -> None:
         scheduler_command,
         jobs_group,
         score_command,
+        export_command,
+        rescore_command,
     ):
         app.cli.add_command(command)
 

@@ -1,0 +1,186 @@
+"""Writing an export to a file: the data file plus its data dictionary, both or neither.
+
+Both files are written to temporary files next to their targets and moved into place with
+``os.replace`` only when everything succeeded; on any error the temporary files are removed and
+an existing file at the target is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal, cast, get_args
+
+from sqlalchemy.orm import Session
+
+from ..instruments import InstrumentRegistry
+from ..scheduling.schedule import Schedule
+from .fhir import fhir_resources, write_ndjson
+from .layout import Variable, long_variables, wide_layout, write_dictionary
+from .source import (
+    ExportedAssessment,
+    ExportFilters,
+    Selection,
+    count_assessments,
+    iter_assessments,
+    resolve_filters,
+)
+from .statistics import write_statistics_file
+from .tables import long_rows, wide_rows, write_csv
+
+ExportFormat = Literal["long", "wide", "sav", "dta", "fhir"]
+FORMATS: tuple[str, ...] = get_args(ExportFormat)
+SUFFIXES = {"long": ".csv", "wide": ".csv", "sav": ".sav", "dta": ".dta", "fhir": ".ndjson"}
+MEDIA_TYPES = {
+    "long": "text/csv; charset=utf-8",
+    "wide": "text/csv; charset=utf-8",
+    "sav": "application/x-spss-sav",
+    "dta": "application/x-stata-dta",
+    "fhir": "application/fhir+ndjson",
+}
+
+
+class ExportPathError(OSError):
+    """The output path cannot be written; the message says why."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    dictionary_path: Path
+    rows: int  # data rows (CSV, sav, dta) or QuestionnaireResponses (fhir)
+    assessments: int
+
+    @property
+    def empty(self) -> bool:
+        return self.assessments == 0
+
+
+def dictionary_path_for(path: Path) -> Path:
+    return path.with_name(path.name + ".dictionary.csv")
+
+
+def check_format(fmt: str) -> ExportFormat:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (choose one of {', '.join(FORMATS)})")
+    return cast(ExportFormat, fmt)
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, before any query, when ``path`` cannot be written."""
+    parent = path.parent
+    if path.is_dir():
+        raise ExportPathError(f"{path} is a folder; give a file name")
+    if not parent.is_dir():
+        raise ExportPathError(f"folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportPathError(f"folder {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ExportPathError(f"{path} exists and is not writable")
+
+
+def variables_for(fmt: ExportFormat, selection: Selection) -> list[Variable]:
+    if fmt == "long":
+        return long_variables(selection.instruments)
+    return wide_layout(selection.instruments).variables
+
+
+class _Counter:
+    def __init__(self, source: Iterator[ExportedAssessment]) -> None:
+        self.source = source
+        self.count = 0
+
+    def __iter__(self) -> Iterator[ExportedAssessment]:
+        for item in self.source:
+            self.count += 1
+            yield item
+
+
+def write_data(
+    fmt: ExportFormat,
+    target: Path,
+    out: IO[str] | None,
+    selection: Selection,
+    assessments: Iterator[ExportedAssessment],
+    *,
+    base_url: str,
+) -> int:
+    """Write the data part. Text formats go to ``out``; sav/dta are written to ``target``."""
+    if fmt == "long":
+        assert out is not None
+        header = [v.name for v in long_variables(selection.instruments)]
+        return write_csv(out, header, long_rows(assessments))
+    if fmt == "wide":
+        assert out is not None
+        layout = wide_layout(selection.instruments)
+        return write_csv(out, layout.names, wide_rows(layout, assessments))
+    if fmt == "fhir":
+        assert out is not None
+        return write_ndjson(out, fhir_resources(selection.instruments, assessments, base_url))
+    layout = wide_layout(selection.instruments)
+    return write_statistics_file(fmt, target, layout, wide_rows(layout, assessments))
+
+
+@contextlib.contextmanager
+def _temporary_next_to(path: Path) -> Iterator[Path]:
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_export(
+    session: Session,
+    *,
+    fmt: str,
+    path: Path,
+    filters: ExportFilters,
+    registry: InstrumentRegistry,
+    schedule: Schedule,
+    base_url: str,
+    allowed_site_ids: frozenset[int] | set[int] | None = None,
+    on_total: Callable[[int], None] | None = None,
+    on_examined: Callable[[int], None] | None = None,
+) -> ExportResult:
+    """Export completed assessments to ``path`` and its data dictionary to ``path.dictionary.csv``.
+
+    Raises ValueError for an unknown format, ExportFilterError for an unknown site, time point
+    or instrument (before anything is written), ExportPathError when ``path`` is not writable.
+    """
+    export_format = check_format(fmt)
+    path = Path(path)
+    dictionary = dictionary_path_for(path)
+    check_writable(path)
+    selection = resolve_filters(
+        session, filters, registry=registry, schedule=schedule, allowed_site_ids=allowed_site_ids
+    )
+    if on_total is not None:
+        on_total(count_assessments(session, selection))
+    counted = _Counter(
+        iter_assessments(session, selection, registry=registry, on_examined=on_examined)
+    )
+    try:
+        with _temporary_next_to(path) as data_temp, _temporary_next_to(dictionary) as dict_temp:
+            if export_format in ("sav", "dta"):
+                rows = write_data(
+                    export_format, data_temp, None, selection, iter(counted), base_url=base_url
+                )
+            else:
+                with data_temp.open("w", encoding="utf-8", newline="") as out:
+                    rows = write_data(
+                        export_format, data_temp, out, selection, iter(counted), base_url=base_url
+                    )
+            with dict_temp.open("w", encoding="utf-8", newline="") as out:
+                write_dictionary(out, variables_for(export_format, selection))
+            os.replace(data_temp, path)
+            os.replace(dict_temp, dictionary)
+    except PermissionError as exc:
+        raise ExportPathError(f"cannot write {exc.filename or path}: {exc.strerror}") from exc
+    return ExportResult(path, dictionary, rows, counted.count)

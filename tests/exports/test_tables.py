@@ -1,0 +1,135 @@
+"""Long and wide CSV: the scores are the engine's, the raw answers are the stored ones."""
+
+from __future__ import annotations
+
+from datetime import date
+
+LONG_HEADER = [
+    "study_id",
+    "site",
+    "timepoint",
+    "days_from_surgery",
+    "completed_at",
+    "instrument",
+    "version",
+    "language",
+    "scale",
+    "score",
+    "items_in_scale",
+    "items_answered",
+    "algorithm_version",
+]
+
+
+def _value(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+def test_long_export_scores_equal_the_scoring_engine_on_the_stored_answers(
+    app, session, study, export, helpers
+):
+    rows = helpers.read_csv(export("long"))
+    assert list(rows[0]) == LONG_HEADER
+    seen: dict[tuple[str, str], dict[str, float | None]] = {}
+    for row in rows:
+        seen.setdefault((row["study_id"], row["timepoint"]), {})[row["scale"]] = _value(
+            row["score"]
+        )
+    assert set(seen) == set(study.assessment_ids)  # completed only; the started m3 is not there
+    for key, assessment_id in study.assessment_ids.items():
+        assert seen[key] == helpers.engine_scores(assessment_id), key
+    # Missing scores exist in the data (UPP-002 answered under half) and stay empty, not 0.
+    assert any(v is None for v in seen[("UPP-002", "baseline")].values())
+
+
+def test_long_export_rows_carry_the_context_a_statistician_needs(study, export, helpers):
+    rows = helpers.read_csv(export("long"))
+    first = rows[0]
+    assert (first["study_id"], first["site"], first["timepoint"]) == (
+        "HEL-001",
+        "FI-HEL",
+        "baseline",
+    )
+    assert first["days_from_surgery"] == ""  # not operated
+    assert first["language"] == "fi"
+    assert first["algorithm_version"] == "eortc-manual-3rd-ed/1"
+    assert first["completed_at"].endswith("Z")
+    preop = [r for r in rows if r["study_id"] == "UPP-001" and r["timepoint"] == "preop"]
+    assert {r["days_from_surgery"] for r in preop} == {"-7"}
+    assert [r["instrument"] for r in preop][0] == "qlq-c30"
+    assert preop[-1]["instrument"] == "qlq-pan26"
+    # Ordered by study ID, then time point in schedule order.
+    keys = [(r["study_id"], r["timepoint"]) for r in rows]
+    assert list(dict.fromkeys(keys)) == [
+        ("HEL-001", "baseline"),
+        ("UPP-001", "baseline"),
+        ("UPP-001", "preop"),
+        ("UPP-001", "m3"),
+        ("UPP-002", "baseline"),
+        ("UPP-002", "preop"),
+    ]
+
+
+def test_wide_export_has_every_score_and_every_raw_item_per_time_point(
+    app, session, study, export, helpers
+):
+    rows = helpers.read_csv(export("wide"))
+    assert len(rows) == len(study.assessment_ids)
+    header = list(rows[0])
+    assert header[-56:] == [f"q{n}" for n in range(1, 57)]
+    for row in rows:
+        assessment_id = study.assessment_ids[(row["study_id"], row["timepoint"])]
+        for scale, value in helpers.engine_scores(assessment_id).items():
+            assert _value(row[scale]) == value, (row["study_id"], row["timepoint"], scale)
+        answers = helpers.answers(assessment_id)
+        for n in range(1, 57):
+            assert row[f"q{n}"] == (str(answers[n]) if n in answers else ""), n
+        assert (row["qlq_c30_version"], row["qlq_pan26_version"]) == ("3.0", "1.0")
+
+
+def test_filters_select_site_time_point_instrument_and_completion_dates(study, export, helpers):
+    by_site = helpers.read_csv(export("wide", sites=("fi-hel",), name="a.csv"))
+    assert {r["study_id"] for r in by_site} == {"HEL-001"}
+    by_timepoint = helpers.read_csv(export("wide", timepoints=("preop",), name="b.csv"))
+    assert {(r["study_id"], r["timepoint"]) for r in by_timepoint} == {
+        ("UPP-001", "preop"),
+        ("UPP-002", "preop"),
+    }
+    c30_only = helpers.read_csv(export("long", instruments=("qlq-c30",), name="c.csv"))
+    assert {r["instrument"] for r in c30_only} == {"qlq-c30"}
+    c30_wide = helpers.read_csv(export("wide", instruments=("qlq-c30",), name="d.csv"))
+    assert "q31" not in c30_wide[0] and "PAN_PP" not in c30_wide[0] and "q30" in c30_wide[0]
+    all_rows = helpers.read_csv(export("wide", name="e.csv"))
+    some_day = sorted(r["completed_at"][:10] for r in all_rows)[2]
+    on_that_day = helpers.read_csv(
+        export(
+            "wide",
+            name="f.csv",
+            date_from=date.fromisoformat(some_day),
+            date_to=date.fromisoformat(some_day),
+        )
+    )
+    assert on_that_day
+    assert {r["completed_at"][:10] for r in on_that_day} == {some_day}
+
+
+def test_a_site_restricted_export_contains_only_that_site(study, export, helpers):
+    rows = helpers.read_csv(export("long", allowed_site_ids={study.site_id("SE-UPP")}))
+    assert rows
+    assert {r["site"] for r in rows} == {"SE-UPP"}
+
+
+def test_every_export_has_a_data_dictionary_with_labels_types_and_codes(study, export, helpers):
+    for fmt in ("long", "wide", "sav", "dta", "fhir"):
+        path = export(fmt)
+        dictionary = helpers.read_csv(path.with_name(path.name + ".dictionary.csv"))
+        by_name = {row["variable"]: row for row in dictionary}
+        assert by_name["study_id"]["type"] == "string"
+        if fmt == "long":
+            assert "QL2 = EORTC QLQ-C30" in by_name["scale"]["notes"]
+            assert by_name["score"]["type"] == "number"
+        else:
+            assert by_name["q1"]["allowed_codes"].startswith("1=Not at all; 2=")
+            assert by_name["q29"]["allowed_codes"].startswith("1=")
+            assert "7=" in by_name["q29"]["allowed_codes"]
+            assert by_name["QL2"]["label"].startswith("EORTC QLQ-C30")
