@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..audit import Actor, record
 from ..crypto import hash_token
@@ -51,7 +51,11 @@ def find_by_token(session: Session, token: str) -> Assessment | None:
     if not _TOKEN_SHAPE.match(token):
         return None
     wanted = hash_token(token)
-    assessment = session.scalar(select(Assessment).where(Assessment.token_hash == wanted))
+    assessment = session.scalar(
+        select(Assessment)
+        .where(Assessment.token_hash == wanted)
+        .options(joinedload(Assessment.patient).joinedload(Patient.site))
+    )
     if assessment is None or assessment.token_hash is None:
         return None
     if not hmac.compare_digest(assessment.token_hash.encode(), wanted.encode()):
@@ -204,15 +208,20 @@ def save_screen(
     language: str,
     answers: Mapping[int, int],
 ) -> None:
-    """Store the answers given on one screen (answers not sent are left as they were)."""
-    if answers:
+    """Store the answers given on one screen (answers not sent are left as they were).
+
+    Answers equal to the stored ones are not written again (moving back and forth re-sends them).
+    """
+    stored = stored_answers(session, assessment)
+    changed = {item: code for item, code in answers.items() if stored.get(item) != code}
+    if changed:
         save_answers(
             session,
             now=now,
             assessment=assessment,
             instrument=flow_screen.instrument,
             language=language,
-            answers=dict(answers),
+            answers=changed,
         )
 
 

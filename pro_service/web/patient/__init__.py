@@ -11,6 +11,13 @@ What a link shows, decided here once:
 * completed in this browser session (right after submitting): the thank-you page, so a double
   tap, the back button or a second tab lands on "thank you" instead of an error;
 * too many requests from one address: a kind 429 page.
+
+Language: the switch on the page (remembered in the session), else the language stored for the
+patient whose link it is (also on the "cannot be used" page of a known but closed link: a
+patient with an old link should still read it in their language; telling that page apart from an
+unknown link's would need the 192-bit token itself), else the browser's Accept-Language.
+Oversized bodies get 413 (Payload Too Large) rather than a bare 400: the same kind page, with the
+status code that says what happened.
 """
 
 from __future__ import annotations
