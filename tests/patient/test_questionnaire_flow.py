@@ -223,3 +223,24 @@ def test_pages_work_over_https_without_a_referer(app, link):
     )
     assert response.status_code == 303
     assert stored_answers(app, link.assessment_id) == {1: 1}
+
+
+def test_a_browser_that_had_the_link_open_sees_thank_you_only_shortly_after_completion(app, link):
+    import time_machine
+
+    phone, tablet = app.test_client(), app.test_client()
+    phone.get(link.screen(1))
+    html = tablet.get(f"{link.url}/review").get_data(as_text=True)
+    tablet.post(f"{link.url}/submit", data={"csrf_token": csrf_of(html)})
+    assert phone.get(link.url).headers["Location"].endswith(f"/q/{link.token}/thanks")
+    later = app.test_client()
+    later.get(link.screen(1))  # (already completed: this browser never saw it open)
+    assert later.get(link.url).status_code == 404
+    with app.app_context():
+        completed_at = db.session.get(Assessment, link.assessment_id).completed_at
+    # Without having seen the thank-you page, the phone gets the kind page half an hour later.
+    second_phone = app.test_client()
+    second_phone.get(link.screen(1))  # completed already: nothing is remembered
+    with time_machine.travel(completed_at.timestamp() + 31 * 60):
+        assert second_phone.get(link.url).status_code == 404
+        assert phone.get(link.url).status_code == 303  # it has seen "thank you" before

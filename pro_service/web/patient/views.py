@@ -6,6 +6,8 @@ redirect (POST/redirect/GET, so reloading never re-sends answers).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import current_app, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_date, get_locale, ngettext
@@ -21,8 +23,10 @@ from ...services.responses import AssessmentClosed
 from . import bp
 from .errors import BadForm, LinkUnavailable
 
-#: How many just-completed assessments a browser session remembers (for the thank-you page).
+#: How many links a browser session remembers (opened, completed) for the thank-you page.
 REMEMBERED_COMPLETIONS = 5
+#: How long after completion a browser that had the link open still gets "thank you".
+JUST_COMPLETED = timedelta(minutes=30)
 #: Reading speed assumed for "about N minutes": items answered per minute.
 ITEMS_PER_MINUTE = 5
 
@@ -41,24 +45,37 @@ def _usable() -> Assessment:
     assessment: Assessment | None = g.assessment
     if assessment is None or not questionnaire.accepts_answers(assessment, g.now):
         raise LinkUnavailable()
+    _remember("visited", assessment)
     return assessment
 
 
 def _finished_here() -> Assessment | None:
-    """The assessment if it was completed from this browser session, else None."""
+    """The assessment if it was completed in this browser session just now, else None.
+
+    "In this browser session": submitted from it, or, within a few minutes of the completion,
+    opened from it before, so that a double tap or a second tab whose request was already on
+    its way (with the cookie of before the completion) also lands on "thank you".
+    """
     assessment: Assessment | None = g.assessment
-    if (
-        assessment is not None
-        and assessment.status == AssessmentStatus.COMPLETED.value
-        and assessment.id in session.get("completed", [])
-    ):
+    if assessment is None or assessment.status != AssessmentStatus.COMPLETED.value:
+        return None
+    if assessment.id in session.get("completed", []):
+        return assessment
+    recent = (
+        assessment.completed_at is not None and g.now - assessment.completed_at <= JUST_COMPLETED
+    )
+    if recent and assessment.id in session.get("visited", []):
+        _remember("completed", assessment)
         return assessment
     return None
 
 
-def _remember_completion(assessment: Assessment) -> None:
-    completed = [i for i in session.get("completed", []) if i != assessment.id]
-    session["completed"] = [*completed, assessment.id][-REMEMBERED_COMPLETIONS:]
+def _remember(key: str, assessment: Assessment) -> None:
+    ids = list(session.get(key, []))
+    if ids and ids[-1] == assessment.id:
+        return
+    ids = [i for i in ids if i != assessment.id]
+    session[key] = [*ids, assessment.id][-REMEMBERED_COMPLETIONS:]
 
 
 def _flow(assessment: Assessment) -> Flow:
@@ -268,7 +285,7 @@ def submit(token: str) -> ResponseReturnValue:
     )
     db.session.commit()
     # Completed now or by a simultaneous submit from this link (double tap, two tabs).
-    _remember_completion(assessment)
+    _remember("completed", assessment)
     return redirect(url_for(".thanks", token=token), 303)
 
 
