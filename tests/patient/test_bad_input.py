@@ -100,3 +100,19 @@ def test_an_oversized_body_is_refused_kindly_and_nothing_is_saved(app, client, f
     html = response.get_data(as_text=True)
     assert "Sivu lähetti enemmän tietoa kuin kyselysivulle mahtuu." in html
     assert stored_answers(app, finnish_link.assessment_id) == {}
+
+
+def test_an_unexpected_fault_shows_a_kind_page_not_a_traceback(app, finnish_link, monkeypatch):
+    from pro_service.services import questionnaire
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated fault")
+
+    monkeypatch.setattr(questionnaire, "flow_for", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = app.test_client().get(finnish_link.screen(1))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "Meillä tapahtui virhe. Aiemmin tallentamasi vastaukset ovat tallessa." in html
+    assert "Traceback" not in html
+    assert response.headers["Cache-Control"] == "no-store"

@@ -102,3 +102,24 @@ def test_a_patient_answers_everything_in_swedish_then_finnish_after_a_break(app,
             expected[code] = score.value
     assert stored == pytest.approx(expected)
     assert len(stored) == len(expected) > 20
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_questionnaire_works_with_javascript_switched_off(app, make_link):
+    link = make_link(language="en")
+    with serve(app) as base, chromium() as browser:
+        context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+        page = context.new_page()
+        page.goto(f"{base}/q/{link.token}")
+        page.get_by_role("link", name="Start").click()
+        page.locator("label[for=q1-3]").click()
+        page.get_by_role("button", name="Next").click()
+        assert page.locator("#progress-label").inner_text() == "Page 2 of 15"
+        page.get_by_role("link", name="Suomi").click()
+        assert page.locator("html").get_attribute("lang") == "fi"
+        context.close()
+    with app.app_context():
+        rows = db.session.scalars(
+            select(Response).where(Response.assessment_id == link.assessment_id)
+        ).all()
+        assert [(r.item_number, r.code, r.language) for r in rows] == [(1, 3, "en")]
