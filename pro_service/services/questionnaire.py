@@ -28,8 +28,8 @@ from .responses import complete_assessment, instruments_of, save_answers, stored
 # A link token is secrets.token_urlsafe(24): 32 url-safe characters. Anything else is unknown
 # without touching the database.
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-_ITEM_FIELD = re.compile(r"^q([0-9]{1,4})$")
-_CODE_VALUE = re.compile(r"^[0-9]{1,3}$")
+_ITEM_FIELD = re.compile(r"^q([1-9][0-9]{0,3})$")  # q1..q9999, one spelling per item
+_CODE_VALUE = re.compile(r"^(0|[1-9][0-9]{0,2})$")
 #: Form fields that are not answers. ``nav`` says where to go after saving.
 CONTROL_FIELDS = frozenset({"csrf_token", "screen", "nav"})
 NAV_CHOICES = ("next", "back", "review")

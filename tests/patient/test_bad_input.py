@@ -29,6 +29,7 @@ def _form(client, link, number=1):
         ({"q1": "two"}, "Vastaus kysymykseen 1 ei ole mikään tämän sivun"),
         ({"q1": "-1"}, "Vastaus kysymykseen 1 ei ole mikään tämän sivun"),
         ({"q1": ["1", "2"]}, "Kysymykseen 1 vastattiin samalla sivulla useammin kuin kerran."),
+        ({"q1": "1", "q01": "2"}, "Sivu lähetti jotain, mikä ei ole vastaus."),
         ({"q1": "1", "screen": "2"}, "Vastaukset lähetettiin eri sivulle."),
         ({"q1": "1", "nav": "jump"}, "Sivu lähetti tuntemattoman painikkeen."),
         ({"q1": "1", "patient_id": "7"}, "Sivu lähetti jotain, mikä ei ole vastaus."),

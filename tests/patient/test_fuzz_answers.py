@@ -17,7 +17,7 @@ values = st.lists(
     max_size=2,
 )
 field_names = st.one_of(
-    st.sampled_from(["q1", "q2", "q3", "q4", "q5", "q6", "q31", "q0", "q01", "Q1", "nav"]),
+    st.sampled_from(["q1", "q2", "q3", "q4", "q5", "q6", "q31", "q0", "q01", "q001", "Q1", "nav"]),
     st.builds(lambda n: f"q{n}", st.integers(min_value=-5, max_value=100_000)),
     text,
 )
@@ -40,13 +40,12 @@ def _expected(form: dict[str, list[str]]) -> dict[int, int] | None:
     for name, vals in form.items():
         if name in CONTROL:
             continue
-        if not (name.startswith("q") and name[1:].isascii() and name[1:].isdigit()):
-            return None
-        if int(name[1:]) not in SCREEN_ITEMS or len(name) > 5:
+        item = next((n for n in SCREEN_ITEMS if name == f"q{n}"), None)
+        if item is None:
             return None
         if len(vals) != 1 or vals[0] not in {"1", "2", "3", "4"}:
             return None
-        answers[int(name[1:])] = int(vals[0])
+        answers[item] = int(vals[0])
     return answers
 
 
