@@ -13,11 +13,10 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, text
+from sqlalchemy import Connection, String, delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
-from ..models import RateLimitCounter
+from ..models import RateLimitCounter, UTCDateTime
 
 #: Counter rows older than this are deleted whenever a bucket starts a new window.
 KEEP_FOR = timedelta(hours=1)
@@ -48,30 +47,45 @@ def window_start(now: datetime, window_seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % window_seconds, tz=UTC)
 
 
-def hit(session: Session, *, now: datetime, bucket: str, limit: Limit) -> Decision:
+def hit(connection: Connection, *, now: datetime, bucket: str, limit: Limit) -> Decision:
     """Count one request in ``bucket`` and say whether it is within ``limit``.
 
-    Only flushes; the caller commits at once, before any other work in this transaction (so
-    the count survives a failed request, and the row lock is not held while the page is built).
+    Give it a connection of its own in autocommit mode (``counting_connection``): each
+    statement then commits by itself, so the count survives a failed request and the row lock
+    is released at once instead of being held while the page is built.
     """
     start = window_start(now, limit.window_seconds)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        # A counter lost in a crash is harmless: do not wait for the disk on this transaction.
-        session.execute(text("SET LOCAL synchronous_commit = off"))
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(RateLimitCounter)
-        .values(bucket=bucket, window_start=start, count=1)
-        .on_conflict_do_update(
-            index_elements=["bucket", "window_start"],
-            set_={"count": RateLimitCounter.count + 1},
+    if connection.dialect.name == "postgresql":
+        # One statement, one round trip. A counter lost in a crash is harmless, so this commit
+        # does not wait for the disk: set_config(..., true) applies to this statement's own
+        # transaction only.
+        no_wait = select(
+            literal(bucket, String()).label("bucket"),
+            literal(start, UTCDateTime()).label("window_start"),
+            literal(1).label("count"),
+        ).where(func.set_config("synchronous_commit", "off", True).is_not(None))
+        upsert = (
+            postgresql.insert(RateLimitCounter)
+            .from_select(["bucket", "window_start", "count"], no_wait)
+            .on_conflict_do_update(
+                index_elements=["bucket", "window_start"],
+                set_={"count": RateLimitCounter.count + 1},
+            )
+            .returning(RateLimitCounter.count)
         )
-        .returning(RateLimitCounter.count)
-    )
-    count = int(session.execute(statement).scalar_one())
+    else:
+        upsert = (
+            sqlite.insert(RateLimitCounter)
+            .values(bucket=bucket, window_start=start, count=1)
+            .on_conflict_do_update(
+                index_elements=["bucket", "window_start"],
+                set_={"count": RateLimitCounter.count + 1},
+            )
+            .returning(RateLimitCounter.count)
+        )
+    count = int(connection.execute(upsert).scalar_one())
     if count == 1:
-        session.execute(
+        connection.execute(
             delete(RateLimitCounter).where(RateLimitCounter.window_start < now - KEEP_FOR)
         )
     retry_after = max(

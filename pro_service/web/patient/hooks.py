@@ -33,8 +33,8 @@ def _prepare() -> ResponseReturnValue | None:
     settings = current_app.config["PRO_SETTINGS"]
     limit = rate_limit.Limit(requests=settings.link_rate_limit, window_seconds=WINDOW_SECONDS)
     bucket = rate_limit.bucket_for("patient-link", request.remote_addr or "", settings.secret_key)
-    decision = rate_limit.hit(db.session, now=g.now, bucket=bucket, limit=limit)
-    db.session.commit()  # the count must stay even if this request fails later
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        decision = rate_limit.hit(connection, now=g.now, bucket=bucket, limit=limit)
     if not decision.allowed:
         raise TooManyRequests(retry_after=decision.retry_after_seconds)
 
