@@ -39,6 +39,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
         WTF_CSRF_TIME_LIMIT=None,
+        # Referrer-Policy: no-referrer means browsers send no Referer, which Flask-WTF's strict
+        # HTTPS check would refuse; the session-bound CSRF token and SameSite cookies remain.
+        WTF_CSRF_SSL_STRICT=False,
         BABEL_DEFAULT_LOCALE=settings.default_language,
         BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS_DIR),
     )

@@ -327,3 +327,19 @@ def _refuse_audit_changes(session: Session, _context: Any, _instances: Any) -> N
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
             raise AuditLogIsAppendOnly("audit events cannot be changed or deleted")
+
+
+# --- Patient questionnaire pages: rate limiting of link lookups ------------------------------
+
+
+class RateLimitCounter(Base):
+    """A fixed-window request counter, shared by every web worker through the database.
+
+    ``bucket`` is a keyed hash of what is limited (e.g. a client address), never the address.
+    """
+
+    __tablename__ = "rate_limit_counters"
+
+    bucket: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

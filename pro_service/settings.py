@@ -47,6 +47,8 @@ class Settings:
     default_language: str
     max_request_bytes: int
     log_level: str
+    trusted_proxy_count: int = 0
+    link_rate_limit: int = 60
 
     @property
     def is_production(self) -> bool:
@@ -156,6 +158,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     timeout = number("PRO_TWILIO_TIMEOUT_SECONDS", "10", float)
     max_request_bytes = number("PRO_MAX_REQUEST_BYTES", "65536", int)
+    link_rate_limit = number("PRO_LINK_RATE_LIMIT", "60", int)
+    proxy_raw = _get(env_map, "PRO_TRUSTED_PROXY_COUNT") or "0"
+    trusted_proxy_count = 0
+    if not proxy_raw.isdigit():
+        problems.append(
+            "PRO_TRUSTED_PROXY_COUNT must be a whole number of proxies (0 or more), "
+            f"not {proxy_raw!r}"
+        )
+    else:
+        trusted_proxy_count = int(proxy_raw)
 
     if missing or problems:
         lines = []
@@ -188,4 +200,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         default_language=default_language,
         max_request_bytes=max_request_bytes,
         log_level=(_get(env_map, "PRO_LOG_LEVEL") or "INFO").upper(),
+        trusted_proxy_count=trusted_proxy_count,
+        link_rate_limit=link_rate_limit,
     )

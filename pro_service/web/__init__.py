@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 
 def _security_headers(response: Response) -> Response:
@@ -19,6 +20,12 @@ def _security_headers(response: Response) -> Response:
 
 def register_web(app: Flask) -> None:
     from .health import bp as health_bp
+    from .patient import register as register_patient_pages
 
     app.register_blueprint(health_bp)
+    register_patient_pages(app)
+    trusted = app.config["PRO_SETTINGS"].trusted_proxy_count
+    if trusted:
+        # The client address (rate limits) and scheme come from this many trusted proxies.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted)  # type: ignore[method-assign]
     app.after_request(_security_headers)

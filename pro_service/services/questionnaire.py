@@ -1,0 +1,287 @@
+"""The patient's way through an assessment: finding it by its link, screens, progress, review.
+
+No Flask here: the views pass the form as a plain multi-mapping and the clock as ``now``.
+
+Screens are numbered 1..N across the assessment: the screens of its first instrument as the
+instrument data groups them, then those of the next instrument, and so on.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, joinedload
+
+from ..audit import Actor, record
+from ..crypto import hash_token
+from ..instruments import Instrument, InstrumentRegistry, Screen, validate_answers
+from ..instruments.scoring import InvalidAnswerError
+from ..models import Assessment, MessageStatus, OutboxMessage, Patient, PatientStatus
+from .assessments import OPEN_STATES, local_today
+from .responses import complete_assessment, instruments_of, save_answers, stored_answers
+
+# A link token is secrets.token_urlsafe(24): 32 url-safe characters. Anything else is unknown
+# without touching the database.
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_ITEM_FIELD = re.compile(r"^q([1-9][0-9]{0,3})$")  # q1..q9999, one spelling per item
+_CODE_VALUE = re.compile(r"^(0|[1-9][0-9]{0,2})$")
+#: Form fields that are not answers. ``nav`` says where to go after saving.
+CONTROL_FIELDS = frozenset({"csrf_token", "screen", "nav"})
+NAV_CHOICES = ("next", "back", "review")
+
+
+def patient_actor(patient: Patient) -> Actor:
+    return Actor("patient", str(patient.id))
+
+
+# --------------------------------------------------------------------------------------------
+# The link
+
+
+def find_by_token(session: Session, token: str) -> Assessment | None:
+    """The assessment whose link carries ``token``, whatever its state; None if there is none.
+
+    Looked up by the SHA-256 of the token (unique index), then compared in constant time.
+    """
+    if not _TOKEN_SHAPE.match(token):
+        return None
+    wanted = hash_token(token)
+    assessment = session.scalar(
+        select(Assessment)
+        .where(Assessment.token_hash == wanted)
+        .options(joinedload(Assessment.patient).joinedload(Patient.site))
+    )
+    if assessment is None or assessment.token_hash is None:
+        return None
+    if not hmac.compare_digest(assessment.token_hash.encode(), wanted.encode()):
+        return None
+    return assessment
+
+
+def accepts_answers(assessment: Assessment, now: datetime) -> bool:
+    """True while the link may be used: open or started, and today (site time) in the window.
+
+    The scheduler expires assessments later; the page does not wait for it.
+    """
+    if assessment.status not in OPEN_STATES:
+        return False
+    patient = assessment.patient
+    if patient.status != PatientStatus.ACTIVE.value:
+        return False
+    today = local_today(patient.site, now)
+    return assessment.window_opens <= today <= assessment.window_closes
+
+
+# --------------------------------------------------------------------------------------------
+# Screens and progress
+
+
+@dataclass(frozen=True)
+class FlowScreen:
+    number: int  # 1-based across the whole assessment
+    instrument: Instrument
+    screen: Screen
+
+    @property
+    def items(self) -> tuple[int, ...]:
+        return self.screen.items
+
+
+@dataclass(frozen=True)
+class Flow:
+    screens: tuple[FlowScreen, ...]
+
+    @property
+    def total(self) -> int:
+        return len(self.screens)
+
+    def screen(self, number: int) -> FlowScreen | None:
+        if 1 <= number <= self.total:
+            return self.screens[number - 1]
+        return None
+
+    def resume_at(self, answers: Mapping[int, int]) -> int | None:
+        """The first screen with no saved answer at all; None when every screen has one."""
+        for flow_screen in self.screens:
+            if not any(item in answers for item in flow_screen.items):
+                return flow_screen.number
+        return None
+
+    def unanswered(self, answers: Mapping[int, int]) -> list[tuple[FlowScreen, list[int]]]:
+        """Per screen, the items without an answer (screens with none left out)."""
+        out = []
+        for flow_screen in self.screens:
+            missing = [item for item in flow_screen.items if item not in answers]
+            if missing:
+                out.append((flow_screen, missing))
+        return out
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        seen: dict[str, Instrument] = {}
+        for flow_screen in self.screens:
+            seen.setdefault(flow_screen.instrument.key, flow_screen.instrument)
+        return tuple(seen.values())
+
+
+def build_flow(instruments: Iterable[Instrument]) -> Flow:
+    screens: list[FlowScreen] = []
+    for instrument in instruments:
+        for screen in instrument.screens:
+            screens.append(FlowScreen(len(screens) + 1, instrument, screen))
+    return Flow(tuple(screens))
+
+
+def flow_for(assessment: Assessment, registry: InstrumentRegistry) -> Flow:
+    return build_flow(instruments_of(assessment, registry))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading one screen's form
+
+
+class AnswerFormError(ValueError):
+    """A screen's form that cannot be saved as sent. ``problem`` names what is wrong.
+
+    Problems: ``wrong_screen`` (the form names another screen), ``unknown_item`` (an item
+    that is not on this screen of this assessment), ``bad_code`` (not one of the item's
+    answers), ``repeated`` (one item answered twice), ``unexpected_field``, ``bad_navigation``.
+    """
+
+    def __init__(self, problem: str, item: int | None = None) -> None:
+        self.problem = problem
+        self.item = item
+        super().__init__(f"{problem}" + (f" (item {item})" if item is not None else ""))
+
+
+@dataclass(frozen=True)
+class ScreenForm:
+    answers: dict[int, int]
+    nav: str
+
+
+def read_screen_form(flow_screen: FlowScreen, form: Mapping[str, Sequence[str]]) -> ScreenForm:
+    """Check a posted screen completely; raise AnswerFormError before anything is saved.
+
+    ``form`` maps each field name to all its values (``MultiDict.to_dict(flat=False)``).
+    Items left unanswered are simply absent: EORTC allows missing items.
+    """
+    screen_values = form.get("screen", [])
+    if list(screen_values) != [str(flow_screen.number)]:
+        raise AnswerFormError("wrong_screen")
+    nav_values = list(form.get("nav", ["next"]))
+    if len(nav_values) != 1 or nav_values[0] not in NAV_CHOICES:
+        raise AnswerFormError("bad_navigation")
+    answers: dict[int, int] = {}
+    for name, values in form.items():
+        if name in CONTROL_FIELDS:
+            continue
+        match = _ITEM_FIELD.match(name)
+        if match is None:
+            raise AnswerFormError("unexpected_field")
+        item = int(match.group(1))
+        if item not in flow_screen.items:
+            raise AnswerFormError("unknown_item", item)
+        if len(values) != 1:
+            raise AnswerFormError("repeated", item)
+        if not _CODE_VALUE.match(values[0]):
+            raise AnswerFormError("bad_code", item)
+        answers[item] = int(values[0])
+    try:
+        validate_answers(flow_screen.instrument, answers)
+    except InvalidAnswerError as exc:
+        raise AnswerFormError("bad_code", exc.item) from exc
+    return ScreenForm(answers=answers, nav=nav_values[0])
+
+
+def save_screen(
+    session: Session,
+    *,
+    now: datetime,
+    assessment: Assessment,
+    flow_screen: FlowScreen,
+    language: str,
+    answers: Mapping[int, int],
+) -> None:
+    """Store the answers given on one screen (answers not sent are left as they were).
+
+    Answers equal to the stored ones are not written again (moving back and forth re-sends them).
+    """
+    stored = stored_answers(session, assessment)
+    changed = {item: code for item, code in answers.items() if stored.get(item) != code}
+    if changed:
+        save_answers(
+            session,
+            now=now,
+            assessment=assessment,
+            instrument=flow_screen.instrument,
+            language=language,
+            answers=changed,
+        )
+
+
+def answers_of(session: Session, assessment: Assessment) -> dict[int, int]:
+    return stored_answers(session, assessment)
+
+
+def submit(
+    session: Session,
+    *,
+    now: datetime,
+    assessment: Assessment,
+    registry: InstrumentRegistry,
+    language: str,
+) -> bool:
+    """Complete the assessment and store its scores in this transaction; False if already done."""
+    return complete_assessment(
+        session,
+        now=now,
+        assessment=assessment,
+        registry=registry,
+        language=language,
+        actor=patient_actor(assessment.patient),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Opting out of messages from the page
+
+
+def opt_out(session: Session, *, now: datetime, patient: Patient) -> int:
+    """Stop further messages to the patient; return how many pending messages were cancelled.
+
+    Only staff can undo it. Doing it twice changes nothing the second time.
+    """
+    if patient.opted_out:
+        return 0
+    patient.opted_out = True
+    patient.opted_out_at = now
+    patient.updated_at = now
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.patient_id == patient.id,
+            OutboxMessage.status == MessageStatus.PENDING.value,
+        )
+        .values(status=MessageStatus.CANCELLED.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    cancelled = int(result.rowcount)  # type: ignore[attr-defined]
+    record(
+        session,
+        now=now,
+        actor=patient_actor(patient),
+        action="patient.opted_out",
+        object_type="patient",
+        object_id=patient.id,
+        site_id=patient.site_id,
+        before={"opted_out": False},
+        after={"opted_out": True, "via": "questionnaire page", "messages_cancelled": cancelled},
+    )
+    session.flush()
+    return cancelled

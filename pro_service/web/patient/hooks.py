@@ -1,0 +1,72 @@
+"""Per-request set-up of the patient blueprint: language, rate limit, link lookup, CSRF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from werkzeug.wrappers import Response
+
+from ... import LANGUAGES
+from ...clock import utcnow
+from ...extensions import csrf, db
+from ...services import rate_limit
+from ...services.questionnaire import find_by_token
+from . import bp
+from .errors import TooManyRequests
+
+LANGUAGE_NAMES = (("sv", "Svenska"), ("fi", "Suomi"), ("en", "English"))
+#: Link requests counted per client address per minute (``PRO_LINK_RATE_LIMIT`` per window).
+WINDOW_SECONDS = 60
+
+
+@bp.before_request
+def _prepare() -> ResponseReturnValue | None:
+    g.now = utcnow()
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGES:
+        session["language"] = chosen
+        g.explicit_language = chosen
+
+    settings = current_app.config["PRO_SETTINGS"]
+    limit = rate_limit.Limit(requests=settings.link_rate_limit, window_seconds=WINDOW_SECONDS)
+    bucket = rate_limit.bucket_for("patient-link", request.remote_addr or "", settings.secret_key)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        decision = rate_limit.hit(connection, now=g.now, bucket=bucket, limit=limit)
+    if not decision.allowed:
+        raise TooManyRequests(retry_after=decision.retry_after_seconds)
+
+    token = (request.view_args or {}).get("token", "")
+    g.assessment = find_by_token(db.session, token)
+    if g.assessment is not None:
+        g.patient_language = g.assessment.patient.language
+
+    if request.method == "POST":
+        csrf.protect()
+    return None
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def language_url(code: str) -> str:
+    """This page in another language; after a POST, the start of the questionnaire."""
+    view_args = dict(request.view_args or {})
+    if request.method == "GET" and request.endpoint and request.url_rule is not None:
+        return url_for(request.endpoint, **view_args, lang=code)
+    return url_for("patient.entry", token=view_args.get("token", ""), lang=code)
+
+
+@bp.context_processor
+def _template_globals() -> dict[str, Any]:
+    return {
+        "current_language": str(get_locale() or "sv"),
+        "language_names": LANGUAGE_NAMES,
+        "language_url": language_url,
+    }

@@ -1,0 +1,335 @@
+"""The patient's pages: welcome, one screen of items at a time, review, thank you, opt-out.
+
+Views are thin: check the link, read the form through the questionnaire service, commit once,
+redirect (POST/redirect/GET, so reloading never re-sends answers).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import format_date, get_locale, ngettext
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+
+from ...extensions import db
+from ...instruments import InstrumentRegistry
+from ...models import Assessment, AssessmentStatus
+from ...services import questionnaire
+from ...services.questionnaire import AnswerFormError, Flow, FlowScreen
+from ...services.responses import AssessmentClosed
+from . import bp
+from .errors import BadForm, LinkUnavailable
+
+#: How many links a browser session remembers (opened, completed) for the thank-you page.
+REMEMBERED_COMPLETIONS = 5
+#: How long after completion a browser that had the link open still gets "thank you".
+JUST_COMPLETED = timedelta(minutes=30)
+#: Reading speed assumed for "about N minutes": items answered per minute.
+ITEMS_PER_MINUTE = 5
+
+
+def _registry() -> InstrumentRegistry:
+    registry: InstrumentRegistry = current_app.extensions["instruments"]
+    return registry
+
+
+def _language() -> str:
+    return str(get_locale() or "sv")
+
+
+def _usable() -> Assessment:
+    """The assessment of this link if it still accepts answers; otherwise the kind 404 page."""
+    assessment: Assessment | None = g.assessment
+    if assessment is None or not questionnaire.accepts_answers(assessment, g.now):
+        raise LinkUnavailable()
+    _remember("visited", assessment)
+    return assessment
+
+
+def _finished_here() -> Assessment | None:
+    """The assessment if it was completed in this browser session just now, else None.
+
+    "In this browser session": submitted from it, or, within a few minutes of the completion,
+    opened from it before, so that a double tap or a second tab whose request was already on
+    its way (with the cookie of before the completion) also lands on "thank you".
+    """
+    assessment: Assessment | None = g.assessment
+    if assessment is None or assessment.status != AssessmentStatus.COMPLETED.value:
+        return None
+    if assessment.id in session.get("completed", []):
+        return assessment
+    recent = (
+        assessment.completed_at is not None and g.now - assessment.completed_at <= JUST_COMPLETED
+    )
+    if recent and assessment.id in session.get("visited", []):
+        _remember("completed", assessment)
+        return assessment
+    return None
+
+
+def _remember(key: str, assessment: Assessment) -> None:
+    ids = list(session.get(key, []))
+    if ids and ids[-1] == assessment.id:
+        return
+    ids = [i for i in ids if i != assessment.id]
+    session[key] = [*ids, assessment.id][-REMEMBERED_COMPLETIONS:]
+
+
+def _flow(assessment: Assessment) -> Flow:
+    return questionnaire.flow_for(assessment, _registry())
+
+
+def _notices(flow: Flow) -> list[str]:
+    """The paraphrase notice of every instrument shown without its licensed text."""
+    lang = _language()
+    return [
+        instrument.paraphrase_notice[lang]
+        for instrument in flow.instruments
+        if instrument.text_source == "paraphrase" and not instrument.is_licensed(lang)
+    ]
+
+
+def _answers(assessment: Assessment) -> dict[int, int]:
+    return questionnaire.answers_of(db.session, assessment)
+
+
+def _save(
+    assessment: Assessment, flow_screen: FlowScreen, language: str, answers: dict[int, int]
+) -> None:
+    questionnaire.save_screen(
+        db.session,
+        now=g.now,
+        assessment=assessment,
+        flow_screen=flow_screen,
+        language=language,
+        answers=answers,
+    )
+    db.session.commit()
+
+
+@bp.get("/<token>")
+def entry(token: str) -> ResponseReturnValue:
+    """The link from the SMS: the welcome screen, or where the patient left off."""
+    if _finished_here() is not None:
+        return redirect(url_for(".thanks", token=token), 303)
+    assessment = _usable()
+    answers = _answers(assessment)
+    if not answers:
+        return _welcome(token, assessment)
+    resume = _flow(assessment).resume_at(answers)
+    if resume is None:
+        return redirect(url_for(".review", token=token), 303)
+    return redirect(url_for(".screen", token=token, number=resume), 303)
+
+
+@bp.get("/<token>/welcome")
+def welcome(token: str) -> ResponseReturnValue:
+    return _welcome(token, _usable())
+
+
+def _welcome(token: str, assessment: Assessment) -> ResponseReturnValue:
+    flow = _flow(assessment)
+    item_count = sum(len(s.items) for s in flow.screens)
+    minutes = max(5, round(item_count / ITEMS_PER_MINUTE))
+    answers = _answers(assessment)
+    return render_template(
+        "patient/welcome.html",
+        token=token,
+        minutes=minutes,
+        duration=ngettext("about %(num)s minute", "about %(num)s minutes", minutes),
+        closes=format_date(assessment.window_closes, format="long"),
+        started=bool(answers),
+        first_screen=flow.resume_at(answers) or 1,
+        opted_out=assessment.patient.opted_out,
+        notices=_notices(flow),
+    )
+
+
+def _screen_number(number: str, flow: Flow, token: str) -> FlowScreen:
+    flow_screen = flow.screen(int(number)) if number.isdigit() and len(number) < 6 else None
+    if flow_screen is None:
+        raise BadForm(
+            _("This page does not exist in the questionnaire."),
+            back_url=url_for(".entry", token=token),
+        )
+    return flow_screen
+
+
+_FORM_PROBLEMS = {
+    "wrong_screen": lambda item: _("The answers were sent for a different page."),
+    "unknown_item": lambda item: _(
+        "The answers included question %(number)s, which is not on this page.", number=item
+    ),
+    "bad_code": lambda item: _(
+        "The answer to question %(number)s is not one of the choices on this page.", number=item
+    ),
+    "repeated": lambda item: _(
+        "Question %(number)s was answered more than once on the same page.", number=item
+    ),
+    "unexpected_field": lambda item: _("The page sent something that is not an answer."),
+    "bad_navigation": lambda item: _("The page sent an unknown button."),
+}
+
+
+@bp.route("/<token>/s/<number>", methods=["GET", "POST"])
+def screen(token: str, number: str) -> ResponseReturnValue:
+    if _finished_here() is not None:
+        return redirect(url_for(".thanks", token=token), 303)
+    assessment = _usable()
+    flow = _flow(assessment)
+    flow_screen = _screen_number(number, flow, token)
+    if request.method == "POST":
+        return _save_screen(token, assessment, flow, flow_screen)
+    answers = _answers(assessment)
+    return _render_screen(token, flow, flow_screen, answers)
+
+
+def _save_screen(
+    token: str, assessment: Assessment, flow: Flow, flow_screen: FlowScreen
+) -> ResponseReturnValue:
+    back_url = url_for(".screen", token=token, number=flow_screen.number)
+    try:
+        form = questionnaire.read_screen_form(flow_screen, request.form.to_dict(flat=False))
+    except AnswerFormError as exc:
+        raise BadForm(_FORM_PROBLEMS[exc.problem](exc.item), back_url=back_url) from exc
+    for attempt in (1, 2):
+        try:
+            _save(assessment, flow_screen, _language(), form.answers)
+            break
+        except IntegrityError:
+            # The same answer arrived at the same moment from another tab: save over it.
+            db.session.rollback()
+            if attempt == 2:
+                raise
+        except AssessmentClosed as exc:
+            raise LinkUnavailable() from exc
+    if form.nav == "back":
+        if flow_screen.number == 1:
+            return redirect(url_for(".welcome", token=token), 303)
+        return redirect(url_for(".screen", token=token, number=flow_screen.number - 1), 303)
+    if form.nav == "review" or flow_screen.number == flow.total:
+        return redirect(url_for(".review", token=token), 303)
+    return redirect(url_for(".screen", token=token, number=flow_screen.number + 1), 303)
+
+
+def _render_screen(
+    token: str, flow: Flow, flow_screen: FlowScreen, answers: dict[int, int]
+) -> ResponseReturnValue:
+    lang = _language()
+    instrument = flow_screen.instrument
+    recalls = {instrument.recall_text(n, lang) for n in flow_screen.items}
+    shared_recall = recalls.pop() if len(recalls) == 1 else None
+    items = []
+    for n in flow_screen.items:
+        item = instrument.item(n)
+        items.append(
+            {
+                "number": n,
+                "text": instrument.item_text(n, lang),
+                "recall": None if shared_recall is not None else instrument.recall_text(n, lang),
+                "options": [(code, instrument.label(n, code, lang)) for code in item.codes],
+                "answer": answers.get(n),
+                "wide": len(item.codes) > 4,
+            }
+        )
+    heading = flow_screen.screen.heading[lang] if flow_screen.screen.heading else None
+    return render_template(
+        "patient/screen.html",
+        token=token,
+        number=flow_screen.number,
+        total=flow.total,
+        heading=heading or instrument.name[lang],
+        recall=shared_recall,
+        items=items,
+        notices=_notices(flow),
+    )
+
+
+@bp.get("/<token>/review")
+def review(token: str) -> ResponseReturnValue:
+    if _finished_here() is not None:
+        return redirect(url_for(".thanks", token=token), 303)
+    assessment = _usable()
+    flow = _flow(assessment)
+    answers = _answers(assessment)
+    lang = _language()
+    missing = [
+        {
+            "screen": flow_screen.number,
+            "items": [(n, flow_screen.instrument.item_text(n, lang)) for n in items],
+        }
+        for flow_screen, items in flow.unanswered(answers)
+    ]
+    return render_template(
+        "patient/review.html",
+        token=token,
+        total=flow.total,
+        missing=missing,
+        missing_count=sum(len(items) for _screen, items in flow.unanswered(answers)),
+        notices=_notices(flow),
+    )
+
+
+@bp.route("/<token>/submit", methods=["GET", "POST"])
+def submit(token: str) -> ResponseReturnValue:
+    if _finished_here() is not None:
+        return redirect(url_for(".thanks", token=token), 303)
+    assessment = _usable()
+    if request.method == "GET":
+        return redirect(url_for(".review", token=token), 303)
+    questionnaire.submit(
+        db.session, now=g.now, assessment=assessment, registry=_registry(), language=_language()
+    )
+    db.session.commit()
+    # Completed now or by a simultaneous submit from this link (double tap, two tabs).
+    _remember("completed", assessment)
+    return redirect(url_for(".thanks", token=token), 303)
+
+
+@bp.get("/<token>/thanks")
+def thanks(token: str) -> ResponseReturnValue:
+    assessment = _finished_here()
+    if assessment is None:
+        raise LinkUnavailable()
+    return render_template(
+        "patient/thanks.html", token=token, opted_out=assessment.patient.opted_out
+    )
+
+
+def _opt_out_allowed() -> Assessment:
+    assessment = _finished_here()
+    return assessment if assessment is not None else _usable()
+
+
+@bp.route("/<token>/stop", methods=["GET", "POST"])
+def stop(token: str) -> ResponseReturnValue:
+    """Stop further text messages: a confirmation page, then the POST that does it."""
+    assessment = _opt_out_allowed()
+    if request.method == "POST":
+        questionnaire.opt_out(db.session, now=g.now, patient=assessment.patient)
+        db.session.commit()
+        return redirect(url_for(".stopped", token=token), 303)
+    if assessment.patient.opted_out:
+        return redirect(url_for(".stopped", token=token), 303)
+    return render_template(
+        "patient/stop.html",
+        token=token,
+        back_url=url_for(".thanks" if _finished_here() else ".welcome", token=token),
+    )
+
+
+@bp.get("/<token>/stopped")
+def stopped(token: str) -> ResponseReturnValue:
+    assessment = _opt_out_allowed()
+    if not assessment.patient.opted_out:
+        raise LinkUnavailable()
+    continue_url = None if _finished_here() else url_for(".entry", token=token)
+    return render_template("patient/stopped.html", token=token, continue_url=continue_url)
+
+
+@bp.route("/<token>/<path:rest>", methods=["GET", "POST"])
+def unknown_page(token: str, rest: str) -> ResponseReturnValue:
+    raise LinkUnavailable()
