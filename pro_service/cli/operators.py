@@ -34,7 +34,7 @@ def create_site_command(**fields: str) -> None:
     """Create a study site."""
     session = db.session
     try:
-        site = create_site(session, now=utcnow(), actor=Actor.operator(), **fields)  # type: ignore[arg-type]
+        site = create_site(session, now=utcnow(), actor=Actor.operator(), **fields)  # type: ignore[arg-type,unused-ignore]
     except StaffDataError as exc:
         raise click.ClickException(str(exc)) from exc
     session.commit()

@@ -238,7 +238,7 @@ class ColumnPlan:
             )
             for key, table in zip(self.keys, self.tables, strict=True)
         ]
-        out = [
+        out: list[Sequence[str]] = [
             list(map(_FIRST, column)) if with_parts else column
             for column, with_parts in zip(values, self.with_parts, strict=True)
         ]

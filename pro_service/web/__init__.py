@@ -18,7 +18,11 @@ def _security_headers(response: Response) -> Response:
 
 
 def register_web(app: Flask) -> None:
+    from .dev import bp as dev_bp
     from .health import bp as health_bp
+    from .twilio import bp as twilio_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(twilio_bp)
+    app.register_blueprint(dev_bp)
     app.after_request(_security_headers)
