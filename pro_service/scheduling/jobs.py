@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Flask, current_app
 
@@ -58,6 +59,7 @@ def dispatcher(app: Flask) -> Dispatcher:
         vault=app.extensions["vault"],
         base_url=app.config["PRO_SETTINGS"].public_base_url,
         worker=worker,
+        lease=timedelta(seconds=app.config["PRO_SETTINGS"].sms_claim_lease_seconds),
     )
 
 
@@ -105,8 +107,15 @@ def job_reconcile() -> str:
     At-least-once towards the provider's list, at-most-once towards the patient: a message is
     resent only after the provider says it does not have it.
     """
-    summary = reconcile_stuck(db.session, dispatcher(current_app), now=utcnow())
-    return str(summary)
+    total = DispatchSummary()
+    work = dispatcher(current_app)
+    started = time.monotonic()
+    while time.monotonic() - started < DISPATCH_RUN_SECONDS:
+        summary = reconcile_stuck(db.session, work, now=utcnow())
+        total.add(summary)
+        if summary.claimed == 0:
+            break
+    return str(total)
 
 
 def job_dispatch() -> str:

@@ -2,10 +2,10 @@
 
 The protocol, per message:
 
-1. **Claim** (one short transaction, committed before any provider call): a conditional
-   ``UPDATE ... SET status='sending' WHERE status='pending' ... RETURNING id`` whose candidate rows
-   come from ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises writers). Only
-   the process whose UPDATE changed the row sends it. The claim also sets a lease:
+1. **Claim** (one short transaction, committed before any provider call): candidate rows are
+   locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises writers),
+   then a conditional ``UPDATE ... SET status='sending' WHERE status='pending' ... RETURNING
+   id``. Only the process whose UPDATE changed the row sends it. The claim also sets a lease:
    ``next_attempt_at = now + LEASE``.
 2. **Check** just before sending: the patient is active, not opted out, has a number; the time
    point is still open and its link exists; otherwise the message is cancelled (or failed and the
@@ -71,6 +71,7 @@ class Dispatcher:
     vault: Vault
     base_url: str
     worker: str  # identifies this process in claimed_by
+    lease: timedelta = LEASE
 
     def status_callback(self, message_id: int) -> str:
         return f"{self.base_url}/twilio/status?m={message_id}"
@@ -104,13 +105,19 @@ def sites_in_sending_hours(session: Session, now: datetime) -> list[int]:
     return [site.id for site in session.scalars(select(Site)) if in_sending_hours(site, now)]
 
 
-def claim_due(session: Session, *, now: datetime, worker: str, limit: int) -> list[int]:
+def claim_due(
+    session: Session, *, now: datetime, worker: str, limit: int, lease: timedelta = LEASE
+) -> list[int]:
     """Atomically claim up to ``limit`` due messages for this worker; commits the claim."""
     site_ids = sites_in_sending_hours(session, now)
     if not site_ids:
         session.rollback()
         return []
-    candidates = (
+    # Two statements in one transaction: lock the candidates (PostgreSQL: FOR UPDATE SKIP
+    # LOCKED, so a second process takes the next ones instead of waiting), then flip only those
+    # still pending. A LIMIT inside "IN (subquery)" may be re-evaluated by the planner, so the
+    # candidate ids are fetched first.
+    candidates = session.scalars(
         select(OutboxMessage.id)
         .join(Patient, Patient.id == OutboxMessage.patient_id)
         .where(
@@ -122,18 +129,21 @@ def claim_due(session: Session, *, now: datetime, worker: str, limit: int) -> li
         .order_by(OutboxMessage.scheduled_for, OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=OutboxMessage)
-    )
+    ).all()
+    if not candidates:
+        session.rollback()
+        return []
     claimed = session.scalars(
         update(OutboxMessage)
         .where(
-            OutboxMessage.id.in_(candidates.scalar_subquery()),
+            OutboxMessage.id.in_(candidates),
             OutboxMessage.status == MessageStatus.PENDING.value,
         )
         .values(
             status=MessageStatus.SENDING.value,
             claimed_by=worker,
             claimed_at=now,
-            next_attempt_at=now + LEASE,
+            next_attempt_at=now + lease,
             attempts=OutboxMessage.attempts + 1,
             updated_at=now,
         )
@@ -344,7 +354,7 @@ def dispatch_due(
 ) -> DispatchSummary:
     """Claim and send one batch of due messages. At most once per claim (see module doc)."""
     summary = DispatchSummary()
-    ids = claim_due(session, now=now, worker=dispatcher.worker, limit=batch)
+    ids = claim_due(session, now=now, worker=dispatcher.worker, limit=batch, lease=dispatcher.lease)
     summary.claimed = len(ids)
     for message_id in ids:
         try:
@@ -383,7 +393,9 @@ def reconcile_stuck(
                 OutboxMessage.next_attempt_at <= now,
                 OutboxMessage.claimed_by == previous_owner,
             )
-            .values(claimed_by=dispatcher.worker, next_attempt_at=now + LEASE, updated_at=now)
+            .values(
+                claimed_by=dispatcher.worker, next_attempt_at=now + dispatcher.lease, updated_at=now
+            )
             .execution_options(synchronize_session=False)
         )
         session.commit()

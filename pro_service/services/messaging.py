@@ -46,6 +46,8 @@ WENT_OUT = (
 
 
 def _clock(value: str) -> time:
+    if value == "24:00":  # "until midnight"
+        return time.max
     hours, minutes = value.split(":")
     return time(int(hours), int(minutes))
 

@@ -163,7 +163,8 @@ def public(message: dict[str, Any]) -> dict[str, Any]:
 
 class _Handler(BaseHTTPRequestHandler):
     server_fake: FakeTwilio
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real API
+    disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stalls
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
