@@ -213,6 +213,10 @@ class Assessment(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # SMS (services/messaging.py): when the invitation for the current link was queued (reset
+    # whenever a new link is issued) and the local day of the next reminder (None: no more).
+    invitation_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_reminder_on: Mapped[date | None] = mapped_column(Date, index=True)
 
     patient: Mapped[Patient] = relationship(back_populates="assessments")
     responses: Mapped[list[Response]] = relationship(
@@ -226,6 +230,8 @@ class Assessment(Base):
         CheckConstraint("anchor IN ('inclusion', 'surgery')", name="anchor"),
         CheckConstraint("window_opens <= due_date AND due_date <= window_closes", name="window"),
         Index("ix_assessments_status_window", "status", "window_opens", "window_closes"),
+        Index("ix_assessments_status_closes", "status", "window_closes"),
+        Index("ix_assessments_status_invitation", "status", "invitation_queued_at"),
     )
 
 

@@ -44,6 +44,7 @@ class Settings:
     twilio_messaging_service_sid: str | None
     twilio_api_base_url: str
     twilio_timeout_seconds: float
+    sms_claim_lease_seconds: int
     default_language: str
     max_request_bytes: int
     log_level: str
@@ -157,6 +158,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return value
 
     timeout = number("PRO_TWILIO_TIMEOUT_SECONDS", "10", float)
+    claim_lease = number("PRO_SMS_CLAIM_LEASE_SECONDS", "300", int)
+    if claim_lease <= 3 * timeout and not problems:
+        problems.append(
+            "PRO_SMS_CLAIM_LEASE_SECONDS must be more than three times PRO_TWILIO_TIMEOUT_SECONDS "
+            "(a claim must outlive the provider call it covers)"
+        )
     max_request_bytes = number("PRO_MAX_REQUEST_BYTES", "65536", int)
     link_rate_limit = number("PRO_LINK_RATE_LIMIT", "60", int)
     proxy_raw = _get(env_map, "PRO_TRUSTED_PROXY_COUNT") or "0"
@@ -197,6 +204,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             _get(env_map, "PRO_TWILIO_API_BASE_URL") or "https://api.twilio.com"
         ).rstrip("/"),
         twilio_timeout_seconds=timeout,
+        sms_claim_lease_seconds=claim_lease,
         default_language=default_language,
         max_request_bytes=max_request_bytes,
         log_level=(_get(env_map, "PRO_LOG_LEVEL") or "INFO").upper(),

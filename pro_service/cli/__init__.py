@@ -19,12 +19,17 @@ def _create_app() -> Flask:
     from .. import create_app
     from ..instruments import InstrumentFileError
     from ..scheduling.schedule import ScheduleFileError
+    from ..sms.texts import MessageFileError
 
     try:
         return create_app()
     except ConfigurationError as exc:
         click.echo(f"Configuration error: {exc}", err=True)
-    except (InstrumentFileError, ScheduleFileError) as exc:  # names file, field and problem
+    except (
+        InstrumentFileError,
+        ScheduleFileError,
+        MessageFileError,
+    ) as exc:  # names file, field and problem
         click.echo(f"Cannot start: {exc}", err=True)
     sys.exit(2)
 

@@ -1,22 +1,34 @@
-"""The scheduler's fixed periodic jobs. Each runs in its own app context and commits once.
+"""The scheduler's fixed periodic jobs. Each runs in its own app context and commits.
 
 The scheduler process (``pro-service scheduler``) runs them on intervals; ``pro-service jobs run``
-runs them once, for operators, cron and tests.
+runs one once, or ``all`` of them once in this order: windows, invitations, reminders,
+reconcile, dispatch. Every job is safe to run in two processes at once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Flask, current_app
 
 from ..clock import utcnow
 from ..extensions import db
 from ..services.assessments import update_windows
+from ..services.dispatch import Dispatcher, DispatchSummary, dispatch_due, reconcile_stuck
+from ..services.messaging import queue_invitations, queue_reminders
+from ..sms import SmsBackend, make_backend
 
 log = logging.getLogger(__name__)
+
+# One dispatch run stops claiming new batches after this long (the next run continues).
+DISPATCH_RUN_SECONDS = 50.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,30 @@ class Job:
     interval_seconds: int
     func: Callable[[], str]
     doc: str
+
+
+def sms_backend(app: Flask) -> SmsBackend:
+    """The app's SMS backend, made on first use (web workers that never send never make one)."""
+    backend: SmsBackend | None = app.extensions.get("sms_backend")
+    if backend is None:
+        backend = make_backend(app.config["PRO_SETTINGS"])
+        app.extensions["sms_backend"] = backend
+    return backend
+
+
+def dispatcher(app: Flask) -> Dispatcher:
+    worker = app.extensions.get("sms_worker_id")
+    if worker is None:
+        worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        app.extensions["sms_worker_id"] = worker
+    return Dispatcher(
+        backend=sms_backend(app),
+        texts=app.extensions["message_texts"],
+        vault=app.extensions["vault"],
+        base_url=app.config["PRO_SETTINGS"].public_base_url,
+        worker=worker,
+        lease=timedelta(seconds=app.config["PRO_SETTINGS"].sms_claim_lease_seconds),
+    )
 
 
 def job_windows() -> str:
@@ -40,8 +76,75 @@ def job_windows() -> str:
     return f"opened {len(changes.opened)}, expired {len(changes.expired)}"
 
 
+def job_invitations() -> str:
+    """Queue an invitation SMS for every open time point whose link was not announced yet.
+
+    Exactly once per link: the outbox row and the assessment's ``invitation_queued_at`` are
+    written in one transaction on locked rows (SKIP LOCKED), after the commit that opened the
+    window. Opted-out and inactive patients get none.
+    """
+    session = db.session
+    result = queue_invitations(session, now=utcnow(), schedule=current_app.extensions["schedule"])
+    session.commit()
+    return f"queued {result.queued}, not for opted-out/inactive {result.skipped}"
+
+
+def job_reminders() -> str:
+    """Queue the reminders due today (site-local) for time points still open or in progress.
+
+    Exactly once per reminder day: ``next_reminder_on`` advances in the same transaction as the
+    outbox row. Never after completion or window close (both clear it; dispatch re-checks).
+    """
+    session = db.session
+    result = queue_reminders(session, now=utcnow(), schedule=current_app.extensions["schedule"])
+    session.commit()
+    return f"queued {result.queued}, not for opted-out/inactive {result.skipped}"
+
+
+def job_reconcile() -> str:
+    """Settle messages left 'sending' by a crash or a provider timeout, by asking the provider.
+
+    At-least-once towards the provider's list, at-most-once towards the patient: a message is
+    resent only after the provider says it does not have it.
+    """
+    total = DispatchSummary()
+    work = dispatcher(current_app)
+    started = time.monotonic()
+    while time.monotonic() - started < DISPATCH_RUN_SECONDS:
+        summary = reconcile_stuck(db.session, work, now=utcnow())
+        total.add(summary)
+        if summary.claimed == 0:
+            break
+    return str(total)
+
+
+def job_dispatch() -> str:
+    """Send due messages inside each site's sending hours: claim atomically, then send.
+
+    At-most-once per claim (the claim is committed before the provider call; a crash leaves the
+    message 'sending' for reconciliation), at-least-once overall (reconciliation resends what the
+    provider does not have): together, exactly once.
+    """
+    total = DispatchSummary()
+    work = dispatcher(current_app)
+    started = time.monotonic()
+    while time.monotonic() - started < DISPATCH_RUN_SECONDS:
+        summary = dispatch_due(db.session, work, now=utcnow())
+        total.add(summary)
+        if summary.claimed == 0:
+            break
+    return str(total)
+
+
 JOBS: dict[str, Job] = {
-    job.name: job for job in (Job("windows", 60, job_windows, job_windows.__doc__ or ""),)
+    job.name: job
+    for job in (
+        Job("windows", 60, job_windows, job_windows.__doc__ or ""),
+        Job("invitations", 60, job_invitations, job_invitations.__doc__ or ""),
+        Job("reminders", 300, job_reminders, job_reminders.__doc__ or ""),
+        Job("reconcile", 60, job_reconcile, job_reconcile.__doc__ or ""),
+        Job("dispatch", 15, job_dispatch, job_dispatch.__doc__ or ""),
+    )
 }
 
 

@@ -59,6 +59,9 @@ def issue_token(assessment: Assessment, vault: Vault) -> str:
     token = new_link_token()
     assessment.token_hash = hash_token(token)
     assessment.token_encrypted = vault.encrypt(token)
+    # A new link needs a new invitation (services/messaging.py queues it).
+    assessment.invitation_queued_at = None
+    assessment.next_reminder_on = None
     return token
 
 
@@ -72,6 +75,7 @@ def current_token(assessment: Assessment, vault: Vault) -> str | None:
 def close_link(assessment: Assessment) -> None:
     """Forget the encrypted token once the window is over; the hash stays for a kind answer."""
     assessment.token_encrypted = None
+    assessment.next_reminder_on = None  # no reminder for a closed time point
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from ..instruments import (
 )
 from ..models import Assessment, AssessmentStatus, Response, Score
 from .assessments import close_link
+from .messaging import cancel_pending_messages
 
 
 class AssessmentClosed(Exception):
@@ -154,6 +155,11 @@ def complete_assessment(
         return False
     session.refresh(assessment)
     close_link(assessment)
+    # No reminder after completion: the ones still waiting are cancelled here (dispatch checks
+    # again just before sending).
+    cancel_pending_messages(
+        session, now=now, assessment_ids=[assessment.id], reason="time point completed"
+    )
     compute_scores(session, now=now, assessment=assessment, registry=registry)
     record(
         session,

@@ -12,10 +12,8 @@ Rules (REDCap freezes queued invitations; we do not):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
@@ -23,13 +21,12 @@ from ..crypto import Vault
 from ..models import (
     Assessment,
     AssessmentStatus,
-    MessageStatus,
-    OutboxMessage,
     Patient,
     PatientStatus,
 )
 from ..scheduling.schedule import Schedule
 from .assessments import close_link, create_assessments, issue_token, local_today
+from .messaging import after_reschedule, cancel_pending_messages
 
 MAX_SURGERY_AFTER_INCLUSION = timedelta(days=3 * 365)
 UNSTARTED = (
@@ -56,24 +53,6 @@ def _require_reason(reason: str) -> str:
     if not reason:
         raise ScheduleChangeError("reason", "a reason is required for every change to study data")
     return reason
-
-
-def cancel_pending_messages(
-    session: Session, *, now: datetime, assessment_ids: Iterable[int]
-) -> int:
-    ids = list(assessment_ids)
-    if not ids:
-        return 0
-    result = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.assessment_id.in_(ids),
-            OutboxMessage.status == MessageStatus.PENDING.value,
-        )
-        .values(status=MessageStatus.CANCELLED.value, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _has_answers(assessment: Assessment) -> bool:
@@ -155,7 +134,10 @@ def change_surgery_date(
                 "status": assessment.status,
                 "due_date": assessment.due_date.isoformat(),
             }
-    cancel_pending_messages(session, now=now, assessment_ids=[a.id for a in changed])
+    cancel_pending_messages(
+        session, now=now, assessment_ids=[a.id for a in changed], reason="surgery date changed"
+    )
+    after_reschedule(session, now=now, schedule=schedule, assessments=changed)
 
     if new_date is not None:
         for created in create_assessments(session, now=now, patient=patient, schedule=schedule):
@@ -210,7 +192,9 @@ def end_participation(
             assessment.updated_at = now
             close_link(assessment)
             cancelled.append(assessment)
-    cancel_pending_messages(session, now=now, assessment_ids=[a.id for a in cancelled])
+    cancel_pending_messages(
+        session, now=now, patient_id=patient.id, reason=f"patient {status.replace('_', ' ')}"
+    )
     session.flush()
     record(
         session,

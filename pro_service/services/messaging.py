@@ -1,0 +1,306 @@
+"""Queueing patient SMS: invitations when a window opens, reminders on the schedule's days, resends.
+
+Each message is a row in the outbox (``OutboxMessage``), written in the same transaction as the
+decision to send it; the scheduler's dispatch job (``services/dispatch.py``) sends it later, inside
+the site's sending hours. Nothing here talks to an SMS provider.
+
+Bookkeeping on the assessment keeps every scheduler pass cheap (indexed, no scans of history):
+``invitation_queued_at`` (None: the current link has not been announced yet; ``issue_token``
+resets it) and ``next_reminder_on`` (the site-local day of the next reminder; None: no more).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..audit import Actor, record
+from ..models import (
+    Assessment,
+    MessageStatus,
+    OutboxMessage,
+    Patient,
+    PatientStatus,
+    Site,
+)
+from ..scheduling.schedule import Schedule
+from .assessments import OPEN_STATES, local_today
+
+LINK_KINDS = ("invitation", "reminder", "resend")
+# Statuses that mean the message reached (or may have reached) the provider.
+WENT_OUT = (
+    MessageStatus.SENDING.value,
+    MessageStatus.SENT.value,
+    MessageStatus.DELIVERED.value,
+    MessageStatus.UNDELIVERED.value,
+    MessageStatus.FAILED.value,
+)
+
+
+# --- sending hours -------------------------------------------------------------------------
+
+
+def _clock(value: str) -> time:
+    if value == "24:00":  # "until midnight"
+        return time.max
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def sending_hours(site: Site) -> tuple[time, time]:
+    return _clock(site.sending_start or "09:00"), _clock(site.sending_end or "20:00")
+
+
+def in_sending_hours(site: Site, at: datetime) -> bool:
+    start, end = sending_hours(site)
+    local = at.astimezone(ZoneInfo(site.time_zone)).time()
+    return start <= local < end
+
+
+def next_sending_time(site: Site, at: datetime) -> datetime:
+    """``at`` if it lies inside the site's sending hours, else the next opening (aware UTC).
+
+    Computed on the site's calendar with zoneinfo, so 09:00 stays 09:00 local across the
+    daylight-saving changes.
+    """
+    if in_sending_hours(site, at):
+        return at
+    zone = ZoneInfo(site.time_zone)
+    local = at.astimezone(zone)
+    start, _end = sending_hours(site)
+    day = local.date() if local.time() < start else local.date() + timedelta(days=1)
+    return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+
+
+# --- reminders arithmetic ------------------------------------------------------------------
+
+
+def reminder_days(assessment: Assessment, schedule: Schedule) -> list[date]:
+    """The local days of this time point's reminders, inside its window."""
+    try:
+        timepoint = schedule.timepoint(assessment.timepoint)
+    except KeyError:
+        return []
+    days = [assessment.window_opens + timedelta(days=d) for d in timepoint.reminder_days]
+    return [d for d in days if d <= assessment.window_closes]
+
+
+def next_reminder_after(assessment: Assessment, schedule: Schedule, day: date) -> date | None:
+    """The first reminder day strictly after ``day`` (reminders that passed are not made up)."""
+    for candidate in reminder_days(assessment, schedule):
+        if candidate > day:
+            return candidate
+    return None
+
+
+# --- queueing ------------------------------------------------------------------------------
+
+
+def _new_message(
+    *, now: datetime, patient: Patient, assessment: Assessment | None, kind: str
+) -> OutboxMessage:
+    return OutboxMessage(
+        patient_id=patient.id,
+        assessment_id=None if assessment is None else assessment.id,
+        kind=kind,
+        language=patient.language,
+        scheduled_for=next_sending_time(patient.site, now),
+        status=MessageStatus.PENDING.value,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def can_be_messaged(patient: Patient) -> bool:
+    """Active and not opted out. A missing or invalid number is NOT a reason to skip: the
+    message is queued and fails visibly at dispatch, so the nurses see it."""
+    return patient.status == PatientStatus.ACTIVE.value and not patient.opted_out
+
+
+@dataclass(frozen=True)
+class Queued:
+    queued: int
+    skipped: int  # patient opted out or no longer active
+
+
+def queue_invitations(session: Session, *, now: datetime, schedule: Schedule) -> Queued:
+    """Queue one invitation for every open time point whose current link was not announced.
+
+    Rows are locked (SKIP LOCKED on PostgreSQL) and marked in the same transaction, so two
+    processes never queue the same invitation twice.
+    """
+    rows = session.scalars(
+        select(Assessment)
+        .where(
+            Assessment.status.in_(OPEN_STATES),
+            Assessment.invitation_queued_at.is_(None),
+        )
+        .order_by(Assessment.id)
+        .with_for_update(skip_locked=True, of=Assessment)
+    ).all()
+    queued = skipped = 0
+    for assessment in rows:
+        patient = assessment.patient
+        today = local_today(patient.site, now)
+        assessment.invitation_queued_at = now
+        assessment.updated_at = now
+        if not can_be_messaged(patient) or today > assessment.window_closes:
+            assessment.next_reminder_on = None
+            skipped += 1
+            continue
+        session.add(
+            _new_message(now=now, patient=patient, assessment=assessment, kind="invitation")
+        )
+        assessment.next_reminder_on = next_reminder_after(assessment, schedule, today)
+        queued += 1
+    session.flush()
+    return Queued(queued=queued, skipped=skipped)
+
+
+def queue_reminders(session: Session, *, now: datetime, schedule: Schedule) -> Queued:
+    """Queue the reminders whose day has come, for time points still open or in progress.
+
+    A completed, expired or cancelled time point has ``next_reminder_on`` cleared, so it is
+    never reminded; dispatch checks again just before sending.
+    """
+    queued = skipped = 0
+    for site in session.scalars(select(Site)):
+        today = local_today(site, now)
+        rows = session.scalars(
+            select(Assessment)
+            .join(Patient)
+            .where(
+                Patient.site_id == site.id,
+                Assessment.next_reminder_on <= today,
+                Assessment.status.in_(OPEN_STATES),
+            )
+            .order_by(Assessment.id)
+            .with_for_update(skip_locked=True, of=Assessment)
+        ).all()
+        for assessment in rows:
+            patient = assessment.patient
+            assessment.next_reminder_on = next_reminder_after(assessment, schedule, today)
+            assessment.updated_at = now
+            if not can_be_messaged(patient) or today > assessment.window_closes:
+                skipped += 1
+                continue
+            session.add(
+                _new_message(now=now, patient=patient, assessment=assessment, kind="reminder")
+            )
+            queued += 1
+    session.flush()
+    return Queued(queued=queued, skipped=skipped)
+
+
+class ResendRefused(ValueError):
+    pass
+
+
+def queue_resend(
+    session: Session, *, now: datetime, actor: Actor, assessment: Assessment
+) -> OutboxMessage:
+    """A nurse sends the current link again (the patient lost the SMS)."""
+    patient = assessment.patient
+    if assessment.status not in OPEN_STATES:
+        raise ResendRefused(f"the time point is {assessment.status}; there is no link to send")
+    if not can_be_messaged(patient):
+        raise ResendRefused(
+            "the patient has opted out of SMS"
+            if patient.opted_out
+            else f"the patient is {patient.status}"
+        )
+    message = _new_message(now=now, patient=patient, assessment=assessment, kind="resend")
+    session.add(message)
+    session.flush()
+    record(
+        session,
+        now=now,
+        actor=actor,
+        action="message.resend_queued",
+        object_type="assessment",
+        object_id=assessment.id,
+        site_id=patient.site_id,
+        after={"timepoint": assessment.timepoint, "message_id": message.id},
+    )
+    return message
+
+
+def cancel_pending_messages(
+    session: Session,
+    *,
+    now: datetime,
+    assessment_ids: Iterable[int] = (),
+    patient_id: int | None = None,
+    reason: str | None = None,
+) -> int:
+    """Cancel messages not yet claimed by a scheduler, of some time points or of a patient."""
+    ids = list(assessment_ids)
+    if not ids and patient_id is None:
+        return 0
+    condition = (
+        OutboxMessage.patient_id == patient_id
+        if patient_id is not None
+        else OutboxMessage.assessment_id.in_(ids)
+    )
+    result = session.execute(
+        update(OutboxMessage)
+        .where(condition, OutboxMessage.status == MessageStatus.PENDING.value)
+        .values(status=MessageStatus.CANCELLED.value, updated_at=now, error_message=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def invitation_went_out(session: Session, assessment: Assessment) -> bool:
+    """Whether the current link's invitation reached (or may have reached) the provider."""
+    since = assessment.opened_at or assessment.created_at
+    return (
+        session.scalar(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.assessment_id == assessment.id,
+                OutboxMessage.kind.in_(("invitation", "resend")),
+                OutboxMessage.status.in_(WENT_OUT),
+                OutboxMessage.created_at >= since,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def after_reschedule(
+    session: Session, *, now: datetime, schedule: Schedule, assessments: Iterable[Assessment]
+) -> None:
+    """A time point's window moved (its pending messages were cancelled): plan its SMS anew.
+
+    Still open: announce the link again only if its invitation never went out; reminders follow
+    the new window. Not open: nothing until the window opens (a new link, a new invitation).
+    """
+    for assessment in assessments:
+        if assessment.status in OPEN_STATES:
+            if not invitation_went_out(session, assessment):
+                assessment.invitation_queued_at = None
+                assessment.next_reminder_on = None
+            else:
+                today = local_today(assessment.patient.site, now)
+                assessment.next_reminder_on = next_reminder_after(assessment, schedule, today)
+        else:
+            assessment.invitation_queued_at = None
+            assessment.next_reminder_on = None
+
+
+def announce_again_after_opt_in(session: Session, *, patient: Patient) -> int:
+    """After START: open time points whose invitation never went out get one."""
+    count = 0
+    for assessment in patient.assessments:
+        if assessment.status in OPEN_STATES and not invitation_went_out(session, assessment):
+            assessment.invitation_queued_at = None
+            count += 1
+    return count

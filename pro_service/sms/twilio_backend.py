@@ -1,0 +1,150 @@
+"""Twilio, through the official library, with a request timeout on every call.
+
+``PRO_TWILIO_API_BASE_URL`` replaces the library's ``https://api.twilio.com`` (the ``api``
+domain's ``base_url``), which is how tests run the real library against a fake server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import requests
+import urllib3
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from ..settings import Settings
+from . import (
+    AmbiguousSmsError,
+    PermanentSmsError,
+    ProviderMessage,
+    SmsError,
+    TransientSmsError,
+)
+
+# Error codes that say the patient's number cannot get our SMS (flag the patient for the nurses).
+INVALID_NUMBER_CODES = frozenset(
+    {
+        21211,  # invalid 'To' number
+        21214,  # 'To' number cannot be reached
+        21217,  # number not valid
+        21219,  # 'To' number not verified (trial accounts)
+        21401,  # invalid phone number
+        21407,  # region not supported
+        21408,  # permission to send to this region not enabled
+        21612,  # cannot route to this number
+        21614,  # 'To' number is not a valid mobile number
+        30005,  # unknown destination handset
+        30006,  # landline or unreachable carrier
+    }
+)
+OPTED_OUT_CODES = frozenset({21610})  # the number replied STOP to the provider
+
+
+def classify_error_code(code: int | str | None) -> str | None:
+    """``invalid`` or ``opted_out`` when a provider error code is about the number, else None."""
+    try:
+        number = int(code) if code is not None else None
+    except ValueError:
+        return None
+    if number in INVALID_NUMBER_CODES:
+        return "invalid"
+    if number in OPTED_OUT_CODES:
+        return "opted_out"
+    return None
+
+
+class TwilioBackend:
+    name = "twilio"
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.twilio_account_sid or not settings.twilio_auth_token:
+            raise ValueError("the Twilio backend needs PRO_TWILIO_ACCOUNT_SID and AUTH_TOKEN")
+        self._from = settings.twilio_from
+        self._service = settings.twilio_messaging_service_sid
+        self._client = Client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            http_client=TwilioHttpClient(timeout=settings.twilio_timeout_seconds),
+        )
+        self._client.api.base_url = settings.twilio_api_base_url
+
+    def send(self, *, to: str, body: str, status_callback: str | None) -> ProviderMessage:
+        kwargs: dict[str, str] = {"to": to, "body": body}
+        if self._service:
+            kwargs["messaging_service_sid"] = self._service
+        else:
+            kwargs["from_"] = self._from or ""
+        if status_callback:
+            kwargs["status_callback"] = status_callback
+        try:
+            message = self._client.messages.create(**kwargs)
+        except TwilioRestException as exc:
+            raise _rest_error(exc) from exc
+        except requests.exceptions.RequestException as exc:
+            if _never_left(exc):
+                raise TransientSmsError("connection", "Twilio could not be reached") from exc
+            # A read timeout or a connection lost after the request went out: maybe created.
+            raise AmbiguousSmsError(
+                "timeout", f"no usable answer from Twilio ({exc.__class__.__name__})"
+            ) from exc
+        except TwilioException as exc:
+            raise AmbiguousSmsError("provider", str(exc)) from exc
+        return ProviderMessage(
+            sid=str(message.sid),
+            status=str(message.status),
+            to=to,
+            body=body,
+            created_at=message.date_created,
+            error_code=None if message.error_code is None else str(message.error_code),
+        )
+
+    def find_sent(self, *, to: str, since: datetime, body: str) -> ProviderMessage | None:
+        try:
+            # The API filters on the day; the exact instant and the body are checked here.
+            candidates = self._client.messages.list(
+                to=to, date_sent_after=since - timedelta(days=1), page_size=100
+            )
+        except TwilioRestException as exc:
+            raise _rest_error(exc) from exc
+        except (requests.exceptions.RequestException, TwilioException) as exc:
+            raise TransientSmsError("reconcile", f"cannot list messages: {exc}") from exc
+        for message in candidates:
+            created = message.date_created
+            if message.body == body and (
+                created is None or created >= since - timedelta(minutes=1)
+            ):
+                return ProviderMessage(
+                    sid=str(message.sid),
+                    status=str(message.status),
+                    to=to,
+                    body=body,
+                    created_at=created,
+                    error_code=None if message.error_code is None else str(message.error_code),
+                )
+        return None
+
+
+def _never_left(exc: requests.exceptions.RequestException) -> bool:
+    """True when the request surely did not reach Twilio (no connection was made)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
+
+
+def _rest_error(exc: TwilioRestException) -> SmsError:
+    code = str(exc.code) if exc.code is not None else str(exc.status)
+    message = exc.msg or f"HTTP {exc.status}"
+    if exc.status == 429 or exc.status >= 500:
+        return TransientSmsError(code, message)
+    problem = classify_error_code(exc.code)
+    if problem is not None:
+        return PermanentSmsError(code, message, recipient_problem=problem)
+    if exc.status in (401, 403):
+        # Our credentials, not the patient: retry (bounded) while the operator fixes them.
+        return TransientSmsError(code, message)
+    return PermanentSmsError(code, message)
