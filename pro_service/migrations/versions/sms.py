@@ -1,7 +1,7 @@
 """SMS scheduling: invitation and reminder bookkeeping on assessments, indexes for idle passes
 
 Revision ID: sms
-Revises: 0001
+Revises: patient
 Create Date: 2026-11-28 04:35:06.404602
 """
 
