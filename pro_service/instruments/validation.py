@@ -39,7 +39,10 @@ class InstrumentFileError(Exception):
 # YAML reading
 
 
-class _StrictLoader(yaml.SafeLoader):
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when built
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
     """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
 
 
