@@ -1,10 +1,14 @@
-"""Locale selection: explicit switch, then the patient's stored language, then the browser."""
+"""Locale selection: explicit switch, then the stored language (patient's or staff user's), then
+the browser."""
 
 from __future__ import annotations
 
 from flask import current_app, g, request, session
 
 from . import LANGUAGES
+
+#: The language switch on every page: each language named in itself.
+LANGUAGE_NAMES = (("sv", "Svenska"), ("fi", "Suomi"), ("en", "English"))
 
 
 def select_locale() -> str:
@@ -14,7 +18,7 @@ def select_locale() -> str:
     remembered = session.get("language") if session else None
     if remembered in LANGUAGES:
         return str(remembered)
-    stored = g.get("patient_language")
+    stored = g.get("patient_language") or g.get("staff_language")
     if stored in LANGUAGES:
         return str(stored)
     best = request.accept_languages.best_match(LANGUAGES)

@@ -128,6 +128,9 @@ class StaffUser(Base):
     all_sites: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     totp_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The last TOTP time step accepted for this user: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -349,3 +352,28 @@ class RateLimitCounter(Base):
     bucket: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- Staff pages: server-side sign-in sessions ----------------------------------------------
+
+
+class StaffSession(Base):
+    """One signed-in browser. The cookie holds a random token; only its SHA-256 is stored.
+
+    Sign-out and password changes end sessions here, so a copied cookie stops working too.
+    """
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set once the password (and, where needed, the second factor) has been checked.
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[StaffUser] = relationship()

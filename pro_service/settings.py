@@ -50,6 +50,7 @@ class Settings:
     log_level: str
     trusted_proxy_count: int = 0
     link_rate_limit: int = 60
+    staff_idle_minutes: int = 30
 
     @property
     def is_production(self) -> bool:
@@ -166,6 +167,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     max_request_bytes = number("PRO_MAX_REQUEST_BYTES", "65536", int)
     link_rate_limit = number("PRO_LINK_RATE_LIMIT", "60", int)
+    staff_idle_minutes = number("PRO_STAFF_IDLE_MINUTES", "30", int)
     proxy_raw = _get(env_map, "PRO_TRUSTED_PROXY_COUNT") or "0"
     trusted_proxy_count = 0
     if not proxy_raw.isdigit():
@@ -210,4 +212,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=(_get(env_map, "PRO_LOG_LEVEL") or "INFO").upper(),
         trusted_proxy_count=trusted_proxy_count,
         link_rate_limit=link_rate_limit,
+        staff_idle_minutes=staff_idle_minutes,
     )

@@ -22,10 +22,12 @@ def register_web(app: Flask) -> None:
     from .dev import bp as dev_bp
     from .health import bp as health_bp
     from .patient import register as register_patient_pages
+    from .staff import register as register_staff_pages
     from .twilio import bp as twilio_bp
 
     app.register_blueprint(health_bp)
     register_patient_pages(app)
+    register_staff_pages(app)
     app.register_blueprint(twilio_bp)
     app.register_blueprint(dev_bp)
     trusted = app.config["PRO_SETTINGS"].trusted_proxy_count

@@ -12,12 +12,12 @@ from werkzeug.wrappers import Response
 from ... import LANGUAGES
 from ...clock import utcnow
 from ...extensions import csrf, db
+from ...i18n import LANGUAGE_NAMES
 from ...services import rate_limit
 from ...services.questionnaire import find_by_token
 from . import bp
 from .errors import TooManyRequests
 
-LANGUAGE_NAMES = (("sv", "Svenska"), ("fi", "Suomi"), ("en", "English"))
 #: Link requests counted per client address per minute (``PRO_LINK_RATE_LIMIT`` per window).
 WINDOW_SECONDS = 60
 

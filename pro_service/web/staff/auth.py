@@ -1,0 +1,195 @@
+"""Sign-in state of the staff pages: the session cookie, the idle timeout, roles, sign-in/out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from ... import LANGUAGES
+from ...clock import utcnow
+from ...extensions import db
+from ...i18n import LANGUAGE_NAMES
+from ...models import Role, StaffSession, StaffUser
+from ...services import access, staff_auth
+from . import bp
+
+F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+SESSION_KEY = "staff_session"
+
+
+@bp.before_request
+def _load_user() -> None:
+    g.now = utcnow()
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGES:
+        session["language"] = chosen
+        g.explicit_language = chosen
+    settings = current_app.config["PRO_SETTINGS"]
+    row = staff_auth.find_session(
+        db.session,
+        now=g.now,
+        token=session.get(SESSION_KEY),
+        idle=timedelta(minutes=settings.staff_idle_minutes),
+    )
+    if row is None and session.get(SESSION_KEY):
+        session.pop(SESSION_KEY, None)
+        g.session_expired = True
+        db.session.commit()  # an idle session is ended for good
+    g.staff_session = row
+    g.user = row.user if row is not None and row.verified else None
+    if g.user is not None:
+        g.staff_language = g.user.language
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def current_user() -> StaffUser:
+    user: StaffUser | None = g.get("user")
+    if user is None:
+        abort(401)
+    return user
+
+
+def staff_page(*roles: str) -> Callable[[F], F]:
+    """Require a verified sign-in, and (if given) one of ``roles``; otherwise 404 for the role.
+
+    Views of other roles answer 404 rather than 403, like another site's objects.
+    """
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            if g.get("user") is None:
+                if g.get("session_expired"):
+                    flash(_("You were signed out after a period of inactivity."), "info")
+                return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+            if roles and g.user.role not in roles:
+                abort(404)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+#: The staff navigation: (endpoint, label, roles). An entry shows once its view exists.
+NAVIGATION = (
+    ("staff.board", _l("Completion board"), access.PATIENT_VIEWER_ROLES),
+    ("staff.register_patient", _l("Register a patient"), access.PATIENT_EDITOR_ROLES),
+    ("staff.exports", _l("Exports"), access.EXPORT_ROLES),
+    ("staff.audit_trail", _l("Audit trail"), access.ADMIN_ROLES),
+    ("staff.account", _l("Your account"), frozenset(r.value for r in Role)),
+)
+
+
+def navigation(user: StaffUser | None) -> list[tuple[str, str]]:
+    """The (url, label) pairs of the navigation for ``user``."""
+    if user is None:
+        return []
+    views = current_app.view_functions
+    return [
+        (url_for(endpoint), str(label))
+        for endpoint, label, roles in NAVIGATION
+        if endpoint in views and user.role in roles
+    ]
+
+
+def home_url(user: StaffUser) -> str:
+    """The first page of ``user``'s role: the board, else exports, else the account page."""
+    views = current_app.view_functions
+    for endpoint, _label, roles in NAVIGATION:
+        if endpoint in views and user.role in roles:
+            return url_for(endpoint)
+    return url_for("staff.index")
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths under /staff are followed after sign-in."""
+    if target and target.startswith("/staff/") and not target.startswith("//"):
+        return target
+    return None
+
+
+class LoginForm(FlaskForm):  # type: ignore[misc]
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
+
+
+def finish_sign_in(row: StaffSession) -> Response:
+    """The password (and any second factor) checked: mark the session and go on."""
+    staff_auth.mark_verified(db.session, now=g.now, row=row)
+    db.session.commit()
+    target = _safe_next(session.pop("after_sign_in", None))
+    return redirect(target or home_url(row.user))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    if g.get("user") is not None:
+        return redirect(home_url(g.user))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = staff_auth.check_password(
+            db.session, now=g.now, email=form.email.data, password=form.password.data
+        )
+        if user is None:
+            db.session.commit()
+            form.password.errors.append(_("The email or the password is not right."))
+            return render_template("staff/login.html", form=form), 200
+        if g.get("staff_session") is not None:
+            staff_auth.end_session(db.session, now=g.now, row=g.staff_session, why="new sign-in")
+        new = staff_auth.start_session(db.session, now=g.now, user=user, verified=False)
+        session.clear()  # a fresh session on sign-in (no fixation)
+        session[SESSION_KEY] = new.token
+        session["after_sign_in"] = request.args.get("next")
+        if "language" in request.args:
+            session["language"] = request.args["language"]
+        return finish_sign_in(new.row)
+    return render_template("staff/login.html", form=form)
+
+
+@bp.post("/logout")
+@staff_page()
+def logout() -> ResponseReturnValue:
+    row = g.staff_session
+    staff_auth.end_session(db.session, now=g.now, row=row, why="signed out")
+    db.session.commit()
+    session.pop(SESSION_KEY, None)
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("staff.login"))
+
+
+def language_url(code: str) -> str:
+    """This page in another language (a GET of the same URL; after a POST, the home page)."""
+    if request.method == "GET" and request.endpoint and request.url_rule is not None:
+        args = {**request.args.to_dict(), **(request.view_args or {}), "lang": code}
+        return url_for(request.endpoint, **args)
+    return url_for("staff.index", lang=code)
+
+
+@bp.context_processor
+def _staff_globals() -> dict[str, Any]:
+    return {
+        "staff_user": g.get("user"),
+        "staff_navigation": navigation(g.get("user")),
+        "current_language": str(get_locale() or "sv"),
+        "language_names": LANGUAGE_NAMES,
+        "staff_language_url": language_url,
+    }
