@@ -184,6 +184,13 @@ def language_url(code: str) -> str:
     return url_for("staff.index", lang=code)
 
 
+def staff_url(endpoint: str, **values: Any) -> str | None:
+    """``url_for`` for a staff page, or None while that page does not exist (links hide)."""
+    if endpoint not in current_app.view_functions:
+        return None
+    return url_for(endpoint, **values)
+
+
 @bp.context_processor
 def _staff_globals() -> dict[str, Any]:
     return {
@@ -192,4 +199,5 @@ def _staff_globals() -> dict[str, Any]:
         "current_language": str(get_locale() or "sv"),
         "language_names": LANGUAGE_NAMES,
         "staff_language_url": language_url,
+        "staff_url": staff_url,
     }
