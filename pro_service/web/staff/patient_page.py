@@ -1,0 +1,198 @@
+"""The patient page: header, time line with messages, score charts; one time point's answers.
+
+Nurses (own sites), investigators and admins; data managers and other sites get 404. No phone
+number is shown here (the site's nurses reveal it through an action of ``_actions.html``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Response, abort, current_app, g, render_template
+from flask_babel import format_decimal, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from ...extensions import db
+from ...i18n import LANGUAGE_NAMES
+from ...models import Patient
+from ...services import access, charts, patient_overview
+from ...services.patient_overview import CHART_SCALES, ScoreSeries
+from . import bp
+from .auth import staff_page
+
+TIMEPOINT_STATUS = {
+    "upcoming": _l("Upcoming"),
+    "open": _l("Open"),
+    "overdue": _l("Overdue"),
+    "in_progress": _l("In progress"),
+    "completed": _l("Completed"),
+    "missed": _l("Missed"),
+    "cancelled": _l("Cancelled"),
+}
+PATIENT_STATUS = {
+    "active": _l("Active"),
+    "withdrawn": _l("Withdrawn"),
+    "deceased": _l("Deceased"),
+    "not_operated": _l("Not operated"),
+    "completed": _l("Follow-up completed"),
+}
+ANCHORS = {"inclusion": _l("Inclusion"), "surgery": _l("Surgery")}
+MESSAGE_KINDS = {
+    "invitation": _l("Invitation"),
+    "reminder": _l("Reminder"),
+    "resend": _l("Link sent again"),
+    "opt_out": _l("Opt-out confirmation"),
+    "opt_in": _l("Opt-in confirmation"),
+}
+MESSAGE_STATUS = {
+    "pending": _l("Waiting to be sent"),
+    "sending": _l("Being sent"),
+    "sent": _l("Sent"),
+    "delivered": _l("Delivered"),
+    "undelivered": _l("Not delivered"),
+    "failed": _l("Failed"),
+    "cancelled": _l("Cancelled"),
+}
+
+
+def _language() -> str:
+    return str(get_locale() or "sv")
+
+
+def _patient_or_404(patient_id: int) -> Patient:
+    try:
+        return access.patient_for(db.session, g.user, patient_id)
+    except access.NotVisible:
+        abort(404)
+
+
+def _helpers(time_zone: str) -> dict[str, object]:
+    zone = ZoneInfo(time_zone)
+
+    def local_time(value: datetime | None) -> str:
+        if value is None:
+            return ""
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    def score(value: float | None) -> str:
+        return "" if value is None else format_decimal(value, format="0.0")
+
+    def change(value: float | None) -> str:
+        return "" if value is None else format_decimal(value, format="+0.0;-0.0")
+
+    def label(mapping: dict[str, object], key: str | None) -> str:
+        return "" if key is None else str(mapping.get(key, key))
+
+    return {
+        "local_time": local_time,
+        "fmt_score": score,
+        "fmt_change": change,
+        "label_of": label,
+        "TIMEPOINT_STATUS": TIMEPOINT_STATUS,
+        "PATIENT_STATUS": PATIENT_STATUS,
+        "ANCHORS": ANCHORS,
+        "MESSAGE_KINDS": MESSAGE_KINDS,
+        "MESSAGE_STATUS": MESSAGE_STATUS,
+        "LANGUAGES": dict(LANGUAGE_NAMES),
+    }
+
+
+@bp.get("/patients/<int:patient_id>")
+@staff_page(*access.PATIENT_VIEWER_ROLES)
+def patient(patient_id: int):
+    record = _patient_or_404(patient_id)
+    overview = patient_overview.build_overview(
+        db.session,
+        now=g.now,
+        patient=record,
+        schedule=current_app.extensions["schedule"],
+        registry=current_app.extensions["instruments"],
+        language=_language(),
+    )
+    return render_template(
+        "staff/patient.html",
+        patient=record,
+        overview=overview,
+        **_helpers(record.site.time_zone),
+    )
+
+
+@bp.get("/assessments/<int:assessment_id>")
+@staff_page(*access.PATIENT_VIEWER_ROLES)
+def assessment(assessment_id: int):
+    try:
+        record = access.assessment_for(db.session, g.user, assessment_id)
+    except access.NotVisible:
+        abort(404)
+    detail = patient_overview.assessment_detail(
+        db.session,
+        now=g.now,
+        assessment=record,
+        schedule=current_app.extensions["schedule"],
+        registry=current_app.extensions["instruments"],
+        language=_language(),
+    )
+    return render_template(
+        "staff/assessment.html",
+        patient=record.patient,
+        detail=detail,
+        **_helpers(record.patient.site.time_zone),
+    )
+
+
+def _chart_texts(series: ScoreSeries, reference: str) -> charts.ChartTexts:
+    notes = []
+    if reference == "inclusion":
+        notes.append(_("No surgery date: days are counted from inclusion."))
+    if series.points and series.baseline is None:
+        notes.append(_("No baseline score: worsening is not marked."))
+    if not series.points:
+        notes.append(_("No scores yet."))
+    return charts.ChartTexts(
+        title=_("%(name)s (%(scale)s)", name=series.name, scale=series.scale),
+        x_label=_("Days from surgery") if reference == "surgery" else _("Days from inclusion"),
+        y_label=_("Score 0-100, higher is better")
+        if series.higher_is_better
+        else _("Score 0-100, higher is worse"),
+        scores=_("Score"),
+        worsened=_("Worse by 10 points or more than baseline"),
+        baseline=_("Baseline score"),
+        reference=_("Surgery") if reference == "surgery" else _("Inclusion"),
+        note=" ".join(notes) or None,
+    )
+
+
+@bp.get("/patients/<int:patient_id>/chart/<scale>.svg")
+@staff_page(*access.PATIENT_VIEWER_ROLES)
+def patient_chart(patient_id: int, scale: str):
+    record = _patient_or_404(patient_id)
+    if scale not in CHART_SCALES:
+        abort(404)
+    found = patient_overview.score_series(
+        db.session,
+        patient=record,
+        schedule=current_app.extensions["schedule"],
+        registry=current_app.extensions["instruments"],
+        language=_language(),
+        scales=[scale],
+    )
+    if not found:
+        abort(404)  # the scale belongs to no loaded instrument
+    series = found[0]
+    reference, _date = patient_overview.reference_of(record)
+    svg = charts.render_svg(
+        series.points, baseline=series.baseline, texts=_chart_texts(series, reference)
+    )
+    response = Response(svg, mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "no-store"
+    # The site-wide policy forbids inline styles, but matplotlib's SVG carries a <style> element
+    # and style attributes. Shown through <img>, an SVG is an isolated image document: it runs
+    # no script and loads nothing, and its own policy is this one. So allow inline styles here
+    # only, and nothing else (no scripts, no fetches, no framing). The global after_request hook
+    # only sets the policy when the response has none.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    )
+    return response
