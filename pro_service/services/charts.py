@@ -67,7 +67,7 @@ def _render(points: Sequence[Point], *, baseline: float | None, texts: ChartText
     days = [p.day for p in ordered]
     values = [p.value for p in ordered]
 
-    figure = Figure(figsize=(7.0, 3.6), dpi=96, layout="constrained")
+    figure = Figure(figsize=(7.0, 4.0), dpi=96, layout="constrained")
     axes = figure.add_subplot()
     axes.set_ylim(-4, 104)
     axes.set_yticks([0, 20, 40, 60, 80, 100])
@@ -112,7 +112,8 @@ def _render(points: Sequence[Point], *, baseline: float | None, texts: ChartText
     axes.set_ylabel(texts.y_label)
     title = texts.title if texts.note is None else f"{texts.title}\n{texts.note}"
     axes.set_title(title, loc="left", fontsize=11)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    # Below the plot, so every chart's plot area has the same width whatever the legend says.
+    figure.legend(loc="outside lower center", ncols=2, fontsize=9, frameon=False)
 
     out = io.BytesIO()
     # No creation date in the file: the same data gives the same picture.
