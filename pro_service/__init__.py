@@ -38,6 +38,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
+        # __Host-: the browser keeps it only if Secure, for this host and path / (production).
+        SESSION_COOKIE_NAME="__Host-session" if settings.is_production else "session",
         WTF_CSRF_TIME_LIMIT=None,
         # Referrer-Policy: no-referrer means browsers send no Referer, which Flask-WTF's strict
         # HTTPS check would refuse; the session-bound CSRF token and SameSite cookies remain.

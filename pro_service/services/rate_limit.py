@@ -92,3 +92,27 @@ def hit(connection: Connection, *, now: datetime, bucket: str, limit: Limit) -> 
         1, int((start + timedelta(seconds=limit.window_seconds) - now).total_seconds())
     )
     return Decision(allowed=count <= limit.requests, count=count, retry_after_seconds=retry_after)
+
+
+def peek(connection: Connection, *, now: datetime, bucket: str, limit: Limit) -> Decision:
+    """Whether one more request in ``bucket`` would be within ``limit``, counting nothing.
+
+    For limits on failures (sign-in): look before the attempt, :func:`hit` only when it fails.
+    ``count`` is the number already counted in the current window.
+    """
+    start = window_start(now, limit.window_seconds)
+    counted = connection.execute(
+        select(RateLimitCounter.count).where(
+            RateLimitCounter.bucket == bucket, RateLimitCounter.window_start == start
+        )
+    ).scalar_one_or_none()
+    count = int(counted or 0)
+    retry_after = max(
+        1, int((start + timedelta(seconds=limit.window_seconds) - now).total_seconds())
+    )
+    return Decision(allowed=count < limit.requests, count=count, retry_after_seconds=retry_after)
+
+
+def clear(connection: Connection, *, bucket: str) -> None:
+    """Forget every count of ``bucket`` (e.g. an account's failures once it has signed in)."""
+    connection.execute(delete(RateLimitCounter).where(RateLimitCounter.bucket == bucket))

@@ -1,7 +1,17 @@
-"""Staff sign-in: passwords (argon2id, rehashed on sign-in) and server-side sessions.
+"""Staff sign-in: passwords (argon2id, rehashed on sign-in), throttling and server-side sessions.
 
 A session row exists from the moment the password is right; it is ``verified`` once every
 required factor has been checked. The cookie holds only the random session token.
+
+Throttling counts failed attempts (wrong password, wrong second-factor code, wrong current
+password on the account page) in ``rate_limit_counters``, so it holds across web workers: per
+account (the normalised email, whether or not such an account exists, so the answer does not
+tell) and per client address. The windows are fixed (:mod:`.rate_limit`): after
+``ACCOUNT_LIMIT.requests`` failures in one window further attempts are refused until it ends.
+The counters are written on their own autocommit connection, so a count survives the request's
+rollback. Look before an attempt (:func:`throttled_for`) and count only failures
+(:func:`count_failure`); parallel attempts that all looked before any failed was counted can
+pass the limit by the number of requests in flight, each of which costs an argon2 hash.
 """
 
 from __future__ import annotations
@@ -13,12 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
 from ..models import StaffSession, StaffUser
-from .staff import password_hasher
+from . import rate_limit
+from .staff import MIN_PASSWORD_LENGTH, StaffDataError, password_hasher
 
 #: ``last_seen_at`` is written at most this often (a write per request would be wasteful).
 TOUCH_EVERY = timedelta(seconds=60)
@@ -32,6 +43,95 @@ def _digest(token: str) -> str:
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+# --- Throttling of failed attempts -----------------------------------------------------------
+
+#: Failed attempts per account (normalised email) in one fixed window of 15 minutes.
+ACCOUNT_LIMIT = rate_limit.Limit(requests=5, window_seconds=15 * 60)
+#: Failed attempts per client address: higher, because a hospital's staff may share one address.
+ADDRESS_LIMIT = rate_limit.Limit(requests=30, window_seconds=15 * 60)
+#: Who is trying to sign in, as the audit log names them: never a password or a clear email.
+ANONYMOUS = Actor("anonymous")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt's counter buckets: keyed hashes of the email and the client address."""
+
+    account: str
+    address: str
+
+    @classmethod
+    def of(cls, *, email: str, address: str | None, secret: str) -> Attempt:
+        return cls(
+            account=rate_limit.bucket_for("staff-sign-in-account", normalise_email(email), secret),
+            address=rate_limit.bucket_for("staff-sign-in-address", address or "", secret),
+        )
+
+    @property
+    def audit_tag(self) -> dict[str, str]:
+        """Short keyed hashes that let the audit log group attempts without naming anyone."""
+        return {"account_hash": self.account[:16], "address_hash": self.address[:16]}
+
+
+def throttled_for(connection: Connection, *, now: datetime, attempt: Attempt) -> int | None:
+    """Seconds to wait if this account or address has failed too often, else None."""
+    waits = [
+        decision.retry_after_seconds
+        for decision in (
+            rate_limit.peek(connection, now=now, bucket=attempt.account, limit=ACCOUNT_LIMIT),
+            rate_limit.peek(connection, now=now, bucket=attempt.address, limit=ADDRESS_LIMIT),
+        )
+        if not decision.allowed
+    ]
+    return max(waits) if waits else None
+
+
+def count_failure(connection: Connection, *, now: datetime, attempt: Attempt) -> None:
+    """Count one failed attempt for the account and for the address (``connection``: autocommit)."""
+    rate_limit.hit(connection, now=now, bucket=attempt.account, limit=ACCOUNT_LIMIT)
+    rate_limit.hit(connection, now=now, bucket=attempt.address, limit=ADDRESS_LIMIT)
+
+
+def forget_failures(connection: Connection, *, attempt: Attempt) -> None:
+    """After a complete sign-in: forget this account's failures (never the address's)."""
+    rate_limit.clear(connection, bucket=attempt.account)
+
+
+def user_id_for(session: Session, email: str) -> int | None:
+    return session.scalar(select(StaffUser.id).where(StaffUser.email == normalise_email(email)))
+
+
+def record_failure(
+    session: Session, *, now: datetime, attempt: Attempt, user_id: int | None, step: str
+) -> None:
+    """Audit a failed attempt (``step``: password, code or current_password)."""
+    record(
+        session,
+        now=now,
+        # On the account page the user is signed in; at sign-in nobody is, yet.
+        actor=Actor.staff(user_id) if step == "current_password" and user_id else ANONYMOUS,
+        action="staff.sign_in_failed",
+        object_type="staff_user" if user_id is not None else None,
+        object_id=user_id,
+        after={"step": step, **attempt.audit_tag},
+    )
+
+
+def record_throttled(
+    session: Session, *, now: datetime, attempt: Attempt, user_id: int | None, step: str
+) -> None:
+    """Audit an attempt refused because of too many failures."""
+    record(
+        session,
+        now=now,
+        actor=ANONYMOUS,
+        action="staff.sign_in_throttled",
+        object_type="staff_user" if user_id is not None else None,
+        object_id=user_id,
+        after={"step": step, **attempt.audit_tag},
+    )
 
 
 def check_password(
@@ -123,9 +223,9 @@ def end_session(session: Session, *, now: datetime, row: StaffSession, why: str)
         )
 
 
-def end_other_sessions(session: Session, *, now: datetime, user: StaffUser, keep: int) -> None:
-    """End every session of ``user`` but ``keep`` (after a password change)."""
-    session.execute(
+def end_other_sessions(session: Session, *, now: datetime, user: StaffUser, keep: int) -> int:
+    """End every session of ``user`` but ``keep`` (after a password change); say how many."""
+    result = session.execute(
         update(StaffSession)
         .where(
             StaffSession.user_id == user.id,
@@ -133,4 +233,59 @@ def end_other_sessions(session: Session, *, now: datetime, user: StaffUser, keep
             StaffSession.ended_at.is_(None),
         )
         .values(ended_at=now)
+        .execution_options(synchronize_session="fetch")
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class PasswordChangeError(StaffDataError):
+    """A password change refused; ``reason`` says why (wrong, too_short, unchanged, mismatch)."""
+
+    def __init__(self, field: str, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(field, message)
+
+
+def change_password(
+    session: Session,
+    *,
+    now: datetime,
+    user: StaffUser,
+    current_password: str,
+    new_password: str,
+    repeated: str,
+    keep: StaffSession,
+) -> int:
+    """Change ``user``'s password and end their other sessions; returns how many were ended.
+
+    Raises :class:`PasswordChangeError` naming the field; nothing is changed then.
+    """
+    try:
+        password_hasher.verify(user.password_hash, current_password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise PasswordChangeError(
+            "current_password", "wrong", "the current password is not right"
+        ) from exc
+    if len(new_password) < MIN_PASSWORD_LENGTH:
+        raise PasswordChangeError(
+            "new_password", "too_short", f"needs at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    if new_password != repeated:
+        raise PasswordChangeError("repeat_password", "mismatch", "the two new passwords differ")
+    if new_password == current_password:
+        raise PasswordChangeError(
+            "new_password", "unchanged", "the new password is the current one"
+        )
+    user.password_hash = password_hasher.hash(new_password)
+    user.password_changed_at = now
+    ended = end_other_sessions(session, now=now, user=user, keep=keep.id)
+    record(
+        session,
+        now=now,
+        actor=Actor.staff(user.id),
+        action="staff.password_changed",
+        object_type="staff_user",
+        object_id=user.id,
+        after={"other_sessions_ended": ended},
+    )
+    return ended

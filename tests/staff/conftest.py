@@ -3,6 +3,7 @@
 Personas (the issue's access matrix): two nurses at SE-UPP, one nurse at FI-HEL, an investigator
 for every site, an investigator for SE-UPP only, a data manager and an admin.
 Data is made relative to the real clock, because the pages read it.
+The admin persona has two-factor sign-in (``TOTP_SECRETS``); :func:`sign_in` enters its code.
 
 Do not use the ``session`` fixture in tests that make requests: it keeps an application context
 open, which every request would then share (and with it ``g``: the CSRF token and the locale of
@@ -12,16 +13,19 @@ an earlier request). Read the database with :func:`read` (its own application co
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+import pyotp
 import pytest
 
 from pro_service.audit import Actor
 from pro_service.clock import utcnow
 from pro_service.extensions import db
+from pro_service.models import StaffUser
 from pro_service.services.patients import register_patient
 from pro_service.services.staff import create_site, create_user
 
@@ -39,6 +43,15 @@ PERSONAS = {
     "data_manager": ("dm@example.org", "data_manager", (), True),
     "admin": ("admin@example.org", "admin", (), True),
 }
+
+
+#: Authenticator secrets of the personas with two-factor sign-in (admins must have it).
+TOTP_SECRETS = {"admin": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}
+
+
+def totp_code(secret: str, step: int) -> str:
+    """The code of one 30-second time step."""
+    return pyotp.TOTP(secret).generate_otp(step)
 
 
 def csrf_of(html: str) -> str:
@@ -114,6 +127,9 @@ def _make_study(app, session) -> StaffStudy:  # type: ignore[no-untyped-def]
             all_sites=all_sites,
             language="en",
         ).id
+    for persona, secret in TOTP_SECRETS.items():
+        user = session.get(StaffUser, users[persona])
+        user.totp_secret_encrypted = app.extensions["vault"].encrypt(secret)
     today = now.date()
     patients = {}
     for study_id, code, phone, language, included, surgery in (
@@ -163,6 +179,29 @@ def sign_in_with_password(client, email: str, password: str = PASSWORD):  # type
     )
 
 
+def enter_code(app, client, user_id: int, secret: str):  # type: ignore[no-untyped-def]
+    """Post the sign-in code step with a code the server has not seen yet.
+
+    A time step is accepted once, and within one step of now: this takes the current step, else
+    the next one (never the previous one, which a step boundary could put out of reach). When
+    both are used (a third sign-in within 30 s), it marks the steps before now as the last used
+    instead of moving the clock: a cookie signed in the future is refused back in the present.
+    """
+    now_step = int(time.time()) // 30
+    last = read(app, lambda s: s.get(StaffUser, user_id).totp_last_step)
+    if last is not None and last > now_step:
+        with app.app_context():
+            db.session.get(StaffUser, user_id).totp_last_step = now_step - 1
+            db.session.commit()
+        last = now_step - 1
+    step = now_step if last is None or last < now_step else now_step + 1
+    page = client.get("/staff/login/code?lang=en")
+    return client.post(
+        "/staff/login/code",
+        data={"code": totp_code(secret, step), "csrf_token": csrf_of(page.text)},
+    )
+
+
 @pytest.fixture
 def sign_in(app, staff_study) -> Callable[..., object]:
     """A test client signed in as ``persona`` (completing any second factor it needs)."""
@@ -171,7 +210,12 @@ def sign_in(app, staff_study) -> Callable[..., object]:
         client = app.test_client()
         response = sign_in_with_password(client, staff_study.email(persona))
         assert response.status_code == 302, response.text
+        if response.headers["Location"] == "/staff/login/code":
+            secret = TOTP_SECRETS[persona]
+            response = enter_code(app, client, staff_study.users[persona], secret)
+            assert response.status_code == 302, response.text
         assert "/staff/login" not in response.headers["Location"]
+        assert "/staff/account/two-factor" not in response.headers["Location"]
         return client
 
     return _sign_in

@@ -1,20 +1,28 @@
-"""Sign-in state of the staff pages: the session cookie, the idle timeout, roles, sign-in/out."""
+"""Sign-in state of the staff pages: the session cookie, the idle timeout, roles, sign-in/out.
+
+Sign-in: password (``/staff/login``), then, for an account with two-factor sign-in, a code
+(``/staff/login/code``); an admin without it enrols first (``/staff/account/two-factor``). Only
+then is the session ``verified``. Failed passwords and codes are throttled in the database.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from sqlalchemy import Connection
 from werkzeug.wrappers import Response
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ... import LANGUAGES
@@ -22,7 +30,7 @@ from ...clock import utcnow
 from ...extensions import db
 from ...i18n import LANGUAGE_NAMES
 from ...models import Role, StaffSession, StaffUser
-from ...services import access, staff_auth
+from ...services import access, staff_auth, two_factor
 from . import bp
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
@@ -67,19 +75,32 @@ def current_user() -> StaffUser:
     return user
 
 
+def pending_step_url(row: StaffSession) -> str:
+    """Where a session whose password is checked goes next: the code, or enrolment."""
+    if two_factor.is_enrolled(row.user):
+        return url_for("staff.login_code")
+    return url_for("staff.two_factor")
+
+
 def staff_page(*roles: str) -> Callable[[F], F]:
     """Require a verified sign-in, and (if given) one of ``roles``; otherwise 404 for the role.
 
-    Views of other roles answer 404 rather than 403, like another site's objects.
+    Views of other roles answer 404 rather than 403, like another site's objects. A session
+    still waiting for its second factor goes to that step; an admin without two-factor sign-in
+    (e.g. a user made admin while signed in) goes to enrolment before any page.
     """
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
             if g.get("user") is None:
+                if g.get("staff_session") is not None:
+                    return redirect(pending_step_url(g.staff_session))
                 if g.get("session_expired"):
                     flash(_("You were signed out after a period of inactivity."), "info")
                 return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+            if two_factor.is_required(g.user) and not two_factor.is_enrolled(g.user):
+                return redirect(url_for("staff.two_factor"))
             if roles and g.user.role not in roles:
                 abort(404)
             return view(*args, **kwargs)
@@ -132,10 +153,65 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
 
 
+class CodeForm(FlaskForm):  # type: ignore[misc]
+    code = StringField(
+        _l("Code from your authenticator app"),
+        validators=[DataRequired(), Length(max=20)],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
+    )
+
+
+@contextmanager
+def counters() -> Iterator[Connection]:
+    """A connection of its own in autocommit mode for the throttling counters."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
+
+
+def attempt_of(email: str) -> staff_auth.Attempt:
+    return staff_auth.Attempt.of(
+        email=email,
+        address=request.remote_addr,
+        secret=current_app.config["PRO_SETTINGS"].secret_key,
+    )
+
+
+def throttled_message(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return ngettext(
+        "Too many failed attempts. Please wait %(num)d minute before you try again.",
+        "Too many failed attempts. Please wait %(num)d minutes before you try again.",
+        minutes,
+    )
+
+
+def refuse_if_throttled(attempt: staff_auth.Attempt, email: str, step: str) -> str | None:
+    """The message for a throttled attempt (audited and committed), or None to go on."""
+    with counters() as connection:
+        wait = staff_auth.throttled_for(connection, now=g.now, attempt=attempt)
+    if wait is None:
+        return None
+    user_id = staff_auth.user_id_for(db.session, email)
+    staff_auth.record_throttled(db.session, now=g.now, attempt=attempt, user_id=user_id, step=step)
+    db.session.commit()
+    return throttled_message(wait)
+
+
+def count_failure(attempt: staff_auth.Attempt, email: str, step: str) -> None:
+    """Audit a failed attempt, commit, then count it (after the commit: no lock is held)."""
+    user_id = staff_auth.user_id_for(db.session, email)
+    staff_auth.record_failure(db.session, now=g.now, attempt=attempt, user_id=user_id, step=step)
+    db.session.commit()
+    with counters() as connection:
+        staff_auth.count_failure(connection, now=g.now, attempt=attempt)
+
+
 def finish_sign_in(row: StaffSession) -> Response:
     """The password (and any second factor) checked: mark the session and go on."""
     staff_auth.mark_verified(db.session, now=g.now, row=row)
     db.session.commit()
+    with counters() as connection:
+        staff_auth.forget_failures(connection, attempt=attempt_of(row.user.email))
     target = _safe_next(session.pop("after_sign_in", None))
     return redirect(target or home_url(row.user))
 
@@ -146,11 +222,16 @@ def login() -> ResponseReturnValue:
         return redirect(home_url(g.user))
     form = LoginForm()
     if form.validate_on_submit():
+        attempt = attempt_of(form.email.data)
+        refused = refuse_if_throttled(attempt, form.email.data, "password")
+        if refused:
+            form.password.errors.append(refused)
+            return render_template("staff/login.html", form=form), 429
         user = staff_auth.check_password(
             db.session, now=g.now, email=form.email.data, password=form.password.data
         )
         if user is None:
-            db.session.commit()
+            count_failure(attempt, form.email.data, "password")
             form.password.errors.append(_("The email or the password is not right."))
             return render_template("staff/login.html", form=form), 200
         if g.get("staff_session") is not None:
@@ -161,14 +242,50 @@ def login() -> ResponseReturnValue:
         session["after_sign_in"] = request.args.get("next")
         if "language" in request.args:
             session["language"] = request.args["language"]
+        if two_factor.is_enrolled(user) or two_factor.is_required(user):
+            db.session.commit()  # the password is right; the session waits for the code
+            return redirect(pending_step_url(new.row))
         return finish_sign_in(new.row)
     return render_template("staff/login.html", form=form)
 
 
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code() -> ResponseReturnValue:
+    """The second step: a code from the authenticator app, each code usable once."""
+    row: StaffSession | None = g.get("staff_session")
+    if row is None:
+        return redirect(url_for("staff.login"))
+    if row.verified:
+        return redirect(home_url(row.user))
+    if not two_factor.is_enrolled(row.user):
+        return redirect(pending_step_url(row))
+    form = CodeForm()
+    if form.validate_on_submit():
+        user = row.user
+        attempt = attempt_of(user.email)
+        refused = refuse_if_throttled(attempt, user.email, "code")
+        if refused:
+            form.code.errors.append(refused)
+            return render_template("staff/login_code.html", form=form), 429
+        vault = current_app.extensions["vault"]
+        if two_factor.check_code(
+            db.session, now=g.now, vault=vault, user=user, code=form.code.data
+        ):
+            return finish_sign_in(row)
+        count_failure(attempt, user.email, "code")
+        form.code.errors.append(
+            _("The code is not right. Enter the 6-digit code your app shows now.")
+        )
+        return render_template("staff/login_code.html", form=form), 200
+    return render_template("staff/login_code.html", form=form)
+
+
 @bp.post("/logout")
-@staff_page()
 def logout() -> ResponseReturnValue:
-    row = g.staff_session
+    """Sign out, also from a sign-in still waiting for its second factor."""
+    row: StaffSession | None = g.get("staff_session")
+    if row is None:
+        return redirect(url_for("staff.login"))
     staff_auth.end_session(db.session, now=g.now, row=row, why="signed out")
     db.session.commit()
     session.pop(SESSION_KEY, None)
