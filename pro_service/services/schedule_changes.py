@@ -254,7 +254,7 @@ def end_participation(
         )
     if patient.status != PatientStatus.ACTIVE.value:
         raise ScheduleChangeError(
-            "status", N_("The patient is already %(status)s."), status=patient.status
+            "status", N_("The patient's status is already: %(status)s."), status=patient.status
         )
     old_status = patient.status
     patient.status = status

@@ -391,7 +391,7 @@ def test_a_new_phone_number_clears_the_flag_and_resends_a_failed_invitation(
     response = _edit(client, pid, **_current(app, "UPP-001"), phone="070 174 06 77")
     assert response.status_code == 302
     page = client.get(response.headers["Location"], follow_redirects=True).text
-    assert "The questionnaire link will be sent again to the new number." in page
+    assert "1 questionnaire link will be sent again to the new number." in page
     patient = _patient(app, "UPP-001")
     assert patient.phone_invalid is False
     assert app.extensions["vault"].decrypt(patient.phone_encrypted) == "+46701740677"

@@ -302,7 +302,7 @@ def edit_patient(patient_id: int) -> ResponseReturnValue:
             if update.invitations_requeued:
                 flash(
                     ngettext(
-                        "The questionnaire link will be sent again to the new number.",
+                        "%(num)d questionnaire link will be sent again to the new number.",
                         "%(num)d questionnaire links will be sent again to the new number.",
                         update.invitations_requeued,
                     ),
@@ -519,7 +519,7 @@ def opt_in(patient_id: int) -> ResponseReturnValue:
         if announced:
             flash(
                 ngettext(
-                    "An invitation to the open questionnaire will be sent.",
+                    "%(num)d invitation to an open questionnaire will be sent.",
                     "Invitations to %(num)d open questionnaires will be sent.",
                     announced,
                 ),
