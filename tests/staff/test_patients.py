@@ -683,3 +683,27 @@ def test_an_opted_out_patient_shows_the_opt_in_form_and_no_resend(app, staff_stu
     html = _render_actions(app, staff_study, "nurse_upp")
     assert f"/staff/patients/{pid}/opt-in" in html
     assert "/resend" not in html
+
+
+def test_the_confirmation_page_carries_the_choice_to_the_final_post(app, sign_in, staff_study):
+    client = sign_in("nurse_upp")
+    pid = staff_study.patients["UPP-002"]
+    page = client.get(f"/staff/patients/{pid}/status")
+    confirm = client.post(
+        f"/staff/patients/{pid}/status",
+        data={"csrf_token": csrf_of(page.text), "status": "not_operated", "reason": "inoperable"},
+    )
+    assert 'name="confirmed" type="hidden" value="yes"' in confirm.text
+    assert 'name="status" value="not_operated"' in confirm.text
+    assert 'name="reason" value="inoperable"' in confirm.text
+    assert _patient(app, "UPP-002").status == "active"
+
+
+@pytest.mark.parametrize("language", ["sv", "fi"])
+def test_the_pages_render_in_swedish_and_finnish(sign_in, staff_study, language):
+    client = sign_in("nurse_upp")
+    pid = staff_study.patients["UPP-001"]
+    for path in ("new", f"{pid}/edit", f"{pid}/surgery", f"{pid}/status"):
+        response = client.get(f"/staff/patients/{path}?lang={language}")
+        assert response.status_code == 200, path
+        assert f'<html lang="{language}">' in response.text
