@@ -265,3 +265,48 @@ def test_leaving_the_study_cancels_what_is_left(ctx, session, status):
     session.refresh(message)
     assert message.status == "cancelled"
     assert patient.status == status
+
+
+def test_a_new_inclusion_date_moves_the_inclusion_time_points_like_a_surgery_change(ctx, session):
+    app, patient = ctx
+    from pro_service.services.patients import PatientDataError, update_patient
+
+    baseline = _by_key(patient)["baseline"]
+    assert baseline.status == "open"
+    message = _pending(session, baseline)
+    m3_due = _by_key(patient)["m3"].due_date
+    with pytest.raises(PatientDataError) as excinfo:
+        update_patient(
+            session,
+            now=NOW,
+            actor=Actor.staff(7),
+            vault=app.extensions["vault"],
+            schedule=app.extensions["schedule"],
+            patient=patient,
+            inclusion_date=date(2026, 3, 30),
+            reason=" ",
+        )
+    assert excinfo.value.field == "reason"
+    session.rollback()
+    update = update_patient(
+        session,
+        now=NOW,
+        actor=Actor.staff(7),
+        vault=app.extensions["vault"],
+        schedule=app.extensions["schedule"],
+        patient=patient,
+        inclusion_date=date(2026, 3, 30),
+        reason="wrong inclusion date",
+    )
+    session.commit()
+    assert update.fields == ["inclusion_date"]
+    assert [a.timepoint for a in update.rescheduled.changed] == ["baseline"]
+    assert (baseline.status, baseline.due_date) == ("scheduled", date(2026, 3, 30))
+    assert baseline.token_encrypted is None  # the old link no longer works
+    assert _by_key(patient)["m3"].due_date == m3_due
+    session.refresh(message)
+    assert message.status == "cancelled"
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "patient.updated"))
+    assert event.before["baseline"] == {"status": "open", "due_date": "2026-03-02"}
+    assert event.after["baseline"] == {"status": "scheduled", "due_date": "2026-03-30"}
+    assert event.reason == "wrong inclusion date"

@@ -38,6 +38,7 @@ def register_commands(app: Flask) -> None:
     from .db import db_group
     from .demo import demo_command, dev_command
     from .export import export_command, rescore_command
+    from .import_patients import import_patients_command
     from .operators import create_site_command, create_user_command, generate_key_command
     from .scheduler import jobs_group, scheduler_command
     from .score import score_command
@@ -54,6 +55,7 @@ def register_commands(app: Flask) -> None:
         score_command,
         export_command,
         rescore_command,
+        import_patients_command,
     ):
         app.cli.add_command(command)
 

@@ -12,6 +12,7 @@ Rules (REDCap freezes queued invitations; we do not):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -42,16 +43,28 @@ LEAVING_STATUSES = (
 )
 
 
+def N_(message: str) -> str:
+    """Marks an error message for translation; the staff pages translate it when shown."""
+    return message
+
+
 class ScheduleChangeError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
+    """A refused change. ``field`` names the form field at fault; ``message`` is an English
+    msgid with ``%(name)s`` placeholders filled from ``params`` (the pages translate it)."""
+
+    def __init__(self, field: str, message: str, **params: object) -> None:
         self.field = field
-        super().__init__(f"{field}: {message}")
+        self.message = message
+        self.params = params
+        super().__init__(f"{field}: {message % params if params else message}")
 
 
-def _require_reason(reason: str) -> str:
+def require_reason(reason: str) -> str:
     reason = reason.strip()
     if not reason:
-        raise ScheduleChangeError("reason", "a reason is required for every change to study data")
+        raise ScheduleChangeError(
+            "reason", N_("A reason is required for every change to study data.")
+        )
     return reason
 
 
@@ -59,55 +72,67 @@ def _has_answers(assessment: Assessment) -> bool:
     return assessment.started_at is not None or bool(assessment.responses)
 
 
-def change_surgery_date(
+@dataclass
+class Rescheduled:
+    """What :func:`recompute_timepoints` did, for the audit log and the nurse's summary."""
+
+    changed: list[Assessment] = field(default_factory=list)  # recomputed, cancelled or created
+    before: dict[str, object] = field(default_factory=dict)  # time point -> status, due date
+    after: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def cancelled(self) -> list[Assessment]:
+        return [a for a in self.changed if a.status == AssessmentStatus.CANCELLED.value]
+
+    @property
+    def moved(self) -> list[Assessment]:
+        return [a for a in self.changed if a.status != AssessmentStatus.CANCELLED.value]
+
+
+def _snapshot(assessment: Assessment) -> dict[str, str]:
+    return {"status": assessment.status, "due_date": assessment.due_date.isoformat()}
+
+
+def recompute_timepoints(
     session: Session,
     *,
     now: datetime,
-    actor: Actor,
     schedule: Schedule,
     vault: Vault,
     patient: Patient,
-    new_date: date | None,
-    reason: str,
-) -> list[Assessment]:
-    """Set, move or remove the surgery date; returns the time points that changed."""
-    reason = _require_reason(reason)
-    if patient.status != PatientStatus.ACTIVE.value:
-        raise ScheduleChangeError("surgery_date", f"the patient is {patient.status}")
-    if new_date is not None:
-        if new_date < patient.inclusion_date:
-            raise ScheduleChangeError(
-                "surgery_date", "the surgery date is before the inclusion date"
-            )
-        if new_date > patient.inclusion_date + MAX_SURGERY_AFTER_INCLUSION:
-            raise ScheduleChangeError(
-                "surgery_date", "the surgery date is more than three years after inclusion"
-            )
-    old_date = patient.surgery_date
-    if old_date == new_date:
-        return []
+    anchor: str,
+    why: str,
+) -> Rescheduled:
+    """Recompute the time points anchored on ``anchor`` from the patient's (new) anchor date.
 
+    The caller has already set ``patient.inclusion_date`` / ``patient.surgery_date``. Follows
+    the rules in the module docstring: unstarted time points move (or are cancelled when the
+    surgery date is removed), started and completed ones stay, pending messages of moved time
+    points are cancelled (``why`` is recorded on them), and time points of a newly known anchor
+    date are created. Used for surgery date changes and inclusion date corrections alike.
+    """
+    anchor_date = patient.inclusion_date if anchor == "inclusion" else patient.surgery_date
     today = local_today(patient.site, now)
-    changed: list[Assessment] = []
-    before: dict[str, object] = {"surgery_date": old_date}
-    after: dict[str, object] = {"surgery_date": new_date}
-    patient.surgery_date = new_date
-    patient.updated_at = now
+    result = Rescheduled()
 
     for assessment in list(patient.assessments):
-        if assessment.anchor != "surgery":
+        if assessment.anchor != anchor:
             continue
         if assessment.status not in UNSTARTED or _has_answers(assessment):
             continue  # in progress or completed: left alone
         old = (assessment.status, assessment.due_date)
-        if new_date is None:
+        if anchor_date is None:
             if assessment.status == AssessmentStatus.CANCELLED.value:
                 continue
             assessment.status = AssessmentStatus.CANCELLED.value
             assessment.closed_at = now
             close_link(assessment)
         else:
-            window = schedule.timepoint(assessment.timepoint).window_for(new_date)
+            try:
+                timepoint = schedule.timepoint(assessment.timepoint)
+            except KeyError:
+                continue  # no longer in the schedule file: left as it is
+            window = timepoint.window_for(anchor_date)
             assessment.due_date = window.due
             assessment.window_opens = window.opens
             assessment.window_closes = window.closes
@@ -128,25 +153,73 @@ def change_surgery_date(
                 close_link(assessment)
         assessment.updated_at = now
         if (assessment.status, assessment.due_date) != old:
-            changed.append(assessment)
-            before[assessment.timepoint] = {"status": old[0], "due_date": old[1].isoformat()}
-            after[assessment.timepoint] = {
-                "status": assessment.status,
-                "due_date": assessment.due_date.isoformat(),
+            result.changed.append(assessment)
+            result.before[assessment.timepoint] = {
+                "status": old[0],
+                "due_date": old[1].isoformat(),
             }
+            result.after[assessment.timepoint] = _snapshot(assessment)
     cancel_pending_messages(
-        session, now=now, assessment_ids=[a.id for a in changed], reason="surgery date changed"
+        session, now=now, assessment_ids=[a.id for a in result.changed], reason=why
     )
-    after_reschedule(session, now=now, schedule=schedule, assessments=changed)
+    after_reschedule(session, now=now, schedule=schedule, assessments=result.changed)
 
-    if new_date is not None:
+    if anchor_date is not None:
         for created in create_assessments(session, now=now, patient=patient, schedule=schedule):
-            changed.append(created)
-            after[created.timepoint] = {
-                "status": created.status,
-                "due_date": created.due_date.isoformat(),
-            }
+            result.changed.append(created)
+            result.after[created.timepoint] = _snapshot(created)
     session.flush()
+    return result
+
+
+def check_surgery_date(inclusion_date: date, surgery_date: date) -> None:
+    """The surgery date must lie between inclusion and three years after it."""
+    if surgery_date < inclusion_date:
+        raise ScheduleChangeError(
+            "surgery_date", N_("The surgery date is before the inclusion date.")
+        )
+    if surgery_date > inclusion_date + MAX_SURGERY_AFTER_INCLUSION:
+        raise ScheduleChangeError(
+            "surgery_date", N_("The surgery date is more than three years after inclusion.")
+        )
+
+
+def change_surgery_date(
+    session: Session,
+    *,
+    now: datetime,
+    actor: Actor,
+    schedule: Schedule,
+    vault: Vault,
+    patient: Patient,
+    new_date: date | None,
+    reason: str,
+) -> list[Assessment]:
+    """Set, move or remove the surgery date; returns the time points that changed."""
+    reason = require_reason(reason)
+    if patient.status != PatientStatus.ACTIVE.value:
+        raise ScheduleChangeError(
+            "surgery_date",
+            N_("The patient is no longer active in the study (%(status)s)."),
+            status=patient.status,
+        )
+    if new_date is not None:
+        check_surgery_date(patient.inclusion_date, new_date)
+    old_date = patient.surgery_date
+    if old_date == new_date:
+        return []
+
+    patient.surgery_date = new_date
+    patient.updated_at = now
+    result = recompute_timepoints(
+        session,
+        now=now,
+        schedule=schedule,
+        vault=vault,
+        patient=patient,
+        anchor="surgery",
+        why="surgery date changed",
+    )
     record(
         session,
         now=now,
@@ -155,11 +228,11 @@ def change_surgery_date(
         object_type="patient",
         object_id=patient.id,
         site_id=patient.site_id,
-        before=before,
-        after=after,
+        before={"surgery_date": old_date, **result.before},
+        after={"surgery_date": new_date, **result.after},
         reason=reason,
     )
-    return changed
+    return result.changed
 
 
 def end_participation(
@@ -172,11 +245,17 @@ def end_participation(
     reason: str,
 ) -> list[Assessment]:
     """Withdrawal, death or "not operated": cancel every time point not yet completed."""
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     if status not in LEAVING_STATUSES:
-        raise ScheduleChangeError("status", f"status must be one of {', '.join(LEAVING_STATUSES)}")
+        raise ScheduleChangeError(
+            "status",
+            N_("The status must be one of %(choices)s."),
+            choices=", ".join(LEAVING_STATUSES),
+        )
     if patient.status != PatientStatus.ACTIVE.value:
-        raise ScheduleChangeError("status", f"the patient is already {patient.status}")
+        raise ScheduleChangeError(
+            "status", N_("The patient's status is already: %(status)s."), status=patient.status
+        )
     old_status = patient.status
     patient.status = status
     patient.updated_at = now

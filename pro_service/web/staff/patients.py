@@ -1,0 +1,559 @@
+"""Patient management for research nurses: register, edit, surgery date, status, SMS actions.
+
+Every action is for nurses of the patient's own site (``@staff_page("nurse")`` and
+:func:`access.patient_for`); everybody else gets 404. Views are thin: a form, one service call,
+one commit, a redirect. Service errors name the field and are shown next to it, translated;
+nothing of a refused request is saved (the session is rolled back).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    TelField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from ...audit import Actor
+from ...extensions import db
+from ...i18n import LANGUAGE_NAMES
+from ...models import Assessment, Patient, PatientStatus, Role, Site
+from ...services import access
+from ...services import patients as patient_service
+from ...services.assessments import OPEN_STATES, display_status, local_today
+from ...services.patients import PatientDataError
+from ...services.schedule_changes import (
+    LEAVING_STATUSES,
+    ScheduleChangeError,
+    change_surgery_date,
+    end_participation,
+)
+from . import bp
+from .auth import staff_page, staff_url
+
+NURSE = Role.NURSE.value
+
+PATIENT_STATUS_LABELS = {
+    "active": _l("Active"),
+    "withdrawn": _l("Withdrawn"),
+    "deceased": _l("Deceased"),
+    "not_operated": _l("Not operated"),
+    "completed": _l("Completed the study"),
+}
+TIMEPOINT_STATUS_LABELS = {
+    "upcoming": _l("Upcoming"),
+    "open": _l("Open"),
+    "overdue": _l("Overdue"),
+    "in_progress": _l("In progress"),
+    "completed": _l("Completed"),
+    "missed": _l("Missed"),
+    "cancelled": _l("Cancelled"),
+}
+LEAVING_LABELS = {
+    "withdrawn": _l("Withdrawn from the study"),
+    "deceased": _l("Deceased"),
+    "not_operated": _l("Not operated (leaves the study)"),
+}
+REASON_HINT = _l("Recorded in the audit trail. Do not write health details or phone numbers.")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _schedule() -> Any:
+    return current_app.extensions["schedule"]
+
+
+def _vault() -> Any:
+    return current_app.extensions["vault"]
+
+
+def _actor() -> Actor:
+    return Actor.staff(g.user.id)
+
+
+def _patient_or_404(patient_id: int) -> Patient:
+    try:
+        patient = access.patient_for(db.session, g.user, patient_id)
+    except access.NotVisible:
+        abort(404)
+    if not may_manage(patient):
+        abort(404)
+    return patient
+
+
+def _site_or_404(site_id: int) -> Site:
+    try:
+        return access.site_for(db.session, g.user, site_id)
+    except access.NotVisible:
+        abort(404)
+
+
+def may_manage(patient: Patient) -> bool:
+    """Whether the signed-in user may use the actions on this patient (own site's nurses)."""
+    user = g.get("user")
+    return user is not None and access.can_edit_patients(user) and patient.site_id in user.site_ids
+
+
+def patient_page_url(patient: Patient) -> str:
+    return (
+        staff_url("staff.patient", patient_id=patient.id)
+        or staff_url("staff.board")
+        or url_for("staff.index")
+    )
+
+
+def error_text(exc: PatientDataError | ScheduleChangeError) -> str:
+    """The service's message in the page's language."""
+    params = dict(exc.params)
+    if "status" in params:
+        params["status"] = str(PATIENT_STATUS_LABELS.get(str(params["status"]), params["status"]))
+    return _(exc.message, **params)
+
+
+def _show_error(form: FlaskForm, exc: PatientDataError | ScheduleChangeError) -> None:
+    db.session.rollback()  # nothing of a refused request is saved
+    text = error_text(exc)
+    target = getattr(form, exc.field, None)
+    if target is not None and hasattr(target, "errors"):
+        target.errors = [*target.errors, text]
+    else:
+        form.form_errors.append(text)
+
+
+def timepoint_label(key: str) -> str:
+    from flask_babel import get_locale
+
+    try:
+        labels = _schedule().timepoint(key).label
+    except KeyError:
+        return key
+    return str(labels.get(str(get_locale() or "sv")) or labels.get("en") or key)
+
+
+def _language_choices(blank: str | None = None) -> list[SelectChoice]:
+    choices = [SelectChoice(code, name) for code, name in LANGUAGE_NAMES]
+    return [SelectChoice("", blank), *choices] if blank else choices
+
+
+@bp.context_processor
+def _patient_action_globals() -> dict[str, Any]:
+    return {
+        "may_manage_patient": may_manage,
+        "patient_open_assessments": patient_service.open_assessments,
+        "timepoint_label": timepoint_label,
+        "patient_status_label": lambda s: PATIENT_STATUS_LABELS.get(s, s),
+    }
+
+
+# --- forms -------------------------------------------------------------------------------------
+
+_required = DataRequired(message=_l("This field is required."))
+# Dates: InputRequired, so that a value that is not a date says so (DataRequired would hide it).
+_date_required = InputRequired(message=_l("This field is required."))
+
+
+class RegisterPatientForm(FlaskForm):  # type: ignore[misc]
+    site = SelectField(_l("Site"), coerce=int, validators=[_required])
+    study_id = StringField(_l("Study ID"), validators=[_required, Length(max=64)])
+    phone = TelField(_l("Mobile phone number"), validators=[_required, Length(max=40)])
+    language = SelectField(_l("Language of the SMS and questionnaires"), validators=[Optional()])
+    inclusion_date = DateField(_l("Inclusion date"), validators=[_date_required])
+    surgery_date = DateField(_l("Surgery date (if known)"), validators=[Optional()])
+
+
+class EditPatientForm(FlaskForm):  # type: ignore[misc]
+    study_id = StringField(_l("Study ID"), validators=[_required, Length(max=64)])
+    language = SelectField(_l("Language of the SMS and questionnaires"), validators=[_required])
+    phone = TelField(_l("New mobile phone number"), validators=[Optional(), Length(max=40)])
+    inclusion_date = DateField(_l("Inclusion date"), validators=[_date_required])
+    reason = TextAreaField(_l("Reason for the change"), validators=[Length(max=1000)])
+
+
+class SurgeryDateForm(FlaskForm):  # type: ignore[misc]
+    surgery_date = DateField(_l("Surgery date"), validators=[Optional()])
+    reason = TextAreaField(_l("Reason for the change"), validators=[Length(max=1000)])
+
+
+class StatusForm(FlaskForm):  # type: ignore[misc]
+    status = RadioField(_l("New status"), validators=[_required])
+    reason = TextAreaField(_l("Reason"), validators=[Length(max=1000)])
+    confirmed = HiddenField()
+
+
+class ReasonForm(FlaskForm):  # type: ignore[misc]
+    reason = TextAreaField(_l("Reason"), validators=[Length(max=1000)])
+
+
+class ResendForm(FlaskForm):  # type: ignore[misc]
+    assessment_id = HiddenField()
+
+
+class CsrfOnlyForm(FlaskForm):  # type: ignore[misc]
+    pass
+
+
+# --- register ----------------------------------------------------------------------------------
+
+
+@bp.route("/patients/new", methods=["GET", "POST"])
+@staff_page(NURSE)
+def register_patient() -> ResponseReturnValue:
+    sites = access.visible_sites(db.session, g.user)
+    form = RegisterPatientForm()
+    form.site.choices = [SelectChoice(str(s.id), f"{s.code} – {s.name}") for s in sites]
+    form.language.choices = _language_choices(blank=str(_l("The site's default language")))
+    if request.method == "GET":
+        chosen = request.args.get("site", type=int)
+        site = _site_or_404(chosen) if chosen is not None else None
+        if site is None and len(sites) == 1:
+            site = sites[0]
+        if site is not None:
+            form.site.data = site.id
+            form.language.data = site.default_language
+    else:
+        raw = request.form.get("site", "")
+        if raw.strip().isdigit():
+            _site_or_404(int(raw))  # another site's id: 404, nothing saved
+    if form.validate_on_submit():
+        site = _site_or_404(form.site.data)
+        try:
+            patient = patient_service.register_patient(
+                db.session,
+                now=g.now,
+                actor=_actor(),
+                vault=_vault(),
+                schedule=_schedule(),
+                site=site,
+                study_id=form.study_id.data,
+                phone=form.phone.data,
+                language=form.language.data or site.default_language,
+                inclusion_date=form.inclusion_date.data,
+                surgery_date=form.surgery_date.data,
+                check_date_limits=True,
+            )
+        except PatientDataError as exc:
+            _show_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Patient %(study_id)s is registered.", study_id=patient.study_id), "info")
+            return redirect(patient_page_url(patient))
+    return render_template("staff/patients/register.html", form=form, sites=sites)
+
+
+# --- edit --------------------------------------------------------------------------------------
+
+
+@bp.route("/patients/<int:patient_id>/edit", methods=["GET", "POST"])
+@staff_page(NURSE)
+def edit_patient(patient_id: int) -> ResponseReturnValue:
+    patient = _patient_or_404(patient_id)
+    form = EditPatientForm(
+        data=None
+        if request.method == "POST"
+        else {
+            "study_id": patient.study_id,
+            "language": patient.language,
+            "inclusion_date": patient.inclusion_date,
+        }
+    )
+    form.language.choices = _language_choices()
+    if form.validate_on_submit():
+        try:
+            update = patient_service.update_patient(
+                db.session,
+                now=g.now,
+                actor=_actor(),
+                vault=_vault(),
+                schedule=_schedule(),
+                patient=patient,
+                study_id=form.study_id.data,
+                language=form.language.data,
+                phone=form.phone.data or None,
+                inclusion_date=form.inclusion_date.data,
+                reason=form.reason.data or "",
+            )
+        except PatientDataError as exc:
+            _show_error(form, exc)
+        else:
+            if not update.changed:
+                flash(_("Nothing was changed."), "info")
+                return redirect(patient_page_url(patient))
+            db.session.commit()
+            flash(_("The patient's details are saved."), "info")
+            if update.rescheduled is not None:
+                flash(_rescheduled_summary(update.rescheduled.changed), "info")
+            if "phone" in update.fields:
+                flash(_("The phone number is saved and no longer marked as not working."), "info")
+            if update.invitations_requeued:
+                flash(
+                    ngettext(
+                        "%(num)d questionnaire link will be sent again to the new number.",
+                        "%(num)d questionnaire links will be sent again to the new number.",
+                        update.invitations_requeued,
+                    ),
+                    "info",
+                )
+            return redirect(patient_page_url(patient))
+    return render_template(
+        "staff/patients/edit.html", form=form, patient=patient, reason_hint=REASON_HINT
+    )
+
+
+def _rescheduled_summary(changed: list[Assessment]) -> str:
+    cancelled = sum(1 for a in changed if a.status == "cancelled")
+    moved = len(changed) - cancelled
+    if not changed:
+        return _("No time point had to change.")
+    parts = []
+    if moved:
+        parts.append(
+            ngettext(
+                "%(num)d time point was rescheduled.",
+                "%(num)d time points were rescheduled.",
+                moved,
+            )
+        )
+    if cancelled:
+        parts.append(
+            ngettext(
+                "%(num)d time point was cancelled.",
+                "%(num)d time points were cancelled.",
+                cancelled,
+            )
+        )
+    return " ".join(parts)
+
+
+# --- surgery date ------------------------------------------------------------------------------
+
+
+def _timepoint_rows(patient: Patient, anchor: str) -> list[dict[str, Any]]:
+    today = local_today(patient.site, g.now)
+    return [
+        {
+            "label": timepoint_label(a.timepoint),
+            "due_date": a.due_date,
+            "status": TIMEPOINT_STATUS_LABELS.get(display_status(a, today), a.status),
+            "fixed": a.status not in ("scheduled", "open", "expired", "cancelled")
+            or a.started_at is not None,
+        }
+        for a in patient.assessments
+        if a.anchor == anchor
+    ]
+
+
+@bp.route(
+    "/patients/<int:patient_id>/surgery", methods=["GET", "POST"], endpoint="change_surgery_date"
+)
+@staff_page(NURSE)
+def change_surgery_date_view(patient_id: int) -> ResponseReturnValue:
+    patient = _patient_or_404(patient_id)
+    form = SurgeryDateForm(
+        data=None if request.method == "POST" else {"surgery_date": patient.surgery_date}
+    )
+    if form.validate_on_submit():
+        if form.surgery_date.data == patient.surgery_date:
+            flash(_("Nothing was changed."), "info")
+            return redirect(patient_page_url(patient))
+        try:
+            changed = change_surgery_date(
+                db.session,
+                now=g.now,
+                actor=_actor(),
+                schedule=_schedule(),
+                vault=_vault(),
+                patient=patient,
+                new_date=form.surgery_date.data,
+                reason=form.reason.data or "",
+            )
+        except ScheduleChangeError as exc:
+            _show_error(form, exc)
+        else:
+            db.session.commit()
+            if patient.surgery_date is None:
+                flash(_("The surgery date is removed."), "info")
+            else:
+                flash(_("The surgery date is saved."), "info")
+            flash(_rescheduled_summary(changed), "info")
+            return redirect(patient_page_url(patient))
+    return render_template(
+        "staff/patients/surgery.html",
+        form=form,
+        patient=patient,
+        rows=_timepoint_rows(patient, "surgery"),
+        reason_hint=REASON_HINT,
+    )
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+@bp.route("/patients/<int:patient_id>/status", methods=["GET", "POST"])
+@staff_page(NURSE)
+def change_status(patient_id: int) -> ResponseReturnValue:
+    patient = _patient_or_404(patient_id)
+    form = StatusForm()
+    form.status.choices = [SelectChoice(s, str(LEAVING_LABELS[s])) for s in LEAVING_STATUSES]
+    if patient.status != PatientStatus.ACTIVE.value:
+        return render_template("staff/patients/status.html", form=None, patient=patient)
+    to_cancel = [
+        timepoint_label(a.timepoint)
+        for a in patient.assessments
+        if a.status in ("scheduled", *OPEN_STATES)
+    ]
+    if form.validate_on_submit():
+        if not (form.reason.data or "").strip():
+            form.reason.errors = [
+                *form.reason.errors,
+                _("A reason is required for every change to study data."),
+            ]
+        elif form.confirmed.data != "yes":
+            form.confirmed.data = "yes"
+            return render_template(
+                "staff/patients/status.html",
+                form=form,
+                patient=patient,
+                confirming=True,
+                to_cancel=to_cancel,
+                new_status=LEAVING_LABELS[form.status.data],
+            )
+        else:
+            try:
+                cancelled = end_participation(
+                    db.session,
+                    now=g.now,
+                    actor=_actor(),
+                    patient=patient,
+                    status=form.status.data,
+                    reason=form.reason.data or "",
+                )
+            except ScheduleChangeError as exc:
+                _show_error(form, exc)
+            else:
+                db.session.commit()
+                flash(
+                    _(
+                        "The patient's status is now: %(status)s.",
+                        status=str(PATIENT_STATUS_LABELS[patient.status]),
+                    ),
+                    "info",
+                )
+                flash(_rescheduled_summary(cancelled), "info")
+                return redirect(patient_page_url(patient))
+    form.confirmed.data = ""
+    return render_template(
+        "staff/patients/status.html",
+        form=form,
+        patient=patient,
+        confirming=False,
+        to_cancel=to_cancel,
+        reason_hint=REASON_HINT,
+    )
+
+
+# --- SMS actions -------------------------------------------------------------------------------
+
+
+@bp.post("/patients/<int:patient_id>/resend")
+@staff_page(NURSE)
+def resend_link(patient_id: int) -> ResponseReturnValue:
+    patient = _patient_or_404(patient_id)
+    form = ResendForm()
+    if not form.validate_on_submit():
+        abort(400)
+    assessment = None
+    if form.assessment_id.data:
+        if not str(form.assessment_id.data).isdigit():
+            abort(404)
+        try:
+            assessment = access.assessment_for(db.session, g.user, int(form.assessment_id.data))
+        except access.NotVisible:
+            abort(404)
+        if assessment.patient_id != patient.id:
+            abort(404)
+    try:
+        patient_service.resend_link(
+            db.session, now=g.now, actor=_actor(), patient=patient, assessment=assessment
+        )
+    except PatientDataError as exc:
+        db.session.rollback()
+        flash(error_text(exc), "error")
+    else:
+        db.session.commit()
+        flash(_("The questionnaire link will be sent again (within the sending hours)."), "info")
+    return redirect(patient_page_url(patient))
+
+
+@bp.post("/patients/<int:patient_id>/opt-in")
+@staff_page(NURSE)
+def opt_in(patient_id: int) -> ResponseReturnValue:
+    patient = _patient_or_404(patient_id)
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        announced = patient_service.opt_back_in(
+            db.session, now=g.now, actor=_actor(), patient=patient, reason=form.reason.data or ""
+        )
+    except PatientDataError as exc:
+        db.session.rollback()
+        flash(error_text(exc), "error")
+    else:
+        db.session.commit()
+        flash(_("The patient will receive SMS again."), "info")
+        if announced:
+            flash(
+                ngettext(
+                    "%(num)d invitation to an open questionnaire will be sent.",
+                    "Invitations to %(num)d open questionnaires will be sent.",
+                    announced,
+                ),
+                "info",
+            )
+    return redirect(patient_page_url(patient))
+
+
+@bp.post("/patients/<int:patient_id>/phone")
+@staff_page(NURSE)
+def show_phone(patient_id: int) -> ResponseReturnValue:
+    patient = _patient_or_404(patient_id)
+    if not access.can_see_phone(g.user, patient):
+        abort(404)
+    if not CsrfOnlyForm().validate_on_submit():
+        abort(400)
+    number = None if patient.phone_encrypted is None else _vault().decrypt(patient.phone_encrypted)
+    patient_service.record_phone_viewed(db.session, now=g.now, actor=_actor(), patient=patient)
+    db.session.commit()
+    # Rendered, never flashed or put in a URL: the flash lives in the session cookie.
+    return render_template(
+        "staff/patients/phone.html",
+        patient=patient,
+        number=number,
+        display=_pretty(number),
+        back_url=patient_page_url(patient),
+    )
+
+
+def _pretty(e164: str | None) -> str | None:
+    if e164 is None:
+        return None
+    import phonenumbers
+
+    return phonenumbers.format_number(
+        phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
