@@ -39,7 +39,12 @@ def register_commands(app: Flask) -> None:
     from .demo import demo_command, dev_command
     from .export import export_command, rescore_command
     from .import_patients import import_patients_command
-    from .operators import create_site_command, create_user_command, generate_key_command
+    from .operators import (
+        create_site_command,
+        create_user_command,
+        generate_key_command,
+        reset_two_factor_command,
+    )
     from .scheduler import jobs_group, scheduler_command
     from .score import score_command
 
@@ -50,6 +55,7 @@ def register_commands(app: Flask) -> None:
         create_site_command,
         create_user_command,
         generate_key_command,
+        reset_two_factor_command,
         scheduler_command,
         jobs_group,
         score_command,

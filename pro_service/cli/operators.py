@@ -84,3 +84,26 @@ def create_user_command(
         raise click.ClickException(str(exc)) from exc
     session.commit()
     click.echo(f"Created {user.role} {user.email}.")
+
+
+@click.command("reset-two-factor")
+@click.argument("email")
+@with_appcontext
+def reset_two_factor_command(email: str) -> None:
+    """Turn a user's two-factor sign-in off (lost phone) and end their sessions."""
+    from ..models import StaffUser
+    from ..services.two_factor import TwoFactorError, reset
+
+    session = db.session
+    user = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"EMAIL: no staff user with email {email!r}")
+    try:
+        ended = reset(session, now=utcnow(), actor=Actor.operator(), user=user)
+    except TwoFactorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    session.commit()
+    click.echo(
+        f"Two-factor sign-in is off for {user.email}; {ended} session(s) ended."
+        + (" An admin sets it up again at the next sign-in." if user.role == "admin" else "")
+    )

@@ -223,15 +223,16 @@ def end_session(session: Session, *, now: datetime, row: StaffSession, why: str)
         )
 
 
-def end_other_sessions(session: Session, *, now: datetime, user: StaffUser, keep: int) -> int:
-    """End every session of ``user`` but ``keep`` (after a password change); say how many."""
+def end_other_sessions(
+    session: Session, *, now: datetime, user: StaffUser, keep: int | None
+) -> int:
+    """End every session of ``user`` but ``keep`` (None: all of them); say how many."""
+    conditions = [StaffSession.user_id == user.id, StaffSession.ended_at.is_(None)]
+    if keep is not None:
+        conditions.append(StaffSession.id != keep)
     result = session.execute(
         update(StaffSession)
-        .where(
-            StaffSession.user_id == user.id,
-            StaffSession.id != keep,
-            StaffSession.ended_at.is_(None),
-        )
+        .where(*conditions)
         .values(ended_at=now)
         .execution_options(synchronize_session="fetch")
     )

@@ -151,3 +151,27 @@ def disable(session: Session, *, now: datetime, vault: Vault, user: StaffUser, c
         object_type="staff_user",
         object_id=user.id,
     )
+
+
+def reset(session: Session, *, now: datetime, actor: Actor, user: StaffUser) -> int:
+    """An operator turns two-factor sign-in off after a lost phone; ends the user's sessions.
+
+    Admins are asked to enrol again at their next sign-in. Returns how many sessions ended.
+    """
+    from .staff_auth import end_other_sessions
+
+    if not is_enrolled(user):
+        raise TwoFactorError("email", "not_enrolled", f"{user.email} has no two-factor sign-in")
+    user.totp_secret_encrypted = None
+    user.totp_last_step = None
+    ended = end_other_sessions(session, now=now, user=user, keep=None)
+    record(
+        session,
+        now=now,
+        actor=actor,
+        action="staff.two_factor_reset",
+        object_type="staff_user",
+        object_id=user.id,
+        after={"sessions_ended": ended},
+    )
+    return ended
