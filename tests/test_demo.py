@@ -72,3 +72,11 @@ def test_demo_phone_numbers_are_encrypted_and_not_in_the_audit_log(runner, sessi
         assert "46701740605" not in str(event.before) + str(event.after)
     no_phone = session.scalar(select(Patient).where(Patient.study_id == "STO-004"))
     assert no_phone.phone_invalid is True
+
+
+def test_demo_shows_the_board_flags_a_nurse_meets(runner, session):
+    """A patient without a number (bad-number flag) and one who stopped the messages."""
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    stopped = session.scalar(select(Patient).where(Patient.study_id == "STO-005"))
+    assert stopped.opted_out is True
+    assert session.scalar(select(Patient).where(Patient.study_id == "STO-004")).phone_invalid

@@ -41,6 +41,9 @@ def demo_command() -> None:
     )
     for email, role in report.users:
         click.echo(f"  {email:32} {role}")
+    click.echo(
+        "  (admins set up two-factor sign-in with an authenticator app at their first sign-in)"
+    )
     click.echo("\nOpen patient links:")
     for link in report.links:
         click.echo(

@@ -19,6 +19,7 @@ from ..instruments import InstrumentRegistry
 from ..models import Assessment, AssessmentStatus, Patient, Site, StaffUser
 from ..scheduling.schedule import Schedule
 from .assessments import current_token, issue_token, local_today, update_windows
+from .questionnaire import opt_out
 from .responses import complete_assessment, instruments_of, save_answers
 from .staff import create_site, create_user
 
@@ -51,6 +52,7 @@ class DemoPatient:
     surgery_days_from_today: int | None  # negative: surgery in the past
     completed: tuple[str, ...]  # time points answered in full
     partly_answered: tuple[str, ...] = ()  # time points answered in part
+    opted_out: bool = False  # stopped the text messages from the questionnaire page
 
 
 # Phone numbers: Sweden's range reserved for fiction (070-174 06 05..99) and a Finnish test range.
@@ -70,6 +72,7 @@ PATIENTS = (
         ("baseline", "preop", "m3", "m6", "m9"),
     ),
     DemoPatient("HEL-003", "DEMO-HEL", "en", "+358 40 123 4503", 0, None, ()),
+    DemoPatient("STO-005", "DEMO-STO", "sv", "070-174 06 09", 200, -180, ("baseline",), (), True),
 )
 
 
@@ -169,6 +172,8 @@ def seed_demo(
                 inclusion_date=today - timedelta(days=spec.included_days_ago),
                 surgery_date=surgery,
             )
+            if spec.opted_out:
+                opt_out(session, now=now, patient=patient)
             for assessment in patient.assessments:
                 done = assessment.timepoint in spec.completed
                 partly = assessment.timepoint in spec.partly_answered
