@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test lint translations bench bench-patient clean
+.PHONY: run test lint translations bench bench-patient bench-board clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -31,13 +31,17 @@ lint: $(STAMP)
 test: $(STAMP) translations lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-bench: $(STAMP) bench-patient
+bench: $(STAMP) bench-patient bench-board
 	$(BIN)/python bench/bench_score.py
 	$(BIN)/python bench/bench_export.py
 
 # The patient pages under gunicorn on PostgreSQL (PRO_TEST_POSTGRES_URL, as for the tests).
 bench-patient: $(STAMP) translations
 	$(BIN)/python bench/bench_patient.py
+
+# The completion board with 5,000 patients on PostgreSQL (PRO_TEST_POSTGRES_URL), against its plain SQL.
+bench-board: $(STAMP) translations
+	$(BIN)/python bench/bench_board.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,14 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 
 def register(app: Flask) -> None:
-    from . import account, auth, patient_page, patients, views  # noqa: F401  (they attach to ``bp``)
+    # The modules attach their views to ``bp``.
+    from . import (  # noqa: F401
+        account,
+        auth,
+        board,
+        patient_page,
+        patients,
+        views,
+    )
 
     app.register_blueprint(bp)

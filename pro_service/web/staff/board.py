@@ -1,0 +1,162 @@
+"""The completion board (``/staff/board``): a site's patients by time point, read-only.
+
+The queries live in :mod:`pro_service.services.board`; this view parses the GET form, picks the
+site (404 for a site the user may not see) and renders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, g, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SelectField
+
+from ...extensions import db
+from ...services import access
+from ...services.board import DISPLAY_STATUSES, BoardFilters, load_board
+from . import bp
+from .auth import staff_page
+
+STATUS_LABELS = {
+    "upcoming": _l("Upcoming"),
+    "open": _l("Open"),
+    "in_progress": _l("In progress"),
+    "overdue": _l("Overdue"),
+    "completed": _l("Completed"),
+    "missed": _l("Missed"),
+    "cancelled": _l("Cancelled"),
+}
+#: A shape per status, so the board reads without colour (the text is always there too).
+STATUS_SYMBOLS = {
+    "upcoming": "○",
+    "open": "◇",
+    "in_progress": "◐",
+    "overdue": "!",
+    "completed": "✓",
+    "missed": "✗",
+    "cancelled": "–",
+}
+MESSAGE_LABELS = {
+    "pending": _l("SMS waiting to be sent"),
+    "sending": _l("SMS being sent"),
+    "sent": _l("SMS sent"),
+    "delivered": _l("SMS delivered"),
+    "undelivered": _l("SMS not delivered"),
+    "failed": _l("SMS failed"),
+}
+PATIENT_STATUS_LABELS = {
+    "active": _l("Active"),
+    "withdrawn": _l("Withdrawn"),
+    "deceased": _l("Deceased"),
+    "not_operated": _l("Not operated"),
+    "completed": _l("Follow-up completed"),
+}
+PAGE_WINDOW = 3  # page links shown on each side of the current page
+
+
+class BoardForm(FlaskForm):  # type: ignore[misc]
+    """The filters: a GET form (nothing changes, so no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField(_l("Time point status"), default="")
+    timepoint = SelectField(_l("Time point"), default="")
+    patient_status = SelectField(_l("Participation"), default="")
+    opted_out = BooleanField(_l("Opted out of SMS"))
+    bad_number = BooleanField(_l("Bad phone number"))
+    overdue = BooleanField(_l("Has an overdue time point"))
+
+
+def _page_number() -> tuple[int, str | None]:
+    raw = request.args.get("page", "1").strip()
+    if raw.isdigit() and int(raw) >= 1:
+        return int(raw), None
+    return 1, str(_l("Page: the page number must be a whole number, 1 or more."))
+
+
+def _page_links(page: int, pages: int) -> list[int | None]:
+    """Page numbers to link (None: a gap), e.g. 1 … 4 5 6 [7] 8 9 10 … 100."""
+    shown = {1, pages, *range(page - PAGE_WINDOW, page + PAGE_WINDOW + 1)}
+    links: list[int | None] = []
+    for number in sorted(n for n in shown if 1 <= n <= pages):
+        if links and links[-1] is not None and number != links[-1] + 1:
+            links.append(None)
+        links.append(number)
+    return links
+
+
+@bp.get("/board")
+@staff_page(*access.PATIENT_VIEWER_ROLES)
+def board() -> ResponseReturnValue:
+    session, user = db.session, g.user
+    sites = access.visible_sites(session, user)
+    raw_site = request.args.get("site")
+    if raw_site is not None:
+        if not raw_site.isdigit():
+            abort(404)
+        try:
+            site = access.site_for(session, user, int(raw_site))
+        except access.NotVisible:
+            abort(404)
+    elif sites:
+        site = sites[0]
+    else:
+        return render_template("staff/board.html", site=None, sites=sites)
+
+    schedule = current_app.extensions["schedule"]
+    language = str(get_locale() or "sv")
+    timepoint_labels = {
+        tp.key: tp.label.get(language) or tp.label["en"] for tp in schedule.timepoints
+    }
+    keys = [tp.key for tp in schedule.timepoints]
+
+    form = BoardForm(request.args)
+    form.status.choices = [("", _l("Any")), *((s, STATUS_LABELS[s]) for s in DISPLAY_STATUSES)]
+    form.timepoint.choices = [("", _l("All")), *timepoint_labels.items()]
+    form.patient_status.choices = [("", _l("Any")), *PATIENT_STATUS_LABELS.items()]
+    page, page_error = _page_number()
+    valid = form.validate()
+    context: dict[str, Any] = {
+        "site": site,
+        "sites": sites,
+        "form": form,
+        "page_error": page_error,
+        "status_labels": {k: str(v) for k, v in STATUS_LABELS.items()},
+        "status_symbols": STATUS_SYMBOLS,
+        "message_labels": {k: str(v) for k, v in MESSAGE_LABELS.items()},
+        "patient_status_labels": {k: str(v) for k, v in PATIENT_STATUS_LABELS.items()},
+        "timepoint_labels": timepoint_labels,
+    }
+    if not valid or page_error:
+        return render_template("staff/board.html", board=None, **context), 400
+
+    filters = BoardFilters(
+        status=form.status.data or None,
+        timepoint=form.timepoint.data or None,
+        patient_status=form.patient_status.data or None,
+        opted_out=form.opted_out.data,
+        bad_number=form.bad_number.data,
+        overdue=form.overdue.data,
+    )
+    result = load_board(session, now=g.now, site=site, timepoints=keys, filters=filters, page=page)
+    zone = ZoneInfo(site.time_zone)
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k not in ("page", "lang")}
+    args["site"] = str(site.id)
+
+    def page_url(number: int) -> str:
+        return url_for("staff.board", **args, page=number)
+
+    return render_template(
+        "staff/board.html",
+        board=result,
+        page_url=page_url,
+        page_links=_page_links(result.page, result.pages),
+        local_date=lambda moment: moment.astimezone(zone).date().isoformat(),
+        **context,
+    )
