@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -104,6 +105,7 @@ class Cell:
     window_opens: date
     window_closes: date
     completed_at: datetime | None
+    completed_on: date | None  # the site's local day of completion
     message_status: str | None = None  # the last (not cancelled) message's status
     message_kind: str | None = None
     reminders_sent: int = 0
@@ -117,7 +119,9 @@ class Row:
     opted_out: bool
     phone_invalid: bool
     bad_number: bool  # phone_invalid, or a failed message not followed by a delivered one
-    cells: dict[str, Cell] = field(default_factory=dict)  # time point key -> cell
+    #: One entry per column of the board (``Board.timepoints``); None: no such time point
+    #: (e.g. no surgery date yet).
+    cells: tuple[Cell | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,11 +189,13 @@ def bad_number_sql() -> ColumnElement[bool]:
     delivered_after = (
         select(later.id)
         .where(
-            later.patient_id == failed.patient_id,
+            later.patient_id == Patient.id,
             later.id > failed.id,
             later.status == MessageStatus.DELIVERED.value,
         )
-        .correlate(failed)
+        # Correlated to the patient row itself (not only to ``failed``), so PostgreSQL runs it
+        # per patient of the page instead of hashing every failed message of every site.
+        .correlate_except(later)
         .exists()
     )
     failed_unresolved = (
@@ -279,6 +285,14 @@ def load_board(
         .limit(page_size)
         .offset((page - 1) * page_size)
     ).all()
+    columns = tuple(timepoints) if filters.timepoint is None else (filters.timepoint,)
+    cells: dict[int, dict[str, Cell]] = {r.id: {} for r in patient_rows}
+    if cells:
+        _fill_cells(
+            session, cells, today=today, zone=ZoneInfo(site.time_zone), only=filters.timepoint
+        )
+        extra = sorted({k for found in cells.values() for k in found} - set(columns))
+        columns += tuple(extra)  # time points no longer in the schedule file
     rows = [
         Row(
             patient_id=r.id,
@@ -287,27 +301,25 @@ def load_board(
             opted_out=bool(r.opted_out),
             phone_invalid=bool(r.phone_invalid),
             bad_number=bool(r.bad_number),
+            cells=tuple(cells[r.id].get(k) for k in columns),
         )
         for r in patient_rows
     ]
 
-    columns = tuple(timepoints) if filters.timepoint is None else (filters.timepoint,)
-    if rows:
-        _fill_cells(session, rows, today=today, only=filters.timepoint)
-        extra = sorted({k for row in rows for k in row.cells} - set(columns))
-        columns += tuple(extra)  # time points no longer in the schedule file
-
-    status_column = display_status_sql(today)
-    count_query = (
-        select(*[func.count(case((status_column == s, 1))).label(s) for s in DISPLAY_STATUSES])
+    shown = (
+        select(display_status_sql(today).label("shown"))
         .select_from(Assessment)
         .join(Patient, Patient.id == Assessment.patient_id)
         .where(*conditions)
     )
     if filters.timepoint is not None:
-        count_query = count_query.where(Assessment.timepoint == filters.timepoint)
-    counted = session.execute(count_query).one()
-    counts = {s: int(getattr(counted, s) or 0) for s in DISPLAY_STATUSES}
+        shown = shown.where(Assessment.timepoint == filters.timepoint)
+    statuses = shown.subquery()
+    counts = dict.fromkeys(DISPLAY_STATUSES, 0)
+    for status, number in session.execute(
+        select(statuses.c.shown, func.count()).group_by(statuses.c.shown)
+    ):
+        counts[status] = int(number)
 
     return Board(
         site_id=site.id,
@@ -322,10 +334,17 @@ def load_board(
     )
 
 
-def _fill_cells(session: Session, rows: list[Row], *, today: date, only: str | None) -> None:
-    """The page's time points and their message aggregates: two statements for the page."""
-    by_patient = {row.patient_id: row for row in rows}
-    ids = list(by_patient)
+def _fill_cells(
+    session: Session,
+    cells: dict[int, dict[str, Cell]],
+    *,
+    today: date,
+    zone: ZoneInfo,
+    only: str | None,
+) -> None:
+    """The page's time points and their message aggregates (two statements), into ``cells``
+    (patient id -> time point -> cell)."""
+    ids = list(cells)
     assessments = select(
         Assessment.id,
         Assessment.patient_id,
@@ -378,7 +397,7 @@ def _fill_cells(session: Session, rows: list[Row], *, today: date, only: str | N
     }
     for a in session.execute(assessments):
         m = last_messages.get(a.id)
-        by_patient[a.patient_id].cells[a.timepoint] = Cell(
+        cells[a.patient_id][a.timepoint] = Cell(
             assessment_id=a.id,
             timepoint=a.timepoint,
             status=a.display,
@@ -386,6 +405,7 @@ def _fill_cells(session: Session, rows: list[Row], *, today: date, only: str | N
             window_opens=a.window_opens,
             window_closes=a.window_closes,
             completed_at=a.completed_at,
+            completed_on=None if a.completed_at is None else a.completed_at.astimezone(zone).date(),
             message_status=None if m is None else m.status,
             message_kind=None if m is None else m.kind,
             reminders_sent=0 if m is None else int(m.reminders),

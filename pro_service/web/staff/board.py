@@ -6,14 +6,15 @@ site (404 for a site the user may not see) and renders.
 
 from __future__ import annotations
 
-from typing import Any
-from zoneinfo import ZoneInfo
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from flask import abort, current_app, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import BooleanField, SelectField
 
 from ...extensions import db
@@ -48,6 +49,7 @@ MESSAGE_LABELS = {
     "delivered": _l("SMS delivered"),
     "undelivered": _l("SMS not delivered"),
     "failed": _l("SMS failed"),
+    "cancelled": _l("SMS cancelled"),
 }
 PATIENT_STATUS_LABELS = {
     "active": _l("Active"),
@@ -56,6 +58,7 @@ PATIENT_STATUS_LABELS = {
     "not_operated": _l("Not operated"),
     "completed": _l("Follow-up completed"),
 }
+K = TypeVar("K")
 PAGE_WINDOW = 3  # page links shown on each side of the current page
 
 
@@ -70,7 +73,11 @@ class BoardForm(FlaskForm):  # type: ignore[misc]
     patient_status = SelectField(_l("Participation"), default="")
     opted_out = BooleanField(_l("Opted out of SMS"))
     bad_number = BooleanField(_l("Bad phone number"))
-    overdue = BooleanField(_l("Has an overdue time point"))
+    overdue = BooleanField(_l("Overdue time point"))
+
+
+def _escaped(labels: Mapping[K, object]) -> dict[K, Markup]:
+    return {key: escape(str(label)) for key, label in labels.items()}
 
 
 def _page_number() -> tuple[int, str | None]:
@@ -127,10 +134,11 @@ def board() -> ResponseReturnValue:
         "sites": sites,
         "form": form,
         "page_error": page_error,
-        "status_labels": {k: str(v) for k, v in STATUS_LABELS.items()},
-        "status_symbols": STATUS_SYMBOLS,
-        "message_labels": {k: str(v) for k, v in MESSAGE_LABELS.items()},
-        "patient_status_labels": {k: str(v) for k, v in PATIENT_STATUS_LABELS.items()},
+        # Escaped once here rather than in every cell (a page has hundreds of cells).
+        "status_labels": _escaped(STATUS_LABELS),
+        "status_symbols": _escaped(STATUS_SYMBOLS),
+        "message_labels": _escaped(MESSAGE_LABELS),
+        "patient_status_labels": _escaped(PATIENT_STATUS_LABELS),
         "timepoint_labels": timepoint_labels,
     }
     if not valid or page_error:
@@ -145,7 +153,7 @@ def board() -> ResponseReturnValue:
         overdue=form.overdue.data,
     )
     result = load_board(session, now=g.now, site=site, timepoints=keys, filters=filters, page=page)
-    zone = ZoneInfo(site.time_zone)
+    reminders = {c.reminders_sent for row in result.rows for c in row.cells if c is not None}
     args: dict[str, Any] = {k: v for k, v in request.args.items() if k not in ("page", "lang")}
     args["site"] = str(site.id)
 
@@ -157,6 +165,8 @@ def board() -> ResponseReturnValue:
         board=result,
         page_url=page_url,
         page_links=_page_links(result.page, result.pages),
-        local_date=lambda moment: moment.astimezone(zone).date().isoformat(),
+        reminder_labels=_escaped(
+            {n: ngettext("%(num)d reminder sent", "%(num)d reminders sent", n) for n in reminders}
+        ),
         **context,
     )
