@@ -352,3 +352,14 @@ def _secret_on(html):
     match = re.search(r'<code class="totp-secret">([A-Z2-7 ]+)</code>', html)
     assert match, "no secret on the page"
     return match.group(1).replace(" ", "")
+
+
+def test_a_nurse_who_keeps_reading_pages_stays_signed_in(app, sign_in):
+    """Idle means no request: reading the board now and then keeps the session alive."""
+    client = sign_in("nurse_upp")
+    idle = app.config["PRO_SETTINGS"].staff_idle_minutes
+    start = utcnow()
+    for minutes in (idle * 2 // 3, idle * 4 // 3, idle * 2):
+        with time_machine.travel(start + timedelta(minutes=minutes), tick=False):
+            response = client.get("/staff/board")
+            assert response.status_code == 200, f"signed out after {minutes} minutes of reading"

@@ -55,6 +55,8 @@ def _load_user() -> None:
         session.pop(SESSION_KEY, None)
         g.session_expired = True
         db.session.commit()  # an idle session is ended for good
+    elif row is not None and row.last_seen_at == g.now:
+        db.session.commit()  # activity noted (at most once a minute), read-only pages included
     g.staff_session = row
     g.user = row.user if row is not None and row.verified else None
     if g.user is not None:
