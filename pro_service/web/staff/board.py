@@ -22,26 +22,10 @@ from ...services import access
 from ...services.board import DISPLAY_STATUSES, BoardFilters, load_board
 from . import bp
 from .auth import staff_page
+from .labels import PATIENT_STATUS as PATIENT_STATUS_LABELS
+from .labels import TIMEPOINT_STATUS as STATUS_LABELS
+from .labels import TIMEPOINT_SYMBOLS as STATUS_SYMBOLS
 
-STATUS_LABELS = {
-    "upcoming": _l("Upcoming"),
-    "open": _l("Open"),
-    "in_progress": _l("In progress"),
-    "overdue": _l("Overdue"),
-    "completed": _l("Completed"),
-    "missed": _l("Missed"),
-    "cancelled": _l("Cancelled"),
-}
-#: A shape per status, so the board reads without colour (the text is always there too).
-STATUS_SYMBOLS = {
-    "upcoming": "○",
-    "open": "◇",
-    "in_progress": "◐",
-    "overdue": "!",
-    "completed": "✓",
-    "missed": "✗",
-    "cancelled": "–",
-}
 MESSAGE_LABELS = {
     "pending": _l("SMS waiting to be sent"),
     "sending": _l("SMS being sent"),
@@ -50,13 +34,6 @@ MESSAGE_LABELS = {
     "undelivered": _l("SMS not delivered"),
     "failed": _l("SMS failed"),
     "cancelled": _l("SMS cancelled"),
-}
-PATIENT_STATUS_LABELS = {
-    "active": _l("Active"),
-    "withdrawn": _l("Withdrawn"),
-    "deceased": _l("Deceased"),
-    "not_operated": _l("Not operated"),
-    "completed": _l("Follow-up completed"),
 }
 K = TypeVar("K")
 PAGE_WINDOW = 3  # page links shown on each side of the current page

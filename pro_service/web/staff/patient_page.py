@@ -21,23 +21,8 @@ from ...services import access, charts, patient_overview
 from ...services.patient_overview import CHART_SCALES, ScoreSeries
 from . import bp
 from .auth import staff_page
+from .labels import PATIENT_STATUS, TIMEPOINT_STATUS
 
-TIMEPOINT_STATUS = {
-    "upcoming": _l("Upcoming"),
-    "open": _l("Open"),
-    "overdue": _l("Overdue"),
-    "in_progress": _l("In progress"),
-    "completed": _l("Completed"),
-    "missed": _l("Missed"),
-    "cancelled": _l("Cancelled"),
-}
-PATIENT_STATUS = {
-    "active": _l("Active"),
-    "withdrawn": _l("Withdrawn"),
-    "deceased": _l("Deceased"),
-    "not_operated": _l("Not operated"),
-    "completed": _l("Follow-up completed"),
-}
 ANCHORS = {"inclusion": _l("Inclusion"), "surgery": _l("Surgery")}
 MESSAGE_KINDS = {
     "invitation": _l("Invitation"),

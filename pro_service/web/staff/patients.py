@@ -44,25 +44,11 @@ from ...services.schedule_changes import (
 )
 from . import bp
 from .auth import staff_page, staff_url
+from .labels import PATIENT_STATUS as PATIENT_STATUS_LABELS
+from .labels import TIMEPOINT_STATUS as TIMEPOINT_STATUS_LABELS
 
 NURSE = Role.NURSE.value
 
-PATIENT_STATUS_LABELS = {
-    "active": _l("Active"),
-    "withdrawn": _l("Withdrawn"),
-    "deceased": _l("Deceased"),
-    "not_operated": _l("Not operated"),
-    "completed": _l("Completed the study"),
-}
-TIMEPOINT_STATUS_LABELS = {
-    "upcoming": _l("Upcoming"),
-    "open": _l("Open"),
-    "overdue": _l("Overdue"),
-    "in_progress": _l("In progress"),
-    "completed": _l("Completed"),
-    "missed": _l("Missed"),
-    "cancelled": _l("Cancelled"),
-}
 LEAVING_LABELS = {
     "withdrawn": _l("Withdrawn from the study"),
     "deceased": _l("Deceased"),
