@@ -13,6 +13,6 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 
 def register(app: Flask) -> None:
-    from . import audit, auth, views  # noqa: F401  (they attach to ``bp``)
+    from . import audit, auth, exports, views  # noqa: F401  (they attach to ``bp``)
 
     app.register_blueprint(bp)
