@@ -16,8 +16,10 @@ def register(app: Flask) -> None:
     # The modules attach their views to ``bp``.
     from . import (  # noqa: F401
         account,
+        audit,
         auth,
         board,
+        exports,
         patient_page,
         patients,
         views,
