@@ -54,8 +54,11 @@ MATRIX: dict[str, Callable[[str], set[str]]] = {
     "staff.opt_in": nurses,
     "staff.show_phone": nurses,
     "staff.audit_trail": lambda site: {"admin"},
+    "staff.audit_trail_export": lambda site: {"admin"},
     "staff.exports": lambda site: {"data_manager", "admin"},
 }
+#: Pages that show one site at a time, chosen with ?site=<id>.
+SITE_PAGES = {"staff.board", "staff.register_patient"}
 #: The sign-in steps work without a verified session; test_sign_in.py walks them.
 SIGN_IN = {"staff.login", "staff.login_code", "staff.logout"}
 
@@ -97,8 +100,8 @@ def _urls(app, objects: dict[str, object]) -> list[tuple[str, str, str]]:
             if rule.endpoint in SIGN_IN:
                 continue
             values = {name: objects[name] for name in rule.arguments}
-            if "site" not in rule.arguments:
-                values["site"] = objects["site"]  # pages that pick a site read ?site=
+            if rule.endpoint in SITE_PAGES:
+                values["site"] = objects["site"]  # pages that pick a site read ?site=<id>
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 urls.append((rule.endpoint, method, url_for(rule.endpoint, **values)))
     return urls
