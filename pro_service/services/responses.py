@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -85,6 +86,25 @@ def save_answers(
     session.flush()
 
 
+def _upsert_statement(insert: Any) -> Any:
+    """One statement for any number of answers (sent as one batch), compiled once and cached."""
+    statement = insert(Response.__table__)
+    return statement.on_conflict_do_update(
+        index_elements=["assessment_id", "item_number"],
+        set_={
+            "code": statement.excluded.code,
+            "language": statement.excluded.language,
+            "answered_at": statement.excluded.answered_at,
+        },
+    )
+
+
+_UPSERT = {
+    "postgresql": _upsert_statement(postgresql.insert),
+    "sqlite": _upsert_statement(sqlite.insert),
+}
+
+
 def _upsert(
     session: Session,
     *,
@@ -96,8 +116,8 @@ def _upsert(
 ) -> None:
     """Insert the answers, or overwrite code, language and time of those already stored."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Response).values(
+    session.execute(
+        _UPSERT[dialect if dialect in _UPSERT else "sqlite"],
         [
             {
                 "assessment_id": assessment.id,
@@ -109,17 +129,8 @@ def _upsert(
                 "answered_at": now,
             }
             for item_number, code in sorted(answers.items())
-        ]
+        ],
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=[Response.assessment_id, Response.item_number],
-        set_={
-            "code": statement.excluded.code,
-            "language": statement.excluded.language,
-            "answered_at": statement.excluded.answered_at,
-        },
-    )
-    session.execute(statement)
     # The statement bypasses the unit of work: answers already loaded into this session (one by
     # one or as ``assessment.responses``) are reloaded when next read.
     if "responses" in assessment.__dict__:
