@@ -42,13 +42,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_recycle=RECYCLE_SECONDS, **kwargs)
+    engine = create_engine(url, pool_recycle=RECYCLE_SECONDS, connect_args=CONNECT_ARGS, **kwargs)
     _ping_idle_connections(engine)
     return engine
 
 
 #: A pooled PostgreSQL connection is replaced once it is this old (server or firewall timeouts).
 RECYCLE_SECONDS = 30 * 60
+#: No server-side prepared statements: psycopg drops them all (``DEALLOCATE ALL``, one more
+#: round trip) whenever a transaction that prepared one rolls back, which is how every read-only
+#: request ends, so they were re-prepared and dropped again request after request.
+CONNECT_ARGS: dict[str, Any] = {"prepare_threshold": None}
 #: A pooled connection that rested longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 1.0
 
