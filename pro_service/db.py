@@ -5,11 +5,13 @@ Services receive ``session`` explicitly; only views, commands and jobs reach for
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -40,7 +42,48 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_recycle=RECYCLE_SECONDS, connect_args=CONNECT_ARGS, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection is replaced once it is this old (server or firewall timeouts).
+RECYCLE_SECONDS = 30 * 60
+#: No server-side prepared statements: psycopg drops them all (``DEALLOCATE ALL``, one more
+#: round trip) whenever a transaction that prepared one rolls back, which is how every read-only
+#: request ends, so they were re-prepared and dropped again request after request.
+CONNECT_ARGS: dict[str, Any] = {"prepare_threshold": None}
+#: A pooled connection that rested longer than this is pinged before use.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it rested in the pool for a while.
+
+    ``pool_pre_ping`` pings on every checkout: one more round trip for every request (two for
+    a patient page, whose rate-limit counter has a connection of its own). Under load a
+    connection goes back to work within milliseconds, and one that was fine a second ago is
+    almost surely fine now; after a pause (the night, a database restart) the ping finds a dead
+    connection and the pool replaces it before the request sees it, as ``pool_pre_ping`` does.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _rested_since(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_rested(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                # The pool discards this connection and checks out another (a new one).
+                raise DisconnectionError() from exc
+            raise
 
 
 class Database:

@@ -21,7 +21,14 @@ from ..audit import Actor, record
 from ..crypto import hash_token
 from ..instruments import Instrument, InstrumentRegistry, Screen, validate_answers
 from ..instruments.scoring import InvalidAnswerError
-from ..models import Assessment, MessageStatus, OutboxMessage, Patient, PatientStatus
+from ..models import (
+    Assessment,
+    MessageStatus,
+    OutboxMessage,
+    Patient,
+    PatientStatus,
+    Response,
+)
 from .assessments import OPEN_STATES, local_today
 from .responses import complete_assessment, instruments_of, save_answers, stored_answers
 
@@ -212,7 +219,13 @@ def save_screen(
 
     Answers equal to the stored ones are not written again (moving back and forth re-sends them).
     """
-    stored = stored_answers(session, assessment)
+    rows = session.execute(
+        select(Response.item_number, Response.code).where(
+            Response.assessment_id == assessment.id,
+            Response.item_number.in_(flow_screen.items),
+        )
+    )
+    stored = {item: code for item, code in rows}
     changed = {item: code for item, code in answers.items() if stored.get(item) != code}
     if changed:
         save_answers(

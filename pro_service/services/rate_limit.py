@@ -12,8 +12,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, String, delete, func, literal, select
+from sqlalchemy import Connection, String, bindparam, delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import RateLimitCounter, UTCDateTime
@@ -55,35 +56,8 @@ def hit(connection: Connection, *, now: datetime, bucket: str, limit: Limit) -> 
     is released at once instead of being held while the page is built.
     """
     start = window_start(now, limit.window_seconds)
-    if connection.dialect.name == "postgresql":
-        # One statement, one round trip. A counter lost in a crash is harmless, so this commit
-        # does not wait for the disk: set_config(..., true) applies to this statement's own
-        # transaction only.
-        no_wait = select(
-            literal(bucket, String()).label("bucket"),
-            literal(start, UTCDateTime()).label("window_start"),
-            literal(1).label("count"),
-        ).where(func.set_config("synchronous_commit", "off", True).is_not(None))
-        upsert = (
-            postgresql.insert(RateLimitCounter)
-            .from_select(["bucket", "window_start", "count"], no_wait)
-            .on_conflict_do_update(
-                index_elements=["bucket", "window_start"],
-                set_={"count": RateLimitCounter.count + 1},
-            )
-            .returning(RateLimitCounter.count)
-        )
-    else:
-        upsert = (
-            sqlite.insert(RateLimitCounter)
-            .values(bucket=bucket, window_start=start, count=1)
-            .on_conflict_do_update(
-                index_elements=["bucket", "window_start"],
-                set_={"count": RateLimitCounter.count + 1},
-            )
-            .returning(RateLimitCounter.count)
-        )
-    count = int(connection.execute(upsert).scalar_one())
+    upsert = _COUNT[connection.dialect.name if connection.dialect.name in _COUNT else "sqlite"]
+    count = int(connection.execute(upsert, {"bucket": bucket, "window_start": start}).scalar_one())
     if count == 1:
         connection.execute(
             delete(RateLimitCounter).where(RateLimitCounter.window_start < now - KEEP_FOR)
@@ -92,6 +66,40 @@ def hit(connection: Connection, *, now: datetime, bucket: str, limit: Limit) -> 
         1, int((start + timedelta(seconds=limit.window_seconds) - now).total_seconds())
     )
     return Decision(allowed=count <= limit.requests, count=count, retry_after_seconds=retry_after)
+
+
+def _count_statement(dialect: str) -> Any:
+    """The counting upsert, built once (bound parameters ``bucket`` and ``window_start``)."""
+    if dialect == "postgresql":
+        # One statement, one round trip. A counter lost in a crash is harmless, so this commit
+        # does not wait for the disk: set_config(..., true) applies to this statement's own
+        # transaction only.
+        no_wait = select(
+            bindparam("bucket", type_=String()).label("bucket"),
+            bindparam("window_start", type_=UTCDateTime()).label("window_start"),
+            literal(1).label("count"),
+        ).where(func.set_config("synchronous_commit", "off", True).is_not(None))
+        return (
+            postgresql.insert(RateLimitCounter)
+            .from_select(["bucket", "window_start", "count"], no_wait)
+            .on_conflict_do_update(
+                index_elements=["bucket", "window_start"],
+                set_={"count": RateLimitCounter.count + 1},
+            )
+            .returning(RateLimitCounter.count)
+        )
+    return (
+        sqlite.insert(RateLimitCounter)
+        .values(bucket=bindparam("bucket"), window_start=bindparam("window_start"), count=1)
+        .on_conflict_do_update(
+            index_elements=["bucket", "window_start"],
+            set_={"count": RateLimitCounter.count + 1},
+        )
+        .returning(RateLimitCounter.count)
+    )
+
+
+_COUNT = {"postgresql": _count_statement("postgresql"), "sqlite": _count_statement("sqlite")}
 
 
 def peek(connection: Connection, *, now: datetime, bucket: str, limit: Limit) -> Decision:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
@@ -56,40 +58,90 @@ def save_answers(
     if assessment.status not in (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value):
         raise AssessmentClosed(f"assessment {assessment.id} is {assessment.status}")
     validate_answers(instrument, answers)
-    for item_number, code in answers.items():
-        if code is None:
-            session.execute(
-                delete(Response).where(
-                    Response.assessment_id == assessment.id, Response.item_number == item_number
-                )
-            )
-            continue
-        existing = session.scalar(
-            select(Response).where(
-                Response.assessment_id == assessment.id, Response.item_number == item_number
+    if assessment.id is None:
+        session.flush()  # a new assessment needs its id before its answers can refer to it
+    cleared = sorted(item for item, code in answers.items() if code is None)
+    given = {item: code for item, code in answers.items() if code is not None}
+    # A fixed number of statements whatever the number of answers: one DELETE for the cleared
+    # ones, one INSERT .. ON CONFLICT DO UPDATE for the others.
+    if cleared:
+        session.execute(
+            delete(Response).where(
+                Response.assessment_id == assessment.id, Response.item_number.in_(cleared)
             )
         )
-        if existing is None:
-            session.add(
-                Response(
-                    assessment_id=assessment.id,
-                    instrument_id=instrument.id,
-                    instrument_version=instrument.version,
-                    language=language,
-                    item_number=item_number,
-                    code=code,
-                    answered_at=now,
-                )
-            )
-        else:
-            existing.code = code
-            existing.language = language
-            existing.answered_at = now
+    if given:
+        _upsert(
+            session,
+            now=now,
+            assessment=assessment,
+            instrument=instrument,
+            language=language,
+            answers=given,
+        )
     if assessment.status == AssessmentStatus.OPEN.value:
         assessment.status = AssessmentStatus.IN_PROGRESS.value
         assessment.started_at = now
     assessment.updated_at = now
     session.flush()
+
+
+def _upsert_statement(insert: Any) -> Any:
+    """One statement for any number of answers (sent as one batch), compiled once and cached."""
+    statement = insert(Response.__table__)
+    return statement.on_conflict_do_update(
+        index_elements=["assessment_id", "item_number"],
+        set_={
+            "code": statement.excluded.code,
+            "language": statement.excluded.language,
+            "answered_at": statement.excluded.answered_at,
+        },
+    )
+
+
+_UPSERT = {
+    "postgresql": _upsert_statement(postgresql.insert),
+    "sqlite": _upsert_statement(sqlite.insert),
+}
+
+
+def _upsert(
+    session: Session,
+    *,
+    now: datetime,
+    assessment: Assessment,
+    instrument: Instrument,
+    language: str,
+    answers: Mapping[int, int],
+) -> None:
+    """Insert the answers, or overwrite code, language and time of those already stored."""
+    dialect = session.get_bind().dialect.name
+    session.execute(
+        _UPSERT[dialect if dialect in _UPSERT else "sqlite"],
+        [
+            {
+                "assessment_id": assessment.id,
+                "instrument_id": instrument.id,
+                "instrument_version": instrument.version,
+                "language": language,
+                "item_number": item_number,
+                "code": code,
+                "answered_at": now,
+            }
+            for item_number, code in sorted(answers.items())
+        ],
+    )
+    # The statement bypasses the unit of work: answers already loaded into this session (one by
+    # one or as ``assessment.responses``) are reloaded when next read.
+    if "responses" in assessment.__dict__:
+        session.expire(assessment, ["responses"])
+    for obj in list(session.identity_map.values()):
+        if (
+            isinstance(obj, Response)
+            and obj.assessment_id == assessment.id
+            and obj.item_number in answers
+        ):
+            session.expire(obj)
 
 
 def compute_scores(
