@@ -121,6 +121,19 @@ def _zip_stream(
     yield pipe.drain()
 
 
+def _closing(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
+    """Stream ``chunks``, then close ``session``, which they were read from.
+
+    The request's session is removed when the view returns, before the stream starts; the
+    stream goes on using that session object, so without this its connection stayed checked out
+    (in a transaction) until garbage collection, and e.g. a TRUNCATE waited for it.
+    """
+    try:
+        yield from chunks
+    finally:
+        session.close()
+
+
 def export_response(
     session: Session,
     *,
@@ -159,7 +172,9 @@ def export_response(
     base_url = current_app.config["PRO_SETTINGS"].public_base_url
     stem = f"pro-export-{export_format}-{now.date().isoformat()}"
     response = Response(
-        stream_with_context(_zip_stream(export_format, selection, session, base_url, stem)),
+        stream_with_context(
+            _closing(_zip_stream(export_format, selection, session, base_url, stem), session)
+        ),
         mimetype="application/zip",
     )
     response.headers["Content-Disposition"] = f'attachment; filename="{stem}.zip"'

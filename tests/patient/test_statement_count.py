@@ -83,13 +83,12 @@ def test_resending_the_same_answers_writes_nothing(app, client, link):
     assert stored_answers(app, link.assessment_id) == {item: 3 for item in SCREENS[1]}
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server to lose
 def test_a_connection_lost_while_resting_in_the_pool_is_replaced(app, client, link, monkeypatch):
     """Without ``pool_pre_ping``, a rested connection is still pinged (and replaced if dead)."""
     import pro_service.db
 
     engine = app.extensions["pro_db"]["engine"]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no server to lose the connection")
     assert client.get(link.screen(1)).status_code == 200
     # The server ends every pooled connection (as a restart would) while they rest.
     admin = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")

@@ -9,9 +9,6 @@ Questionnaires only (FHIR). Filter problems are shown next to their field (statu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
-
 from flask import abort, current_app, g, render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
@@ -19,7 +16,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from wtforms import DateField, RadioField, SelectChoice, SelectField
 from wtforms.validators import InputRequired, Optional
 
@@ -108,19 +104,6 @@ def _show_filter_error(form: ExportForm, exc: ExportFilterError) -> None:
     field.errors = [*field.errors, message]
 
 
-def _closing(chunks: Iterable[Any], session: Session) -> Iterator[Any]:
-    """Stream ``chunks``, then close ``session``, which the stream read from.
-
-    The request's session is removed when the view returns, before the stream starts; the stream
-    keeps using that session object, so without this its connection stayed checked out (and in
-    a transaction) until garbage collection.
-    """
-    try:
-        yield from chunks
-    finally:
-        session.close()
-
-
 @bp.route("/exports", methods=["GET", "POST"])
 @staff_page(*EXPORT_ROLES)
 def exports() -> ResponseReturnValue:
@@ -145,7 +128,6 @@ def exports() -> ResponseReturnValue:
             _show_filter_error(form, exc)
         else:
             db.session.commit()  # the audit event, before a single byte is sent
-            response.response = _closing(response.response, db.session)
             return response
     status = 400 if form.errors else 200
     return render_template("staff/exports.html", form=form, site_bound=scope is not None), status
