@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..exports.access import EXPORT_ROLES
-from ..models import Assessment, OutboxMessage, Patient, Role, Site, StaffUser
+from ..models import Assessment, Patient, Role, Site, StaffUser
 
 PATIENT_VIEWER_ROLES = frozenset({Role.NURSE.value, Role.INVESTIGATOR.value, Role.ADMIN.value})
 PATIENT_EDITOR_ROLES = frozenset({Role.NURSE.value})
@@ -99,13 +99,3 @@ def assessment_for(session: Session, user: StaffUser, assessment_id: int) -> Ass
         raise NotVisible("no such assessment")
     _check_site(user, assessment.patient.site_id)
     return assessment
-
-
-def message_for(session: Session, user: StaffUser, message_id: int) -> OutboxMessage:
-    message = session.get(OutboxMessage, message_id)
-    if message is None:
-        raise NotVisible("no such message")
-    patient = session.get(Patient, message.patient_id)
-    assert patient is not None
-    _check_site(user, patient.site_id)
-    return message
