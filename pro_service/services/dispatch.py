@@ -336,9 +336,24 @@ def send_claimed(
 def mark_sent(
     session: Session, message: OutboxMessage, *, now: datetime, sid: str, provider_status: str
 ) -> None:
-    """Record the provider's acceptance; a status callback may already have moved it on."""
+    """Record the provider's acceptance; a status callback may already have moved it on.
+
+    The first acceptance goes into the audit log (kind and provider id: never the text or number).
+    """
     if message.provider_id is None:
         message.provider_id = sid
+    if message.sent_at is None:
+        patient = session.get(Patient, message.patient_id)
+        record(
+            session,
+            now=now,
+            actor=Actor.system(),
+            action="message.sent",
+            object_type="message",
+            object_id=message.id,
+            site_id=patient.site_id if patient is not None else None,
+            after={"kind": message.kind, "assessment_id": message.assessment_id, "sid": sid},
+        )
     message.sent_at = message.sent_at or now
     if message.status == MessageStatus.SENDING.value:
         message.status = MessageStatus.SENT.value

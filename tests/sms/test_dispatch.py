@@ -66,6 +66,12 @@ def test_an_invitation_is_sent_once_with_the_link_and_a_status_callback(
     assert parse_qs(callback.query) == {"m": [str(message.id)]}
     assert (message.status, message.provider_id) == ("sent", sent["sid"])
     assert message.sent_at == NOW
+    # The audit trail says a message went out: which one and what kind, never its text or number.
+    (event,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "message.sent"))
+    assert (event.object_id, event.actor_type) == (str(message.id), "system")
+    assert event.after["kind"] == "invitation"
+    assert NUMBER.lstrip("+") not in str(event.after)
+    assert "/q/" not in str(event.after)
 
 
 def test_nothing_is_sent_outside_the_sites_sending_hours(app, session, queued, fake_twilio):
