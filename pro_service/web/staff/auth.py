@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import Connection
+from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
@@ -61,6 +62,12 @@ def _load_user() -> None:
     g.user = row.user if row is not None and row.verified else None
     if g.user is not None:
         g.staff_language = g.user.language
+
+
+@bp.errorhandler(access.NotVisible)
+def _not_visible(_exc: access.NotVisible) -> Response:
+    """Another site's object (or another role's page): plain 404, whatever view asked."""
+    return NotFound().get_response()
 
 
 @bp.after_request

@@ -84,10 +84,7 @@ def board() -> ResponseReturnValue:
     if raw_site is not None:
         if not raw_site.isdigit():
             abort(404)
-        try:
-            site = access.site_for(session, user, int(raw_site))
-        except access.NotVisible:
-            abort(404)
+        site = access.site_for(session, user, int(raw_site))
     elif sites:
         site = sites[0]
     else:

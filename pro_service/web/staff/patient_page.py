@@ -47,10 +47,7 @@ def _language() -> str:
 
 
 def _patient_or_404(patient_id: int) -> Patient:
-    try:
-        return access.patient_for(db.session, g.user, patient_id)
-    except access.NotVisible:
-        abort(404)
+    return access.patient_for(db.session, g.user, patient_id)
 
 
 def _helpers(time_zone: str) -> dict[str, object]:
@@ -107,10 +104,7 @@ def patient(patient_id: int):
 @bp.get("/assessments/<int:assessment_id>")
 @staff_page(*access.PATIENT_VIEWER_ROLES)
 def assessment(assessment_id: int):
-    try:
-        record = access.assessment_for(db.session, g.user, assessment_id)
-    except access.NotVisible:
-        abort(404)
+    record = access.assessment_for(db.session, g.user, assessment_id)
     detail = patient_overview.assessment_detail(
         db.session,
         now=g.now,

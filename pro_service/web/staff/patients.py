@@ -73,20 +73,14 @@ def _actor() -> Actor:
 
 
 def _patient_or_404(patient_id: int) -> Patient:
-    try:
-        patient = access.patient_for(db.session, g.user, patient_id)
-    except access.NotVisible:
-        abort(404)
+    patient = access.patient_for(db.session, g.user, patient_id)
     if not may_manage(patient):
         abort(404)
     return patient
 
 
 def _site_or_404(site_id: int) -> Site:
-    try:
-        return access.site_for(db.session, g.user, site_id)
-    except access.NotVisible:
-        abort(404)
+    return access.site_for(db.session, g.user, site_id)
 
 
 def may_manage(patient: Patient) -> bool:
@@ -466,10 +460,7 @@ def resend_link(patient_id: int) -> ResponseReturnValue:
     if form.assessment_id.data:
         if not str(form.assessment_id.data).isdigit():
             abort(404)
-        try:
-            assessment = access.assessment_for(db.session, g.user, int(form.assessment_id.data))
-        except access.NotVisible:
-            abort(404)
+        assessment = access.assessment_for(db.session, g.user, int(form.assessment_id.data))
         if assessment.patient_id != patient.id:
             abort(404)
     try:
