@@ -99,6 +99,7 @@ def export_command(
             registry=current_app.extensions["instruments"],
             schedule=current_app.extensions["schedule"],
             base_url=current_app.config["PRO_SETTINGS"].public_base_url,
+            now=now,
             on_total=on_total if sys.stderr.isatty() else None,
             on_examined=on_examined,
         )

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Literal, cast, get_args
 
@@ -108,6 +109,7 @@ def write_data(
     assessments: Iterator[ExportedAssessment],
     *,
     base_url: str,
+    now: datetime,
 ) -> int:
     """Write the data part. Text formats go to ``out``; sav/dta are written to ``target``."""
     if fmt == "long":
@@ -122,7 +124,7 @@ def write_data(
         assert out is not None
         return write_ndjson(out, fhir_resources(selection.instruments, assessments, base_url))
     layout = wide_layout(selection.instruments)
-    return write_statistics_file(fmt, target, layout, wide_rows(layout, assessments))
+    return write_statistics_file(fmt, target, layout, wide_rows(layout, assessments), created=now)
 
 
 @contextlib.contextmanager
@@ -145,6 +147,7 @@ def write_export(
     registry: InstrumentRegistry,
     schedule: Schedule,
     base_url: str,
+    now: datetime,
     allowed_site_ids: frozenset[int] | set[int] | None = None,
     on_total: Callable[[int], None] | None = None,
     on_examined: Callable[[int], None] | None = None,
@@ -170,12 +173,24 @@ def write_export(
         with _temporary_next_to(path) as data_temp, _temporary_next_to(dictionary) as dict_temp:
             if export_format in ("sav", "dta"):
                 rows = write_data(
-                    export_format, data_temp, None, selection, iter(counted), base_url=base_url
+                    export_format,
+                    data_temp,
+                    None,
+                    selection,
+                    iter(counted),
+                    base_url=base_url,
+                    now=now,
                 )
             else:
                 with data_temp.open("w", encoding="utf-8", newline="") as out:
                     rows = write_data(
-                        export_format, data_temp, out, selection, iter(counted), base_url=base_url
+                        export_format,
+                        data_temp,
+                        out,
+                        selection,
+                        iter(counted),
+                        base_url=base_url,
+                        now=now,
                     )
             with dict_temp.open("w", encoding="utf-8", newline="") as out:
                 write_dictionary(out, variables_for(export_format, selection))

@@ -14,8 +14,8 @@ The staff view checks the user with :func:`pro_service.exports.access.export_sco
     return response
 
 CSV and FHIR rows are compressed and sent as they are read (the ZIP is written to the response
-stream, never to disk); sav/dta are first written to a temporary file (pyreadstat cannot append,
-see :mod:`.statistics`) and then streamed from it.
+stream, never to disk); sav/dta are first written to a temporary file (their headers need the
+row count and text widths, see :mod:`.statistics`) and then streamed from it.
 """
 
 from __future__ import annotations
@@ -90,7 +90,12 @@ def _text_lines(
 
 
 def _zip_stream(
-    fmt: ExportFormat, selection: Selection, session: Session, base_url: str, stem: str
+    fmt: ExportFormat,
+    selection: Selection,
+    session: Session,
+    base_url: str,
+    stem: str,
+    now: datetime,
 ) -> Iterator[bytes]:
     pipe = _Pipe()
     data_name = f"{stem}{SUFFIXES[fmt]}"
@@ -104,7 +109,7 @@ def _zip_stream(
                     rows = wide_rows(
                         layout, iter_assessments(session, selection, registry=registry)
                     )
-                    write_statistics_file(fmt, path, layout, rows)
+                    write_statistics_file(fmt, path, layout, rows, created=now)
                     with path.open("rb") as source:
                         while chunk := source.read(1 << 16):
                             member.write(chunk)
@@ -173,7 +178,7 @@ def export_response(
     stem = f"pro-export-{export_format}-{now.date().isoformat()}"
     response = Response(
         stream_with_context(
-            _closing(_zip_stream(export_format, selection, session, base_url, stem), session)
+            _closing(_zip_stream(export_format, selection, session, base_url, stem, now), session)
         ),
         mimetype="application/zip",
     )

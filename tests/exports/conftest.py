@@ -177,6 +177,7 @@ def export(app, session, tmp_path):
             registry=app.extensions["instruments"],
             schedule=app.extensions["schedule"],
             base_url="https://pro.example.test",
+            now=datetime(2026, 11, 28, 12, 0, tzinfo=UTC),
             allowed_site_ids=allowed_site_ids,
         )
         return path
