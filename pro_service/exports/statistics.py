@@ -49,8 +49,7 @@ class _Tally:
             value = cells[index]
             if value is not None:
                 size = len(str(value).encode("utf-8"))
-                if size > widths[index]:
-                    widths[index] = size
+                widths[index] = max(widths[index], size)
         return cells
 
 

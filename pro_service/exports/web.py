@@ -95,6 +95,7 @@ def _zip_stream(
     session: Session,
     base_url: str,
     stem: str,
+    *,
     now: datetime,
 ) -> Iterator[bytes]:
     pipe = _Pipe()
@@ -178,7 +179,9 @@ def export_response(
     stem = f"pro-export-{export_format}-{now.date().isoformat()}"
     response = Response(
         stream_with_context(
-            _closing(_zip_stream(export_format, selection, session, base_url, stem, now), session)
+            _closing(
+                _zip_stream(export_format, selection, session, base_url, stem, now=now), session
+            )
         ),
         mimetype="application/zip",
     )
