@@ -63,7 +63,67 @@ def bench_app():  # type: ignore[no-untyped-def]
         return page, 200, {"Content-Type": "text/html; charset=utf-8"}
 
     app.add_url_rule("/bench/bare", "bench_bare", bare)
+    app.add_url_rule("/bench/floor/<token>", "bench_floor", _floor_view(app, size))
     return app
+
+
+#: The floor page: as many radio buttons as a five-item screen, padded to the screen's size.
+FLOOR_TEMPLATE = """<!doctype html><html lang="{{ lang }}"><title>floor</title>
+<form method="post"><input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
+{% for item in items %}<fieldset><legend>{{ item }}. {{ texts[item] }}</legend>
+{% for code in codes %}<label><input type="radio" name="q{{ item }}" value="{{ code }}"
+{% if answers.get(item) == code %} checked{% endif %}> {{ labels[code] }}</label>
+{% endfor %}</fieldset>{% endfor %}<button>Next</button></form><p>{{ padding }}</p>"""
+
+
+def _floor_view(app, size: int):  # type: ignore[no-untyped-def]
+    """What any questionnaire page must do at the least, with the same Flask, database and pool.
+
+    Two indexed SELECTs with SQLAlchemy Core (the link by its hash, then the stored answers),
+    a value kept in the signed session cookie, a CSRF token and a Jinja page of the same size.
+    No ORM, no rate limit, no Babel, no writes: the stack's own cost of such a page, so the
+    questionnaire's figure can be read against what the same stack can do at best.
+    """
+    from flask import session
+    from sqlalchemy import text as sql
+
+    from pro_service.crypto import hash_token
+    from pro_service.extensions import db
+
+    template = app.jinja_env.from_string(FLOOR_TEMPLATE)
+    items = [1, 2, 3, 4, 5]
+    texts = {n: "Paraphrased item text of about this length" for n in items}
+    labels = {1: "Not at all", 2: "A little", 3: "Quite a bit", 4: "Very much"}
+    empty = template.render(
+        lang="sv",
+        items=items,
+        codes=[1, 2, 3, 4],
+        texts=texts,
+        labels=labels,
+        answers={},
+        padding="",
+        csrf_token=lambda: "x" * 91,
+    )
+    padding = "x" * max(0, size - len(empty.encode()))
+    find = sql("SELECT id, status FROM assessments WHERE token_hash = :hash")
+    answers = sql("SELECT item_number, code FROM responses WHERE assessment_id = :id")
+
+    def floor(token: str) -> str:
+        with db.engine.connect() as connection:
+            found = connection.execute(find, {"hash": hash_token(token)}).one()
+            stored = {item: code for item, code in connection.execute(answers, {"id": found.id})}
+        session["language"] = "sv"
+        return template.render(
+            lang="sv",
+            items=items,
+            codes=[1, 2, 3, 4],
+            texts=texts,
+            labels=labels,
+            answers=stored,
+            padding=padding,
+        )
+
+    return floor
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,6 +265,16 @@ def drive_questionnaire(client: Client, token: str, pairs: int, deadline: float)
         screen = screen % 15 + 1
 
 
+def drive_floor(client: Client, token: str, count: int, deadline: float) -> None:
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            return
+        status, _ = client.request("GET", f"/bench/floor/{token}")
+        if status != 200:
+            client.errors.append(f"floor: {status}")
+            return
+
+
 def drive_bare(client: Client, count: int, deadline: float) -> None:
     for _ in range(count):
         if time.monotonic() > deadline:
@@ -330,6 +400,7 @@ def main() -> None:
         # Warm up both paths in every worker.
         run_phase("warm-up", clients, lambda c, i, d: drive_questionnaire(c, tokens[i], 2, d))
         run_phase("warm-up", clients, lambda c, i, d: drive_bare(c, 4, d))
+        run_phase("warm-up", clients, lambda c, i, d: drive_floor(c, tokens[i], 4, d))
 
         questionnaire = run_phase(
             "questionnaire",
@@ -337,6 +408,10 @@ def main() -> None:
             lambda c, i, d: drive_questionnaire(c, tokens[i], PAIRS_PER_THREAD, d),
         )
         bare = run_phase("bare", clients, lambda c, i, d: drive_bare(c, BARE_PER_THREAD, d))
+        floor = run_phase(
+            "floor", clients, lambda c, i, d: drive_floor(c, tokens[i], BARE_PER_THREAD, d)
+        )
+        floor_size = len(clients[0].request("GET", f"/bench/floor/{tokens[0]}")[1].encode())
     finally:
         if process is not None and process.poll() is None:
             process.terminate()
@@ -345,10 +420,14 @@ def main() -> None:
 
     ratio = questionnaire["rps"] / bare["rps"]
     print(f"gunicorn 2 workers x {THREADS} threads, PostgreSQL, concurrency {CONCURRENCY}")
-    print(f"page size: questionnaire screen {page_bytes} bytes, bare route {bare_size} bytes")
+    print(
+        f"page size: questionnaire screen {page_bytes} bytes, bare route {bare_size} bytes, "
+        f"floor route {floor_size} bytes"
+    )
     for name, result in (
         ("questionnaire (GET screen + POST answers)", questionnaire),
         ("bare route", bare),
+        ("floor route (2 Core SELECTs, session, CSRF, Jinja; no ORM, no writes)", floor),
     ):
         print(
             f"{name}: {result['requests']} requests, {result['rps']:.0f} req/s, "
@@ -360,6 +439,7 @@ def main() -> None:
         f"POST answers {questionnaire['POST_p95_ms']:.1f} ms"
     )
     print(f"ratio questionnaire/bare: {ratio:.2f} (target >= 0.33)")
+    print(f"ratio floor/bare: {floor['rps'] / bare['rps']:.2f} (what this stack does at best)")
     print(f"questionnaire p95: {questionnaire['p95_ms']:.1f} ms (target < 100 ms)")
 
 

@@ -8,6 +8,7 @@ an existing file at the target is left as it was.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..instruments import InstrumentRegistry
 from ..scheduling.schedule import Schedule
+from .copy_long import copy_long_csv
 from .fhir import fhir_resources, write_ndjson
 from .layout import Variable, long_variables, wide_layout, write_dictionary
 from .source import (
@@ -31,7 +33,7 @@ from .source import (
     resolve_filters,
 )
 from .statistics import write_statistics_file
-from .tables import long_rows, wide_rows, write_csv
+from .tables import long_csv_rows, wide_csv_rows, wide_rows, write_csv_rows
 
 ExportFormat = Literal["long", "wide", "sav", "dta", "fhir"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
@@ -115,16 +117,39 @@ def write_data(
     if fmt == "long":
         assert out is not None
         header = [v.name for v in long_variables(selection.instruments)]
-        return write_csv(out, header, long_rows(assessments))
+        return write_csv_rows(out, header, long_csv_rows(assessments))
     if fmt == "wide":
         assert out is not None
         layout = wide_layout(selection.instruments)
-        return write_csv(out, layout.names, wide_rows(layout, assessments))
+        return write_csv_rows(out, layout.names, wide_csv_rows(layout, assessments))
     if fmt == "fhir":
         assert out is not None
         return write_ndjson(out, fhir_resources(selection.instruments, assessments, base_url))
     layout = wide_layout(selection.instruments)
     return write_statistics_file(fmt, target, layout, wide_rows(layout, assessments), created=now)
+
+
+def _write_long_by_copy(
+    session: Session,
+    path: Path,
+    dictionary: Path,
+    selection: Selection,
+    on_examined: Callable[[int], None] | None,
+) -> ExportResult:
+    """The long table on PostgreSQL, written by PostgreSQL itself (see :mod:`.copy_long`)."""
+    header = ",".join(v.name for v in long_variables(selection.instruments)) + "\n"
+    try:
+        with _temporary_next_to(path) as data_temp, _temporary_next_to(dictionary) as dict_temp:
+            with data_temp.open("wb") as out:
+                out.write(header.encode("utf-8"))
+                rows, assessments = copy_long_csv(session, selection, out, on_examined=on_examined)
+            with dict_temp.open("w", encoding="utf-8", newline="") as text:
+                write_dictionary(text, long_variables(selection.instruments))
+            os.replace(data_temp, path)
+            os.replace(dict_temp, dictionary)
+    except PermissionError as exc:
+        raise ExportPathError(f"cannot write {exc.filename or path}: {exc.strerror}") from exc
+    return ExportResult(path, dictionary, rows, assessments)
 
 
 @contextlib.contextmanager
@@ -166,8 +191,57 @@ def write_export(
     )
     if on_total is not None:
         on_total(count_assessments(session, selection))
+    with _older_objects_frozen():
+        return _write(
+            session,
+            export_format,
+            path,
+            dictionary,
+            selection,
+            registry=registry,
+            base_url=base_url,
+            now=now,
+            on_examined=on_examined,
+        )
+
+
+@contextlib.contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector off the objects that existed before the export.
+
+    An export makes a few tuples per score, millions in all; each collection they set off would
+    otherwise walk every object of the application again (about 20% of a wide export's time).
+    The export's own objects are still collected.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _write(
+    session: Session,
+    export_format: ExportFormat,
+    path: Path,
+    dictionary: Path,
+    selection: Selection,
+    *,
+    registry: InstrumentRegistry,
+    base_url: str,
+    now: datetime,
+    on_examined: Callable[[int], None] | None,
+) -> ExportResult:
+    if export_format == "long" and session.get_bind().dialect.name == "postgresql":
+        return _write_long_by_copy(session, path, dictionary, selection, on_examined)
     counted = _Counter(
-        iter_assessments(session, selection, registry=registry, on_examined=on_examined)
+        iter_assessments(
+            session,
+            selection,
+            registry=registry,
+            on_examined=on_examined,
+            with_answers=export_format != "long",
+        )
     )
     try:
         with _temporary_next_to(path) as data_temp, _temporary_next_to(dictionary) as dict_temp:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -67,6 +68,19 @@ class Selection:
     @property
     def instrument_ids(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(i.id for i in self.instruments))
+
+    @property
+    def scale_order(self) -> dict[tuple[str, str], int]:
+        """(instrument id, scale) -> position: the order of scales in every exported row.
+
+        Instruments in registry order, each one's scales and summary scores as its file lists
+        them (a scale first seen in an older version keeps its place).
+        """
+        order: dict[tuple[str, str], int] = {}
+        for instrument in self.instruments:
+            for code in instrument.score_codes:
+                order.setdefault((instrument.id, code), len(order))
+        return order
 
 
 def resolve_filters(
@@ -142,8 +156,9 @@ def _known_sites(session: Session, allowed: frozenset[int] | set[int] | None) ->
     return ", ".join(session.scalars(query)) or "none"
 
 
-@dataclass(frozen=True)
-class StoredScore:
+class StoredScore(NamedTuple):
+    """One stored score (a tuple: hundreds of thousands are made per export)."""
+
     instrument_id: str
     instrument_version: str
     scale: str
@@ -216,12 +231,18 @@ def iter_assessments(
     registry: InstrumentRegistry,
     batch_size: int = BATCH_SIZE,
     on_examined: Callable[[int], None] | None = None,
+    with_answers: bool = True,
 ) -> Iterator[ExportedAssessment]:
-    """Completed assessments in study ID, due date order, each with its scores and answers."""
+    """Completed assessments in study ID, due date order, each with its scores and answers.
+
+    ``with_answers=False`` (the long table, which has no item columns) leaves ``answers``
+    empty and reads only the language of each instrument's answers, not every answer row.
+    """
     query = _assessment_query(selection).order_by(
         Patient.study_id, Assessment.due_date, Assessment.id
     )
     wanted_ids = set(selection.instrument_ids)
+    scale_order = selection.scale_order
     zones: dict[str, ZoneInfo] = {}
     instruments_by_key: dict[str, Instrument | None] = {}
 
@@ -266,12 +287,27 @@ def iter_assessments(
         if on_examined is not None:
             on_examined(len(partition))
         if batch:
-            _attach_scores_and_answers(session, batch, selection.instrument_ids)
+            _attach_scores_and_answers(
+                session,
+                batch,
+                selection.instrument_ids,
+                scale_order=scale_order,
+                with_answers=with_answers,
+            )
             yield from batch
 
 
+def _position(order: dict[tuple[str, str], int], last: int, score: StoredScore) -> int:
+    return order.get((score.instrument_id, score.scale), last)
+
+
 def _attach_scores_and_answers(
-    session: Session, batch: Sequence[ExportedAssessment], instrument_ids: Sequence[str]
+    session: Session,
+    batch: Sequence[ExportedAssessment],
+    instrument_ids: Sequence[str],
+    *,
+    scale_order: dict[tuple[str, str], int],
+    with_answers: bool,
 ) -> None:
     by_id = {a.assessment_id: a for a in batch}
     ids = list(by_id)
@@ -287,28 +323,34 @@ def _attach_scores_and_answers(
             Score.algorithm_version,
         ).where(Score.assessment_id.in_(ids), Score.instrument_id.in_(instrument_ids))
     )
-    for a_id, instrument_id, version, scale, value, in_scale, answered, algorithm in scores:
-        by_id[a_id].scores.append(
-            StoredScore(instrument_id, version, scale, value, in_scale, answered, algorithm)
+    for row in scores:
+        by_id[row[0]].scores.append(StoredScore._make(row[1:]))
+    # The language of an instrument's answers: the first in language order if a patient
+    # switched language within one instrument (the same rule on both paths).
+    if with_answers:
+        answers = session.execute(
+            select(
+                Response.assessment_id,
+                Response.instrument_id,
+                Response.language,
+                Response.item_number,
+                Response.code,
+            ).where(Response.assessment_id.in_(ids), Response.instrument_id.in_(instrument_ids))
         )
-    answers = session.execute(
-        select(
-            Response.assessment_id,
-            Response.instrument_id,
-            Response.language,
-            Response.item_number,
-            Response.code,
-        ).where(Response.assessment_id.in_(ids), Response.instrument_id.in_(instrument_ids))
-    )
-    for a_id, instrument_id, language, item, code in answers:
-        exported = by_id[a_id]
-        exported.answers[item] = code
-        exported.answer_language.setdefault(instrument_id, language)
+        for a_id, instrument_id, language, item, code in answers:
+            exported = by_id[a_id]
+            exported.answers[item] = code
+            known = exported.answer_language.get(instrument_id)
+            if known is None or language < known:
+                exported.answer_language[instrument_id] = language
+    else:
+        languages = session.execute(
+            select(Response.assessment_id, Response.instrument_id, func.min(Response.language))
+            .where(Response.assessment_id.in_(ids), Response.instrument_id.in_(instrument_ids))
+            .group_by(Response.assessment_id, Response.instrument_id)
+        )
+        for a_id, instrument_id, language in languages:
+            by_id[a_id].answer_language[instrument_id] = language
+    key = partial(_position, scale_order, len(scale_order))
     for exported in batch:
-        order = {
-            (inst.id, code): n
-            for n, (inst, code) in enumerate(
-                (inst, code) for inst in exported.instruments for code in inst.score_codes
-            )
-        }
-        exported.scores.sort(key=lambda s: order.get((s.instrument_id, s.scale), len(order)))
+        exported.scores.sort(key=key)

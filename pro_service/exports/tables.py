@@ -1,9 +1,9 @@
-"""The long and wide tables, row by row, and their CSV files."""
+"""The long and wide tables, row by row: typed for SPSS and Stata, as text for CSV."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import IO
 
@@ -19,25 +19,6 @@ def iso_utc(moment: datetime) -> str:
 
 def _common(a: ExportedAssessment) -> tuple[Cell, ...]:
     return (a.study_id, a.site, a.timepoint, a.days_from_surgery, a.completed_at)
-
-
-def long_rows(assessments: Iterable[ExportedAssessment]) -> Iterator[tuple[Cell, ...]]:
-    """One row per patient x time point x scale, in the instruments' scale order."""
-    for a in assessments:
-        common = _common(a)
-        for s in a.scores:
-            language = a.answer_language.get(s.instrument_id, a.language)
-            yield (
-                *common,
-                s.instrument_id,
-                s.instrument_version,
-                language,
-                s.scale,
-                s.value,
-                s.items_in_scale,
-                s.items_answered,
-                s.algorithm_version,
-            )
 
 
 def wide_rows(
@@ -61,22 +42,83 @@ def wide_rows(
         )
 
 
-def csv_cell(value: Cell) -> str | int:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)  # shortest text that reads back as exactly the same float
-    if isinstance(value, datetime):
-        return iso_utc(value)
-    return value
+# The CSV tables, formatted as the rows are built: empty for missing, floats by number_text,
+# times as ISO 8601 UTC; each assessment's common cells are formatted once, not once per
+# scale, and no function is called per cell but for scores.
 
 
-def write_csv(out: IO[str], header: list[str], rows: Iterable[tuple[Cell, ...]]) -> int:
-    """Write the header and every row; returns the number of data rows."""
+def number_text(value: float) -> str:
+    """The shortest text that reads back as exactly ``value``, without a trailing ".0"
+
+    (``50``, ``33.333333333333336``), as PostgreSQL writes a double.
+    """
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _csv_common(a: ExportedAssessment) -> tuple[str | int, ...]:
+    days = a.days_from_surgery
+    return (a.study_id, a.site, a.timepoint, "" if days is None else days, iso_utc(a.completed_at))
+
+
+def long_csv_rows(assessments: Iterable[ExportedAssessment]) -> Iterator[tuple[str | int, ...]]:
+    for a in assessments:
+        common = _csv_common(a)
+        languages = a.answer_language
+        fallback = a.language or ""
+        for s in a.scores:
+            value = s.value
+            yield (
+                *common,
+                s.instrument_id,
+                s.instrument_version,
+                languages.get(s.instrument_id) or fallback,
+                s.scale,
+                "" if value is None else number_text(value),
+                s.items_in_scale,
+                s.items_answered,
+                s.algorithm_version,
+            )
+
+
+def wide_csv_rows(
+    layout: WideLayout, assessments: Iterable[ExportedAssessment]
+) -> Iterator[list[str | int]]:
+    score_codes = [v.name for _, v in layout.scores]
+    item_numbers = [n for n, _ in layout.items]
+    version_ids = [v.instrument for v in layout.versions]
+    for a in assessments:
+        versions = {i.id: i.version for i in a.instruments}
+        values = {s.scale: s.value for s in a.scores}
+        algorithms = sorted({s.algorithm_version for s in a.scores})
+        answers = a.answers
+        row: list[str | int] = [*_csv_common(a), a.language or ""]
+        row += [versions.get(i) or "" for i in version_ids]
+        row.append(";".join(algorithms))
+        for code in score_codes:
+            value = values.get(code)
+            row.append("" if value is None else number_text(value))
+        for n in item_numbers:
+            code_ = answers.get(n)
+            row.append("" if code_ is None else code_)
+        yield row
+
+
+def write_csv_rows(out: IO[str], header: list[str], rows: Iterable[Sequence[str | int]]) -> int:
+    """Write the header and rows already formatted as CSV cells; returns the number of rows."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    count = 0
-    for row in rows:
-        writer.writerow([csv_cell(c) for c in row])
-        count += 1
-    return count
+    counted = _Counted(rows)
+    writer.writerows(counted)
+    return counted.count
+
+
+class _Counted:
+    def __init__(self, rows: Iterable[Sequence[str | int]]) -> None:
+        self.rows = rows
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Sequence[str | int]]:
+        for row in self.rows:
+            self.count += 1
+            yield row

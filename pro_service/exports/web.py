@@ -25,7 +25,7 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from .fhir import fhir_resources
 from .layout import long_variables, wide_layout, write_dictionary
 from .source import ExportFilters, Selection, iter_assessments, resolve_filters
 from .statistics import write_statistics_file
-from .tables import csv_cell, long_rows, wide_rows
+from .tables import long_csv_rows, wide_csv_rows, wide_rows
 
 CHUNK_ROWS = 200
 
@@ -66,7 +66,9 @@ def _text_lines(
     fmt: ExportFormat, selection: Selection, session: Session, base_url: str
 ) -> Iterator[str]:
     registry = current_app.extensions["instruments"]
-    assessments = iter_assessments(session, selection, registry=registry)
+    assessments = iter_assessments(
+        session, selection, registry=registry, with_answers=fmt != "long"
+    )
     if fmt == "fhir":
         for resource in fhir_resources(selection.instruments, assessments, base_url):
             yield json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -75,17 +77,17 @@ def _text_lines(
     writer = csv.writer(buffer, lineterminator="\n")
     if fmt == "long":
         header = [v.name for v in long_variables(selection.instruments)]
-        rows = long_rows(assessments)
+        rows: Iterator[Sequence[str | int]] = long_csv_rows(assessments)
     else:
         layout = wide_layout(selection.instruments)
         header = layout.names
-        rows = wide_rows(layout, assessments)
+        rows = wide_csv_rows(layout, assessments)
     writer.writerow(header)
     yield buffer.getvalue()
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow([csv_cell(c) for c in row])
+        writer.writerow(row)
         yield buffer.getvalue()
 
 

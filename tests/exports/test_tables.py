@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+import io
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
 
 LONG_HEADER = [
     "study_id",
@@ -133,3 +137,47 @@ def test_every_export_has_a_data_dictionary_with_labels_types_and_codes(study, e
             assert by_name["q29"]["allowed_codes"].startswith("1=")
             assert "7=" in by_name["q29"]["allowed_codes"]
             assert by_name["QL2"]["label"].startswith("EORTC QLQ-C30")
+
+
+FILTER_CASES = [
+    {},
+    {"sites": ("fi-hel",)},
+    {"timepoints": ("preop", "baseline")},
+    {"instruments": ("qlq-pan26",)},
+    {"date_from": "first", "date_to": "third"},
+    {"timepoints": ("m24",)},  # matches nothing
+]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # COPY is PostgreSQL's
+@pytest.mark.parametrize("case", range(len(FILTER_CASES)))
+def test_long_export_by_copy_on_postgresql_gives_the_same_bytes_as_the_python_path(
+    case, app, session, study, export, helpers
+):
+    from pro_service.exports import ExportFilters
+    from pro_service.exports.engine import write_data
+    from pro_service.exports.source import iter_assessments, resolve_filters
+
+    filters = dict(FILTER_CASES[case])
+    if "date_from" in filters:
+        days = sorted({r["completed_at"][:10] for r in helpers.read_csv(export("wide", name="w"))})
+        filters["date_from"] = date.fromisoformat(days[0])
+        filters["date_to"] = date.fromisoformat(days[2])
+    by_copy = export("long", name="by-copy.csv", **filters).read_bytes()
+
+    registry, schedule = app.extensions["instruments"], app.extensions["schedule"]
+    selection = resolve_filters(
+        session, ExportFilters(**filters), registry=registry, schedule=schedule
+    )
+    python_path = io.StringIO(newline="")
+    write_data(
+        "long",
+        Path("unused"),
+        python_path,
+        selection,
+        iter_assessments(session, selection, registry=registry, with_answers=False),
+        base_url="https://pro.example.test",
+        now=datetime(2026, 11, 28, tzinfo=UTC),
+    )
+    assert by_copy.decode("utf-8") == python_path.getvalue()
+    assert by_copy.count(b"\n") > (1 if case != len(FILTER_CASES) - 1 else 0)
