@@ -21,7 +21,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO, Any
 
-from sqlalchemy import Date, Integer, and_, case, cast, func, literal, select, type_coerce
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    and_,
+    cast,
+    column,
+    func,
+    literal,
+    select,
+    type_coerce,
+    values,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -35,13 +47,15 @@ def long_copy_query(selection: Selection) -> Any:
     """The SELECT of the long table's 13 columns, filtered and ordered as the export is."""
     local_day = cast(func.timezone(Site.time_zone, Assessment.completed_at), Date)
     order = selection.scale_order
-    position = case(
-        *(
-            (and_(Score.instrument_id == instrument_id, Score.scale == scale), n)
-            for (instrument_id, scale), n in order.items()
-        ),
-        else_=len(order),
-    )
+    # The scale order as a little table joined by hash: a CASE with a branch per scale, as a
+    # sort key, cost a quarter of the query.
+    positions = values(
+        column("instrument_id", String),
+        column("scale", String),
+        column("position", Integer),
+        name="scale_order",
+    ).data([(instrument_id, scale, n) for (instrument_id, scale), n in order.items()])
+    position = func.coalesce(positions.c.position, len(order))
     languages = (
         select(
             Response.assessment_id,
@@ -72,6 +86,13 @@ def long_copy_query(selection: Selection) -> Any:
         .join(Assessment, Score.assessment_id == Assessment.id)
         .join(Patient, Assessment.patient_id == Patient.id)
         .join(Site, Patient.site_id == Site.id)
+        .outerjoin(
+            positions,
+            and_(
+                positions.c.instrument_id == Score.instrument_id,
+                positions.c.scale == Score.scale,
+            ),
+        )
         .outerjoin(
             languages,
             and_(
