@@ -265,23 +265,14 @@ def drive_questionnaire(client: Client, token: str, pairs: int, deadline: float)
         screen = screen % 15 + 1
 
 
-def drive_floor(client: Client, token: str, count: int, deadline: float) -> None:
+def drive_page(client: Client, path: str, count: int, deadline: float) -> None:
+    """GET ``path`` ``count`` times (the bare and the floor route)."""
     for _ in range(count):
         if time.monotonic() > deadline:
             return
-        status, _ = client.request("GET", f"/bench/floor/{token}")
+        status, _ = client.request("GET", path)
         if status != 200:
-            client.errors.append(f"floor: {status}")
-            return
-
-
-def drive_bare(client: Client, count: int, deadline: float) -> None:
-    for _ in range(count):
-        if time.monotonic() > deadline:
-            return
-        status, _ = client.request("GET", "/bench/bare")
-        if status != 200:
-            client.errors.append(f"bare: {status}")
+            client.errors.append(f"{path}: {status}")
             return
 
 
@@ -399,17 +390,23 @@ def main() -> None:
         bare_size = len(clients[0].request("GET", "/bench/bare")[1].encode())
         # Warm up both paths in every worker.
         run_phase("warm-up", clients, lambda c, i, d: drive_questionnaire(c, tokens[i], 2, d))
-        run_phase("warm-up", clients, lambda c, i, d: drive_bare(c, 4, d))
-        run_phase("warm-up", clients, lambda c, i, d: drive_floor(c, tokens[i], 4, d))
+        run_phase("warm-up", clients, lambda c, i, d: drive_page(c, "/bench/bare", 4, d))
+        run_phase(
+            "warm-up", clients, lambda c, i, d: drive_page(c, f"/bench/floor/{tokens[i]}", 4, d)
+        )
 
         questionnaire = run_phase(
             "questionnaire",
             clients,
             lambda c, i, d: drive_questionnaire(c, tokens[i], PAIRS_PER_THREAD, d),
         )
-        bare = run_phase("bare", clients, lambda c, i, d: drive_bare(c, BARE_PER_THREAD, d))
+        bare = run_phase(
+            "bare", clients, lambda c, i, d: drive_page(c, "/bench/bare", BARE_PER_THREAD, d)
+        )
         floor = run_phase(
-            "floor", clients, lambda c, i, d: drive_floor(c, tokens[i], BARE_PER_THREAD, d)
+            "floor",
+            clients,
+            lambda c, i, d: drive_page(c, f"/bench/floor/{tokens[i]}", BARE_PER_THREAD, d),
         )
         floor_size = len(clients[0].request("GET", f"/bench/floor/{tokens[0]}")[1].encode())
     finally:

@@ -8,6 +8,7 @@ first.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -30,6 +31,11 @@ class Column:
             raise ValueError(f"column {self.name}: width must be at least 1, not {self.width}")
         if self.value_labels and self.kind != "integer":
             raise ValueError(f"column {self.name}: value labels need an integer column")
+
+
+def is_missing(cell: StatCell) -> bool:
+    """A missing cell: None, or a float NaN."""
+    return cell is None or (isinstance(cell, float) and math.isnan(cell))
 
 
 def fit_label(text: str, limit: int, *, encoded: bool = False) -> str:

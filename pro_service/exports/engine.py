@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from ..instruments import InstrumentRegistry
 from ..scheduling.schedule import Schedule
-from .copy_long import copy_long_csv
 from .fhir import fhir_resources, write_ndjson
 from .layout import Variable, long_variables, wide_layout, write_dictionary
+from .long_table import LongTable
 from .source import (
     ExportedAssessment,
     ExportFilters,
@@ -33,7 +33,7 @@ from .source import (
     resolve_filters,
 )
 from .statistics import write_statistics_file
-from .tables import long_csv_rows, wide_csv_rows, wide_rows, write_csv_rows
+from .tables import Counted, wide_csv_rows, wide_rows, write_csv_rows
 
 ExportFormat = Literal["long", "wide", "sav", "dta", "fhir"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
@@ -92,19 +92,8 @@ def variables_for(fmt: ExportFormat, selection: Selection) -> list[Variable]:
     return wide_layout(selection.instruments).variables
 
 
-class _Counter:
-    def __init__(self, source: Iterator[ExportedAssessment]) -> None:
-        self.source = source
-        self.count = 0
-
-    def __iter__(self) -> Iterator[ExportedAssessment]:
-        for item in self.source:
-            self.count += 1
-            yield item
-
-
 def write_data(
-    fmt: ExportFormat,
+    fmt: Literal["wide", "fhir", "sav", "dta"],
     target: Path,
     out: IO[str] | None,
     selection: Selection,
@@ -113,11 +102,10 @@ def write_data(
     base_url: str,
     now: datetime,
 ) -> int:
-    """Write the data part. Text formats go to ``out``; sav/dta are written to ``target``."""
-    if fmt == "long":
-        assert out is not None
-        header = [v.name for v in long_variables(selection.instruments)]
-        return write_csv_rows(out, header, long_csv_rows(assessments))
+    """Write the data part of every format but long (:class:`.long_table.LongTable`).
+
+    wide and fhir go to ``out``; sav/dta are written to ``target``.
+    """
     if fmt == "wide":
         assert out is not None
         layout = wide_layout(selection.instruments)
@@ -127,29 +115,6 @@ def write_data(
         return write_ndjson(out, fhir_resources(selection.instruments, assessments, base_url))
     layout = wide_layout(selection.instruments)
     return write_statistics_file(fmt, target, layout, wide_rows(layout, assessments), created=now)
-
-
-def _write_long_by_copy(
-    session: Session,
-    path: Path,
-    dictionary: Path,
-    selection: Selection,
-    on_examined: Callable[[int], None] | None,
-) -> ExportResult:
-    """The long table on PostgreSQL, written by PostgreSQL itself (see :mod:`.copy_long`)."""
-    header = ",".join(v.name for v in long_variables(selection.instruments)) + "\n"
-    try:
-        with _temporary_next_to(path) as data_temp, _temporary_next_to(dictionary) as dict_temp:
-            with data_temp.open("wb") as out:
-                out.write(header.encode("utf-8"))
-                rows, assessments = copy_long_csv(session, selection, out, on_examined=on_examined)
-            with dict_temp.open("w", encoding="utf-8", newline="") as text:
-                write_dictionary(text, long_variables(selection.instruments))
-            os.replace(data_temp, path)
-            os.replace(dict_temp, dictionary)
-    except PermissionError as exc:
-        raise ExportPathError(f"cannot write {exc.filename or path}: {exc.strerror}") from exc
-    return ExportResult(path, dictionary, rows, assessments)
 
 
 @contextlib.contextmanager
@@ -220,6 +185,19 @@ def _older_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
+@contextlib.contextmanager
+def _replacing(path: Path, dictionary: Path) -> Iterator[tuple[Path, Path]]:
+    """Temporary files for the data and the dictionary, moved onto ``path`` and ``dictionary``
+    only if the block succeeds; removed on any error, leaving an older export as it was."""
+    try:
+        with _temporary_next_to(path) as data_temp, _temporary_next_to(dictionary) as dict_temp:
+            yield data_temp, dict_temp
+            os.replace(data_temp, path)
+            os.replace(dict_temp, dictionary)
+    except PermissionError as exc:
+        raise ExportPathError(f"cannot write {exc.filename or path}: {exc.strerror}") from exc
+
+
 def _write(
     session: Session,
     export_format: ExportFormat,
@@ -232,19 +210,16 @@ def _write(
     now: datetime,
     on_examined: Callable[[int], None] | None,
 ) -> ExportResult:
-    if export_format == "long" and session.get_bind().dialect.name == "postgresql":
-        return _write_long_by_copy(session, path, dictionary, selection, on_examined)
-    counted = _Counter(
-        iter_assessments(
-            session,
-            selection,
-            registry=registry,
-            on_examined=on_examined,
-            with_answers=export_format != "long",
-        )
-    )
-    try:
-        with _temporary_next_to(path) as data_temp, _temporary_next_to(dictionary) as dict_temp:
+    with _replacing(path, dictionary) as (data_temp, dict_temp):
+        if export_format == "long":
+            table = LongTable(session, selection, registry=registry, on_examined=on_examined)
+            with data_temp.open("wb") as binary:
+                binary.writelines(table)
+            rows, assessments = table.rows, table.assessments
+        else:
+            counted = Counted(
+                iter_assessments(session, selection, registry=registry, on_examined=on_examined)
+            )
             if export_format in ("sav", "dta"):
                 rows = write_data(
                     export_format,
@@ -266,10 +241,7 @@ def _write(
                         base_url=base_url,
                         now=now,
                     )
-            with dict_temp.open("w", encoding="utf-8", newline="") as out:
-                write_dictionary(out, variables_for(export_format, selection))
-            os.replace(data_temp, path)
-            os.replace(dict_temp, dictionary)
-    except PermissionError as exc:
-        raise ExportPathError(f"cannot write {exc.filename or path}: {exc.strerror}") from exc
-    return ExportResult(path, dictionary, rows, counted.count)
+            assessments = counted.count
+        with dict_temp.open("w", encoding="utf-8", newline="") as out:
+            write_dictionary(out, variables_for(export_format, selection))
+    return ExportResult(path, dictionary, rows, assessments)

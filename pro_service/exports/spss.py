@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from .columns import Column, StatCell, fit_label
+from .columns import Column, StatCell, fit_label, is_missing
 
 PRODUCT = b"@(#) SPSS DATA FILE PRO Service"
 MAX_STRING_WIDTH = 255  # wider strings would need "Very Long String Record"s
@@ -319,10 +319,6 @@ def _encoder(variable: _Variable) -> _Encoder:
     return _datetime_cell
 
 
-def _missing(value: StatCell) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _number(value: float, codes: bytearray, literals: bytearray) -> None:
     """A double as one bytecode, if it is a small integer (never -0.0), else as a literal."""
     negative_zero = value == 0 and math.copysign(1.0, value) < 0  # a bytecode gives back 0.0
@@ -335,7 +331,7 @@ def _number(value: float, codes: bytearray, literals: bytearray) -> None:
 
 def _string_encoder(width: int, size: int) -> _Encoder:
     def encode(value: StatCell, codes: bytearray, literals: bytearray) -> None:
-        if _missing(value):
+        if is_missing(value):
             codes += bytes([_BLANKS]) * (size // 8)
             return
         if not isinstance(value, str):
@@ -356,20 +352,18 @@ def _string_encoder(width: int, size: int) -> _Encoder:
 
 
 def _integer_cell(value: StatCell, codes: bytearray, literals: bytearray) -> None:
-    if _missing(value):
+    if is_missing(value):
         codes.append(_MISSING)
     elif isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > _MAX_EXACT_INT:
             raise ValueError(f"{value} is too large to be stored exactly")
         _number(float(value), codes, literals)
-    elif isinstance(value, float) and value.is_integer():
-        _number(value, codes, literals)
-    else:
+    else:  # 3.0 too, as in the Stata writer: an integer column holds ints
         raise ValueError(f"{value!r} is not an integer")
 
 
 def _number_cell(value: StatCell, codes: bytearray, literals: bytearray) -> None:
-    if _missing(value):
+    if is_missing(value):
         codes.append(_MISSING)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
@@ -381,7 +375,7 @@ def _number_cell(value: StatCell, codes: bytearray, literals: bytearray) -> None
 
 
 def _datetime_cell(value: StatCell, codes: bytearray, literals: bytearray) -> None:
-    if _missing(value):
+    if is_missing(value):
         codes.append(_MISSING)
     elif isinstance(value, datetime) and value.utcoffset() is not None:
         # total_seconds() divides exact integer microseconds: the nearest double.

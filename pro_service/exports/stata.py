@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
-from .columns import Column, StatCell, fit_label
+from .columns import Column, StatCell, fit_label, is_missing
 
 MAX_VARIABLES = 32_767  # K is a uint16 in format 118 (5.1.3); more needs format 119
 MAX_STRING_WIDTH = 2_045  # the widest str# (5.3)
@@ -288,9 +288,6 @@ def _value_labels_section(columns: Sequence[Column]) -> bytes:
 def _encoder(column: Column) -> Encoder:
     """A function turning one cell of ``column`` into the value ``struct`` packs for it."""
     name = column.name
-
-    def is_missing(cell: StatCell) -> bool:
-        return cell is None or (isinstance(cell, float) and math.isnan(cell))
 
     def bad(cell: StatCell, row: int, what: str) -> ValueError:
         return ValueError(f"row {row}, column {name}: {what}, not {cell!r}")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Generic, TypeVar
 
 from .layout import WideLayout
 from .source import ExportedAssessment
 
 Cell = str | int | float | datetime | None
+T = TypeVar("T")
 
 
 def iso_utc(moment: datetime) -> str:
@@ -21,25 +22,38 @@ def _common(a: ExportedAssessment) -> tuple[Cell, ...]:
     return (a.study_id, a.site, a.timepoint, a.days_from_surgery, a.completed_at)
 
 
+class _WideCells:
+    """What a wide row takes from one assessment, in column order (typed; None = missing)."""
+
+    def __init__(self, layout: WideLayout) -> None:
+        self.version_ids = [v.instrument for v in layout.versions]
+        self.score_codes = [v.name for _, v in layout.scores]
+        self.item_numbers = [n for n, _ in layout.items]
+
+    def of(
+        self, a: ExportedAssessment
+    ) -> tuple[list[str | None], str | None, list[float | None], list[int | None]]:
+        """(instrument versions, algorithm versions joined by ";", scores, item codes)."""
+        versions = {i.id: i.version for i in a.instruments}
+        values = {s.scale: s.value for s in a.scores}
+        algorithms = ";".join(sorted({s.algorithm_version for s in a.scores})) or None
+        answers = a.answers
+        return (
+            [versions.get(i) for i in self.version_ids],
+            algorithms,
+            [values.get(code) for code in self.score_codes],
+            [answers.get(n) for n in self.item_numbers],
+        )
+
+
 def wide_rows(
     layout: WideLayout, assessments: Iterable[ExportedAssessment]
 ) -> Iterator[tuple[Cell, ...]]:
     """One row per patient x time point: versions, every score, then every raw item."""
-    score_codes = [v.name for _, v in layout.scores]
-    item_numbers = [n for n, _ in layout.items]
-    version_ids = [v.instrument for v in layout.versions]
+    cells = _WideCells(layout)
     for a in assessments:
-        versions = {i.id: i.version for i in a.instruments}
-        values = {s.scale: s.value for s in a.scores}
-        algorithms = sorted({s.algorithm_version for s in a.scores})
-        yield (
-            *_common(a),
-            a.language,
-            *(versions.get(i) for i in version_ids),
-            ";".join(algorithms) or None,
-            *(values.get(code) for code in score_codes),
-            *(a.answers.get(n) for n in item_numbers),
-        )
+        versions, algorithms, scores, items = cells.of(a)
+        yield (*_common(a), a.language, *versions, algorithms, *scores, *items)
 
 
 # The CSV tables, formatted as the rows are built: empty for missing, floats by number_text,
@@ -84,41 +98,36 @@ def long_csv_rows(assessments: Iterable[ExportedAssessment]) -> Iterator[tuple[s
 def wide_csv_rows(
     layout: WideLayout, assessments: Iterable[ExportedAssessment]
 ) -> Iterator[list[str | int]]:
-    score_codes = [v.name for _, v in layout.scores]
-    item_numbers = [n for n, _ in layout.items]
-    version_ids = [v.instrument for v in layout.versions]
+    cells = _WideCells(layout)
     for a in assessments:
-        versions = {i.id: i.version for i in a.instruments}
-        values = {s.scale: s.value for s in a.scores}
-        algorithms = sorted({s.algorithm_version for s in a.scores})
-        answers = a.answers
-        row: list[str | int] = [*_csv_common(a), a.language or ""]
-        row += [versions.get(i) or "" for i in version_ids]
-        row.append(";".join(algorithms))
-        for code in score_codes:
-            value = values.get(code)
-            row.append("" if value is None else number_text(value))
-        for n in item_numbers:
-            code_ = answers.get(n)
-            row.append("" if code_ is None else code_)
-        yield row
+        versions, algorithms, scores, items = cells.of(a)
+        yield [
+            *_csv_common(a),
+            a.language or "",
+            *(v or "" for v in versions),
+            algorithms or "",
+            *("" if v is None else number_text(v) for v in scores),
+            *("" if c is None else c for c in items),
+        ]
 
 
 def write_csv_rows(out: IO[str], header: list[str], rows: Iterable[Sequence[str | int]]) -> int:
     """Write the header and rows already formatted as CSV cells; returns the number of rows."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    counted = _Counted(rows)
+    counted = Counted(rows)
     writer.writerows(counted)
     return counted.count
 
 
-class _Counted:
-    def __init__(self, rows: Iterable[Sequence[str | int]]) -> None:
-        self.rows = rows
+class Counted(Generic[T]):
+    """``source`` passed through, counting the items as they go by."""
+
+    def __init__(self, source: Iterable[T]) -> None:
+        self.source = source
         self.count = 0
 
-    def __iter__(self) -> Iterator[Sequence[str | int]]:
-        for row in self.rows:
+    def __iter__(self) -> Iterator[T]:
+        for item in self.source:
             self.count += 1
-            yield row
+            yield item

@@ -14,8 +14,9 @@ The staff view checks the user with :func:`pro_service.exports.access.export_sco
     return response
 
 CSV and FHIR rows are compressed and sent as they are read (the ZIP is written to the response
-stream, never to disk); sav/dta are first written to a temporary file (their headers need the
-row count and text widths, see :mod:`.statistics`) and then streamed from it.
+stream, never to disk; ``long`` comes from the same :class:`.long_table.LongTable` as the
+file export, by COPY on PostgreSQL); sav/dta are first written to a temporary file (their
+headers need the row count and text widths, see :mod:`.statistics`) and then streamed from it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -35,10 +36,11 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from .engine import SUFFIXES, ExportFormat, check_format, variables_for
 from .fhir import fhir_resources
-from .layout import long_variables, wide_layout, write_dictionary
+from .layout import wide_layout, write_dictionary
+from .long_table import LongTable
 from .source import ExportFilters, Selection, iter_assessments, resolve_filters
 from .statistics import write_statistics_file
-from .tables import long_csv_rows, wide_csv_rows, wide_rows
+from .tables import wide_csv_rows, wide_rows
 
 CHUNK_ROWS = 200
 
@@ -65,26 +67,19 @@ class _Pipe(io.RawIOBase):
 def _text_lines(
     fmt: ExportFormat, selection: Selection, session: Session, base_url: str
 ) -> Iterator[str]:
+    """The wide CSV or the FHIR NDJSON, line by line (long is a :class:`LongTable`)."""
     registry = current_app.extensions["instruments"]
-    assessments = iter_assessments(
-        session, selection, registry=registry, with_answers=fmt != "long"
-    )
+    assessments = iter_assessments(session, selection, registry=registry)
     if fmt == "fhir":
         for resource in fhir_resources(selection.instruments, assessments, base_url):
             yield json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n"
         return
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    if fmt == "long":
-        header = [v.name for v in long_variables(selection.instruments)]
-        rows: Iterator[Sequence[str | int]] = long_csv_rows(assessments)
-    else:
-        layout = wide_layout(selection.instruments)
-        header = layout.names
-        rows = wide_csv_rows(layout, assessments)
-    writer.writerow(header)
+    layout = wide_layout(selection.instruments)
+    writer.writerow(layout.names)
     yield buffer.getvalue()
-    for row in rows:
+    for row in wide_csv_rows(layout, assessments):
         buffer.seek(0)
         buffer.truncate()
         writer.writerow(row)
@@ -118,8 +113,16 @@ def _zip_stream(
                             member.write(chunk)
                             yield pipe.drain()
             else:
-                for n, line in enumerate(_text_lines(fmt, selection, session, base_url), 1):
-                    member.write(line.encode("utf-8"))
+                if fmt == "long":
+                    registry = current_app.extensions["instruments"]
+                    lines: Iterator[bytes] = iter(LongTable(session, selection, registry=registry))
+                else:
+                    lines = (
+                        line.encode("utf-8")
+                        for line in _text_lines(fmt, selection, session, base_url)
+                    )
+                for n, line in enumerate(lines, 1):
+                    member.write(line)
                     if n % CHUNK_ROWS == 0:
                         yield pipe.drain()
         yield pipe.drain()

@@ -333,6 +333,7 @@ def test_file_label_and_creation_time_are_in_the_header(tmp_path):
         (COLUMNS[1:2], [("ÅÅÅÅÅ",)], 1, r"row 1, column site: 10 bytes in UTF-8"),
         (COLUMNS[1:2], [(12,)], 1, r"row 1, column site: 12 is not text"),
         (COLUMNS[2:3], [(1,), (3.5,)], 2, r"row 2, column days_from_surgery: 3.5 is not an int"),
+        (COLUMNS[2:3], [(3.0,)], 1, r"row 1, column days_from_surgery: 3.0 is not an int"),
         (COLUMNS[2:3], [("3",)], 1, r"column days_from_surgery: '3' is not an integer"),
         (COLUMNS[2:3], [(True,)], 1, r"column days_from_surgery: True is not an integer"),
         (COLUMNS[2:3], [(2**53 + 1,)], 1, r"days_from_surgery: 9007199254740993 is too large"),

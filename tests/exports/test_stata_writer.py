@@ -344,6 +344,7 @@ def with_cell(index: int, value: object) -> list[list[object]]:
         ),
         (with_cell(1, 5), r"row 2, column site: expected text"),
         (with_cell(2, 1.5), r"row 2, column days_from_surgery: expected an integer"),
+        (with_cell(2, 3.0), r"row 2, column days_from_surgery: expected an integer"),
         (with_cell(2, "3"), r"row 2, column days_from_surgery: expected an integer"),
         (with_cell(2, True), r"row 2, column days_from_surgery: expected an integer"),
         (with_cell(2, 2_147_483_621), r"row 2, column days_from_surgery: .*long holds"),

@@ -1,10 +1,10 @@
-"""The long table on PostgreSQL: one ``COPY (SELECT ...) TO STDOUT WITH CSV``.
+"""The long table, and on PostgreSQL one ``COPY (SELECT ...) TO STDOUT WITH CSV`` that writes it.
 
 The long table has a row per stored score, hundreds of thousands for a study; building each in
 Python costs several times what PostgreSQL needs to write them. On PostgreSQL the whole table
 is therefore one query that PostgreSQL itself writes as CSV. It gives exactly the bytes of the
 Python path (:func:`.tables.long_csv_rows`, used on SQLite), which the tests check on the same
-data with every filter:
+data with every filter. :class:`LongTable` picks the path; files and downloads both use it.
 
 * the same assessments: completed, in the selected sites and time points, completed on a local
   calendar day at the site within the date range;
@@ -18,8 +18,10 @@ data with every filter:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import IO, Any
+import csv
+import io
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from sqlalchemy import (
     Date,
@@ -37,9 +39,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from ..instruments import InstrumentRegistry
 from ..models import Assessment, AssessmentStatus, Patient, Response, Score, Site
-from .source import Selection
+from .layout import long_variables
+from .source import Selection, iter_assessments
+from .tables import Counted, long_csv_rows
 
+#: Assessments between two progress reports.
+REPORT_EVERY = 500
 ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
 
 
@@ -117,42 +124,86 @@ def long_copy_query(selection: Selection) -> Any:
     return query
 
 
-def copy_long_csv(
-    session: Session,
-    selection: Selection,
-    out: IO[bytes],
-    *,
-    on_examined: Callable[[int], None] | None = None,
-) -> tuple[int, int]:
-    """Write the long table's rows (no header) to ``out`` as CSV.
+class LongTable:
+    """The long table as CSV lines (bytes, the header first), for a file or a download.
 
-    Returns (rows, assessments). Runs on the session's connection, so it sees the same
-    transaction as the rest of the export. PostgreSQL sends one row per message; an
-    assessment's rows are consecutive and share their first five cells, which is how the
-    assessments are counted (for the summary and the progress bar) without parsing the CSV.
+    From one COPY on PostgreSQL, else (or with ``by_copy=False``) built in Python from
+    :func:`.source.iter_assessments`. Either way it runs in the session's transaction and, once
+    iterated, ``rows`` and ``assessments`` say how many data rows and assessments it held.
     """
-    sql = str(
-        long_copy_query(selection).compile(
-            dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
-            compile_kwargs={"literal_binds": True},
+
+    def __init__(
+        self,
+        session: Session,
+        selection: Selection,
+        *,
+        registry: InstrumentRegistry,
+        on_examined: Callable[[int], None] | None = None,
+        by_copy: bool | None = None,
+    ) -> None:
+        self.session = session
+        self.selection = selection
+        self.registry = registry
+        self.on_examined = on_examined
+        self.by_copy = (
+            session.get_bind().dialect.name == "postgresql" if by_copy is None else by_copy
         )
-    )
-    connection = session.connection().connection.driver_connection
-    rows = assessments = 0
-    last: list[bytes] = []
-    with connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute("SET LOCAL extra_float_digits = 1")
-        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-            for chunk in copy:
-                row = bytes(chunk)
-                out.write(row)
-                rows += 1
-                key = row.split(b",", 5)[:5]
-                if key != last:
-                    last = key
-                    assessments += 1
-                    if on_examined is not None and assessments % 500 == 0:
-                        on_examined(500)
-    if on_examined is not None and assessments % 500:
-        on_examined(assessments % 500)
-    return rows, assessments
+        self.rows = 0
+        self.assessments = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        header = ",".join(v.name for v in long_variables(self.selection.instruments))
+        yield (header + "\n").encode("utf-8")
+        yield from self._copied() if self.by_copy else self._built()
+
+    def _built(self) -> Iterator[bytes]:
+        assessments = Counted(
+            iter_assessments(
+                self.session,
+                self.selection,
+                registry=self.registry,
+                on_examined=self.on_examined,
+                with_answers=False,
+            )
+        )
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in long_csv_rows(assessments):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow(row)
+            self.rows += 1
+            self.assessments = assessments.count
+            yield buffer.getvalue().encode("utf-8")
+        self.assessments = assessments.count
+
+    def _copied(self) -> Iterator[bytes]:
+        """PostgreSQL sends one row per message. An assessment's rows are consecutive and share
+        their first five cells: that is how assessments are counted without parsing the CSV.
+        """
+        sql = str(
+            long_copy_query(self.selection).compile(
+                dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
+                compile_kwargs={"literal_binds": True},
+            )
+        )
+        connection = self.session.connection().connection.driver_connection
+        last: list[bytes] = []
+        unreported = 0
+        with connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute("SET LOCAL extra_float_digits = 1")
+            with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+                for chunk in copy:
+                    row = bytes(chunk)
+                    self.rows += 1
+                    key = row.split(b",", 5)[:5]
+                    if key != last:
+                        last = key
+                        self.assessments += 1
+                        unreported += 1
+                        if self.on_examined is not None and unreported == REPORT_EVERY:
+                            self.on_examined(unreported)
+                            unreported = 0
+                    yield row
+        if self.on_examined is not None and unreported:
+            self.on_examined(unreported)
