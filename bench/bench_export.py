@@ -210,7 +210,7 @@ def load(url: str, first_patient: int, patients: int, pool) -> None:  # type: ig
                     )
                 for line in scores:
                     score_id += 1
-                    score_buf.write(f"{score_id}\t{aid}\t{line}\t{now}\n")
+                    score_buf.write(f"{score_id}\t{aid}\t{line}\t{now}\t{lang}\n")
         with conn.cursor() as cur:
             for table, columns, buf in (
                 (
@@ -236,7 +236,7 @@ def load(url: str, first_patient: int, patients: int, pool) -> None:  # type: ig
                 (
                     "scores",
                     "id, assessment_id, instrument_id, instrument_version, scale, value, "
-                    "items_in_scale, items_answered, algorithm_version, computed_at",
+                    "items_in_scale, items_answered, algorithm_version, computed_at, language",
                     score_buf,
                 ),
             ):

@@ -270,6 +270,9 @@ class Score(Base):
     items_answered: Mapped[int] = mapped_column(Integer)
     algorithm_version: Mapped[str] = mapped_column(String(60))
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The language of the answers the score was computed from (the first in language order if
+    #: the patient switched language within the instrument); None when no item was answered.
+    language: Mapped[str | None] = mapped_column(String(2))
 
     assessment: Mapped[Assessment] = relationship(back_populates="scores")
 

@@ -12,8 +12,7 @@ data with every filter. :class:`LongTable` picks the path; files and downloads b
 * the same text: times as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, whole seconds), scores as the
   shortest text that reads back as the same double (PostgreSQL's ``extra_float_digits = 1``;
   the Python path writes e.g. ``50`` rather than ``50.0`` to match), missing as empty;
-* the language of each instrument's answers: the first in language order, else the
-  assessment's.
+* the language of each instrument's answers (kept with its scores), else the assessment's.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ..instruments import InstrumentRegistry
-from ..models import Assessment, AssessmentStatus, Patient, Response, Score, Site
+from ..models import Assessment, AssessmentStatus, Patient, Score, Site
 from .layout import long_variables
 from .source import Selection, iter_assessments
 from .tables import Counted, long_csv_rows
@@ -63,16 +62,6 @@ def long_copy_query(selection: Selection) -> Any:
         name="scale_order",
     ).data([(instrument_id, scale, n) for (instrument_id, scale), n in order.items()])
     position = func.coalesce(positions.c.position, len(order))
-    languages = (
-        select(
-            Response.assessment_id,
-            Response.instrument_id,
-            func.min(Response.language).label("language"),
-        )
-        .where(Response.instrument_id.in_(selection.instrument_ids))
-        .group_by(Response.assessment_id, Response.instrument_id)
-        .subquery()
-    )
     query = (
         select(
             Patient.study_id,
@@ -82,7 +71,7 @@ def long_copy_query(selection: Selection) -> Any:
             func.to_char(func.timezone("UTC", Assessment.completed_at), ISO_UTC),
             Score.instrument_id,
             Score.instrument_version,
-            func.coalesce(languages.c.language, Assessment.language),
+            func.coalesce(Score.language, Assessment.language),
             Score.scale,
             Score.value,
             Score.items_in_scale,
@@ -98,13 +87,6 @@ def long_copy_query(selection: Selection) -> Any:
             and_(
                 positions.c.instrument_id == Score.instrument_id,
                 positions.c.scale == Score.scale,
-            ),
-        )
-        .outerjoin(
-            languages,
-            and_(
-                languages.c.assessment_id == Score.assessment_id,
-                languages.c.instrument_id == Score.instrument_id,
             ),
         )
         .where(

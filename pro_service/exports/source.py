@@ -166,6 +166,7 @@ class StoredScore(NamedTuple):
     items_in_scale: int
     items_answered: int
     algorithm_version: str
+    language: str | None  # of the answers it was computed from
 
 
 @dataclass
@@ -184,6 +185,7 @@ class ExportedAssessment:
     scores: list[StoredScore] = field(default_factory=list)
     answers: dict[int, int] = field(default_factory=dict)  # item number -> response code
     answer_language: dict[str, str] = field(default_factory=dict)  # instrument id -> language
+    # (from the instrument's scores: ``Score.language``)
 
 
 def _assessment_query(selection: Selection) -> Any:  # a Select of the nine columns below
@@ -236,7 +238,7 @@ def iter_assessments(
     """Completed assessments in study ID, due date order, each with its scores and answers.
 
     ``with_answers=False`` (the long table, which has no item columns) leaves ``answers``
-    empty and reads only the language of each instrument's answers, not every answer row.
+    empty. The language of each instrument's answers comes with its scores.
     """
     query = _assessment_query(selection).order_by(
         Patient.study_id, Assessment.due_date, Assessment.id
@@ -321,36 +323,23 @@ def _attach_scores_and_answers(
             Score.items_in_scale,
             Score.items_answered,
             Score.algorithm_version,
+            Score.language,
         ).where(Score.assessment_id.in_(ids), Score.instrument_id.in_(instrument_ids))
     )
     for row in scores:
-        by_id[row[0]].scores.append(StoredScore._make(row[1:]))
-    # The language of an instrument's answers: the first in language order if a patient
-    # switched language within one instrument (the same rule on both paths).
+        exported = by_id[row[0]]
+        score = StoredScore._make(row[1:])
+        exported.scores.append(score)
+        if score.language is not None:
+            exported.answer_language.setdefault(score.instrument_id, score.language)
     if with_answers:
         answers = session.execute(
-            select(
-                Response.assessment_id,
-                Response.instrument_id,
-                Response.language,
-                Response.item_number,
-                Response.code,
-            ).where(Response.assessment_id.in_(ids), Response.instrument_id.in_(instrument_ids))
+            select(Response.assessment_id, Response.item_number, Response.code).where(
+                Response.assessment_id.in_(ids), Response.instrument_id.in_(instrument_ids)
+            )
         )
-        for a_id, instrument_id, language, item, code in answers:
-            exported = by_id[a_id]
-            exported.answers[item] = code
-            known = exported.answer_language.get(instrument_id)
-            if known is None or language < known:
-                exported.answer_language[instrument_id] = language
-    else:
-        languages = session.execute(
-            select(Response.assessment_id, Response.instrument_id, func.min(Response.language))
-            .where(Response.assessment_id.in_(ids), Response.instrument_id.in_(instrument_ids))
-            .group_by(Response.assessment_id, Response.instrument_id)
-        )
-        for a_id, instrument_id, language in languages:
-            by_id[a_id].answer_language[instrument_id] = language
+        for a_id, item, code in answers:
+            by_id[a_id].answers[item] = code
     key = partial(_position, scale_order, len(scale_order))
     for exported in batch:
         exported.scores.sort(key=key)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from ..instruments import ALGORITHM_VERSION, InstrumentRegistry, score_instrument
 from ..models import Assessment, AssessmentStatus, Response, Score
+from .responses import answer_languages
 
 TOLERANCE = 1e-9
 BATCH_SIZE = 500
@@ -84,6 +85,7 @@ def rescore(
             )
         ):
             answers[a_id][item] = code
+        languages = answer_languages(session, ids)
         stored: dict[int, dict[str, Score]] = defaultdict(dict)
         for score in session.scalars(select(Score).where(Score.assessment_id.in_(ids))):
             stored[score.assessment_id][score.scale] = score
@@ -112,6 +114,7 @@ def rescore(
                                     items_answered=new.items_answered,
                                     algorithm_version=ALGORITHM_VERSION,
                                     computed_at=now,
+                                    language=languages.get((a_id, instrument.id)),
                                 )
                             )
                         continue
@@ -136,6 +139,7 @@ def rescore(
                                 items_answered=new.items_answered,
                                 algorithm_version=ALGORITHM_VERSION,
                                 computed_at=now,
+                                language=languages.get((a_id, instrument.id)),
                             )
                             .execution_options(synchronize_session=False)
                         )

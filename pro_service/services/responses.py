@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,19 @@ def stored_answers(session: Session, assessment: Assessment) -> dict[int, int]:
         select(Response.item_number, Response.code).where(Response.assessment_id == assessment.id)
     )
     return {item: code for item, code in rows}
+
+
+def answer_languages(session: Session, assessment_ids: list[int]) -> dict[tuple[int, str], str]:
+    """(assessment id, instrument id) -> the language of those answers, for their scores.
+
+    A patient may switch language part way through an instrument: the first in language order.
+    """
+    rows = session.execute(
+        select(Response.assessment_id, Response.instrument_id, func.min(Response.language))
+        .where(Response.assessment_id.in_(assessment_ids))
+        .group_by(Response.assessment_id, Response.instrument_id)
+    )
+    return {(a_id, instrument_id): language for a_id, instrument_id, language in rows}
 
 
 def save_answers(
@@ -149,6 +162,7 @@ def compute_scores(
 ) -> list[Score]:
     """(Re)compute and store every scale score of the assessment from its stored answers."""
     answers = stored_answers(session, assessment)
+    languages = answer_languages(session, [assessment.id])
     session.execute(delete(Score).where(Score.assessment_id == assessment.id))
     scores = []
     for instrument in instruments_of(assessment, registry):
@@ -163,6 +177,7 @@ def compute_scores(
                 items_answered=scale_score.items_answered,
                 algorithm_version=ALGORITHM_VERSION,
                 computed_at=now,
+                language=languages.get((assessment.id, instrument.id)),
             )
             session.add(score)
             scores.append(score)
