@@ -277,6 +277,28 @@ def drive_page(client: Client, path: str, count: int, deadline: float) -> None:
             return
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far (user + system), by who used it: the gunicorn processes, the
+    PostgreSQL server processes and this client. Linux only (``/proc``); empty elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"gunicorn": 0.0, "postgresql": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # the process ended meanwhile
+        fields = raw[raw.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if b"bench_patient:bench_app" in cmdline:
+            used["gunicorn"] += seconds
+        elif cmdline.startswith(b"postgres"):
+            used["postgresql"] += seconds
+    times = os.times()
+    used["client"] = times.user + times.system
+    return used
+
+
 def run_phase(name: str, clients: list[Client], target) -> dict[str, float]:  # type: ignore[no-untyped-def]
     for client in clients:
         client.latencies.clear()
@@ -286,12 +308,14 @@ def run_phase(name: str, clients: list[Client], target) -> dict[str, float]:  # 
     threads = [
         threading.Thread(target=target, args=(c, i, deadline)) for i, c in enumerate(clients)
     ]
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds()
     latencies = sorted(x for c in clients for x in c.latencies)
     errors = [e for c in clients for e in c.errors]
     if errors:
@@ -302,8 +326,13 @@ def run_phase(name: str, clients: list[Client], target) -> dict[str, float]:  # 
         values = [x for c in clients for x in c.by_method[method]]
         if len(values) > 1:
             per_method[f"{method}_p95_ms"] = statistics.quantiles(values, n=100)[94] * 1000
+    cpu = {
+        f"cpu_ms_{who}": (cpu_after[who] - cpu_before[who]) * 1000 / len(latencies)
+        for who in cpu_after
+    }
     return {
         **per_method,
+        **cpu,
         "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50_ms": q[49] * 1000,
@@ -436,6 +465,11 @@ def main() -> None:
             f"{name}: {result['requests']} requests, {result['rps']:.0f} req/s, "
             f"p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, "
             f"p99 {result['p99_ms']:.1f} ms"
+        )
+        print(
+            f"    CPU per request: gunicorn {result['cpu_ms_gunicorn']:.2f} ms, "
+            f"PostgreSQL {result['cpu_ms_postgresql']:.2f} ms, "
+            f"client {result['cpu_ms_client']:.2f} ms"
         )
     print(
         f"questionnaire p95 by request: GET screen {questionnaire['GET_p95_ms']:.1f} ms, "

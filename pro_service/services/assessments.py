@@ -21,7 +21,12 @@ OPEN_STATES = (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
 
 
 def local_today(site: Site, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(site.time_zone)).date()
+    return today_in(site.time_zone, now)
+
+
+def today_in(time_zone: str, now: datetime) -> date:
+    """The calendar day ``now`` falls on in ``time_zone`` (a site's)."""
+    return now.astimezone(ZoneInfo(time_zone)).date()
 
 
 def create_assessments(

@@ -173,7 +173,7 @@ def seed_demo(
                 surgery_date=surgery,
             )
             if spec.opted_out:
-                opt_out(session, now=now, patient=patient)
+                opt_out(session, now=now, patient_id=patient.id)
             for assessment in patient.assessments:
                 done = assessment.timepoint in spec.completed
                 partly = assessment.timepoint in spec.partly_answered

@@ -12,10 +12,11 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import cast
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
 from ..crypto import hash_token
@@ -28,9 +29,11 @@ from ..models import (
     Patient,
     PatientStatus,
     Response,
+    Site,
 )
-from .assessments import OPEN_STATES, local_today
-from .responses import complete_assessment, instruments_of, save_answers, stored_answers
+from . import rate_limit
+from .assessments import OPEN_STATES, today_in
+from .responses import complete_assessment, store_answers_taken
 
 # A link token is secrets.token_urlsafe(24): 32 url-safe characters. Anything else is unknown
 # without touching the database.
@@ -50,38 +53,113 @@ def patient_actor(patient: Patient) -> Actor:
 # The link
 
 
-def find_by_token(session: Session, token: str) -> Assessment | None:
-    """The assessment whose link carries ``token``, whatever its state; None if there is none.
+@dataclass(frozen=True)
+class Link:
+    """What the patient pages need of the assessment behind a link (read-only).
 
-    Looked up by the SHA-256 of the token (unique index), then compared in constant time.
+    Read with one SELECT of plain columns: a questionnaire request never loads ORM objects,
+    whose construction cost more than everything else of a screen together. The few requests
+    that change the assessment or the patient beyond the answers (submit, opt-out) load them by
+    ``assessment_id`` / ``patient_id``.
+    """
+
+    assessment_id: int
+    status: str
+    window_opens: date
+    window_closes: date
+    completed_at: datetime | None
+    instruments: tuple[str, ...]
+    patient_id: int
+    patient_status: str
+    patient_language: str
+    opted_out: bool
+    site_id: int
+    time_zone: str
+
+
+_assessments = cast(Table, Assessment.__table__)
+_patients = cast(Table, Patient.__table__)
+_sites = cast(Table, Site.__table__)
+_FIND_LINK = (
+    select(
+        _assessments.c.id,
+        _assessments.c.status,
+        _assessments.c.window_opens,
+        _assessments.c.window_closes,
+        _assessments.c.completed_at,
+        _assessments.c.instruments,
+        _assessments.c.token_hash,
+        _patients.c.id,
+        _patients.c.status,
+        _patients.c.language,
+        _patients.c.opted_out,
+        _sites.c.id,
+        _sites.c.time_zone,
+    )
+    .select_from(
+        _assessments.join(_patients, _patients.c.id == _assessments.c.patient_id).join(
+            _sites, _sites.c.id == _patients.c.site_id
+        )
+    )
+    .where(_assessments.c.token_hash == bindparam("token_hash"))
+)
+
+
+_COUNT_AND_FIND_LINK = rate_limit.CountedQuery.of(_FIND_LINK)
+
+
+def open_link(
+    connection: Connection, *, now: datetime, token: str, bucket: str, limit: rate_limit.Limit
+) -> tuple[rate_limit.Decision, Link | None]:
+    """Count the request against the client's rate limit and find the link carrying ``token``.
+
+    One round trip on PostgreSQL (:func:`rate_limit.hit_and_fetch`); ``connection`` is in
+    autocommit mode, as the count must commit by itself. The link is found whatever its
+    assessment's state; None if there is none. It is looked up by the SHA-256 of the token
+    (unique index), then compared in constant time.
     """
     if not _TOKEN_SHAPE.match(token):
-        return None
+        return rate_limit.hit(connection, now=now, bucket=bucket, limit=limit), None
     wanted = hash_token(token)
-    assessment = session.scalar(
-        select(Assessment)
-        .where(Assessment.token_hash == wanted)
-        .options(joinedload(Assessment.patient).joinedload(Patient.site))
+    decision, row = rate_limit.hit_and_fetch(
+        connection,
+        now=now,
+        bucket=bucket,
+        limit=limit,
+        counted_query=_COUNT_AND_FIND_LINK,
+        parameters={"token_hash": wanted},
     )
-    if assessment is None or assessment.token_hash is None:
-        return None
-    if not hmac.compare_digest(assessment.token_hash.encode(), wanted.encode()):
-        return None
-    return assessment
+    if row is None or row[6] is None:
+        return decision, None
+    if not hmac.compare_digest(row[6].encode(), wanted.encode()):
+        return decision, None
+    return decision, Link(
+        assessment_id=row[0],
+        status=row[1],
+        window_opens=row[2],
+        window_closes=row[3],
+        completed_at=row[4],
+        instruments=tuple(row[5]),
+        patient_id=row[7],
+        patient_status=row[8],
+        patient_language=row[9],
+        opted_out=row[10],
+        site_id=row[11],
+        time_zone=row[12],
+    )
 
 
-def accepts_answers(assessment: Assessment, now: datetime) -> bool:
+def accepts_answers(link: Link, now: datetime) -> bool:
     """True while the link may be used: open or started, and today (site time) in the window.
 
     The scheduler expires assessments later; the page does not wait for it.
     """
-    if assessment.status not in OPEN_STATES:
+    if link.status not in OPEN_STATES:
         return False
-    patient = assessment.patient
-    if patient.status != PatientStatus.ACTIVE.value:
+    if link.patient_status != PatientStatus.ACTIVE.value:
         return False
-    today = local_today(patient.site, now)
-    return assessment.window_opens <= today <= assessment.window_closes
+    today = today_in(link.time_zone, now)
+    return link.window_opens <= today <= link.window_closes
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,8 +222,9 @@ def build_flow(instruments: Iterable[Instrument]) -> Flow:
     return Flow(tuple(screens))
 
 
-def flow_for(assessment: Assessment, registry: InstrumentRegistry) -> Flow:
-    return build_flow(instruments_of(assessment, registry))
+def flow_for(link: Link, registry: InstrumentRegistry) -> Flow:
+    """The screens of the link's assessment, its instruments in the order the schedule gave."""
+    return build_flow(registry.get(*ref.split(":", 1)) for ref in link.instruments)
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,47 +289,53 @@ def save_screen(
     session: Session,
     *,
     now: datetime,
-    assessment: Assessment,
+    link: Link,
     flow_screen: FlowScreen,
     language: str,
     answers: Mapping[int, int],
 ) -> None:
     """Store the answers given on one screen (answers not sent are left as they were).
 
-    Answers equal to the stored ones are not written again (moving back and forth re-sends them).
+    Answers equal to the stored ones are not written again (moving back and forth re-sends them),
+    so re-sending a screen writes nothing. When something was written, the assessment is marked
+    started with a conditional UPDATE, which waits for the row's lock and checks, at that moment,
+    that the assessment still takes answers: if a completion or an expiry happened since the
+    link was looked up, AssessmentClosed is raised and the caller rolls the answers back.
     """
-    rows = session.execute(
-        select(Response.item_number, Response.code).where(
-            Response.assessment_id == assessment.id,
-            Response.item_number.in_(flow_screen.items),
-        )
-    )
-    stored = {item: code for item, code in rows}
-    changed = {item: code for item, code in answers.items() if stored.get(item) != code}
-    if changed:
-        save_answers(
-            session,
+    validate_answers(flow_screen.instrument, answers)
+    if answers:
+        store_answers_taken(
+            session.connection(),
             now=now,
-            assessment=assessment,
+            assessment_id=link.assessment_id,
             instrument=flow_screen.instrument,
             language=language,
-            answers=changed,
+            answers=answers,
         )
 
 
-def answers_of(session: Session, assessment: Assessment) -> dict[int, int]:
-    return stored_answers(session, assessment)
+_responses = cast(Table, Response.__table__)
+_ANSWERS = select(_responses.c.item_number, _responses.c.code).where(
+    _responses.c.assessment_id == bindparam("assessment_id")
+)
+
+
+def answers_of(session: Session, link: Link) -> dict[int, int]:
+    """Every stored answer of the link's assessment: item number -> code."""
+    rows = session.connection().execute(_ANSWERS, {"assessment_id": link.assessment_id})
+    return {item: code for item, code in rows}
 
 
 def submit(
     session: Session,
     *,
     now: datetime,
-    assessment: Assessment,
+    link: Link,
     registry: InstrumentRegistry,
     language: str,
 ) -> bool:
     """Complete the assessment and store its scores in this transaction; False if already done."""
+    assessment = session.get_one(Assessment, link.assessment_id)
     return complete_assessment(
         session,
         now=now,
@@ -265,11 +350,12 @@ def submit(
 # Opting out of messages from the page
 
 
-def opt_out(session: Session, *, now: datetime, patient: Patient) -> int:
+def opt_out(session: Session, *, now: datetime, patient_id: int) -> int:
     """Stop further messages to the patient; return how many pending messages were cancelled.
 
     Only staff can undo it. Doing it twice changes nothing the second time.
     """
+    patient = session.get_one(Patient, patient_id)
     if patient.opted_out:
         return 0
     patient.opted_out = True

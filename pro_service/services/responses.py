@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,7 +30,7 @@ from ..instruments import (
     score_instrument,
     validate_answers,
 )
-from ..models import Assessment, AssessmentStatus, Response, Score
+from ..models import Assessment, AssessmentStatus, Response, Score, UTCDateTime
 from .assessments import close_link
 from .messaging import cancel_pending_messages
 
@@ -99,23 +111,218 @@ def save_answers(
     session.flush()
 
 
-def _upsert_statement(insert: Any) -> Any:
-    """One statement for any number of answers (sent as one batch), compiled once and cached."""
+def _upsert_statement(insert: Any, *, changed_only: bool) -> Any:
+    """One statement for any number of answers (sent as one batch), compiled once and cached.
+
+    ``changed_only``: an answer already stored with the same code is left as it is (its time
+    and language too), and the statement returns the item numbers it did write.
+    """
     statement = insert(Response.__table__)
-    return statement.on_conflict_do_update(
+    table = Response.__table__.c
+    statement = statement.on_conflict_do_update(
         index_elements=["assessment_id", "item_number"],
         set_={
             "code": statement.excluded.code,
             "language": statement.excluded.language,
             "answered_at": statement.excluded.answered_at,
         },
+        where=(table.code != statement.excluded.code) if changed_only else None,
     )
+    return statement.returning(table.item_number) if changed_only else statement
 
 
 _UPSERT = {
-    "postgresql": _upsert_statement(postgresql.insert),
-    "sqlite": _upsert_statement(sqlite.insert),
+    "postgresql": _upsert_statement(postgresql.insert, changed_only=False),
+    "sqlite": _upsert_statement(sqlite.insert, changed_only=False),
 }
+_UPSERT_CHANGED = {
+    "postgresql": _upsert_statement(postgresql.insert, changed_only=True),
+    "sqlite": _upsert_statement(sqlite.insert, changed_only=True),
+}
+
+
+def _answer_rows(
+    *,
+    now: datetime,
+    assessment_id: int,
+    instrument: Instrument,
+    language: str,
+    answers: Mapping[int, int],
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "assessment_id": assessment_id,
+            "instrument_id": instrument.id,
+            "instrument_version": instrument.version,
+            "language": language,
+            "item_number": item_number,
+            "code": code,
+            "answered_at": now,
+        }
+        for item_number, code in sorted(answers.items())
+    ]
+
+
+def upsert_answers(
+    connection: Connection,
+    *,
+    now: datetime,
+    assessment_id: int,
+    instrument: Instrument,
+    language: str,
+    answers: Mapping[int, int],
+) -> None:
+    """Insert the answers, or overwrite code, language and time of those already stored.
+
+    One statement for any number of answers. It bypasses the ORM: callers holding answers as
+    ORM objects expire them (``_upsert``).
+    """
+    dialect = connection.dialect.name
+    connection.execute(
+        _UPSERT[dialect if dialect in _UPSERT else "sqlite"],
+        _answer_rows(
+            now=now,
+            assessment_id=assessment_id,
+            instrument=instrument,
+            language=language,
+            answers=answers,
+        ),
+    )
+
+
+def store_answers_taken(
+    connection: Connection,
+    *,
+    now: datetime,
+    assessment_id: int,
+    instrument: Instrument,
+    language: str,
+    answers: Mapping[int, int],
+) -> None:
+    """Store the patient's answers if the assessment still takes them, in one transaction.
+
+    Answers new or different from the stored code are written, and the assessment is marked
+    started (open becomes in progress). An answer sent again unchanged keeps its stored time and
+    language, and if nothing changed nothing at all is written.
+
+    The status is checked by the UPDATE itself, which waits for the assessment row's lock and
+    looks at the row as it is then: if a completion or an expiry committed since the caller read
+    the assessment, AssessmentClosed is raised and the caller must roll back, so no answer can
+    be stored after the assessment closed.
+
+    PostgreSQL: one statement (the answers as arrays, the UPDATE as a second CTE), one round
+    trip. Elsewhere: an upsert returning what it wrote, then the UPDATE.
+    """
+    rows = _answer_rows(
+        now=now,
+        assessment_id=assessment_id,
+        instrument=instrument,
+        language=language,
+        answers=answers,
+    )
+    if connection.dialect.name == "postgresql":
+        items = [row["item_number"] for row in rows]
+        written, started = connection.execute(
+            _STORE_TAKEN_POSTGRESQL,
+            {
+                "p_assessment": assessment_id,
+                "p_instrument": instrument.id,
+                "p_version": instrument.version,
+                "p_language": language,
+                "p_items": items,
+                "p_codes": [row["code"] for row in rows],
+                "p_now": now,
+            },
+        ).one()
+    else:
+        written = len(connection.execute(_UPSERT_CHANGED["sqlite"], rows).all())
+        started = (
+            connection.execute(
+                _MARK_STARTED, {"p_assessment": assessment_id, "p_now": now}
+            ).rowcount
+            if written
+            else 0
+        )
+    if written and started != 1:
+        raise AssessmentClosed(f"assessment {assessment_id} no longer takes answers")
+
+
+_assessments = cast(Table, Assessment.__table__)
+_responses = cast(Table, Response.__table__)
+
+
+def _mark_started(written: Any = None) -> Any:
+    """Open becomes in progress (started now), in progress stays so; no row if neither."""
+    condition = [
+        _assessments.c.id == bindparam("p_assessment"),
+        _assessments.c.status.in_(
+            (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
+        ),
+    ]
+    if written is not None:
+        condition.append(exists(select(literal(1)).select_from(written)))
+    return (
+        update(_assessments)
+        .where(*condition)
+        .values(
+            status=AssessmentStatus.IN_PROGRESS.value,
+            started_at=func.coalesce(_assessments.c.started_at, bindparam("p_now")),
+            updated_at=bindparam("p_now"),
+        )
+    )
+
+
+def _store_taken_postgresql() -> Any:
+    given = (
+        func.unnest(
+            bindparam("p_items", type_=postgresql.ARRAY(Integer)),
+            bindparam("p_codes", type_=postgresql.ARRAY(Integer)),
+        )
+        .table_valued("item_number", "code")
+        .render_derived(name="given")
+    )
+    insert = postgresql.insert(_responses).from_select(
+        [
+            "assessment_id",
+            "instrument_id",
+            "instrument_version",
+            "language",
+            "item_number",
+            "code",
+            "answered_at",
+        ],
+        select(
+            bindparam("p_assessment", type_=Integer()),
+            bindparam("p_instrument", type_=String()),
+            bindparam("p_version", type_=String()),
+            bindparam("p_language", type_=String()),
+            given.c.item_number,
+            given.c.code,
+            bindparam("p_now", type_=UTCDateTime()),
+        ).select_from(given),
+    )
+    written = (
+        insert.on_conflict_do_update(
+            index_elements=["assessment_id", "item_number"],
+            set_={
+                "code": insert.excluded.code,
+                "language": insert.excluded.language,
+                "answered_at": insert.excluded.answered_at,
+            },
+            where=_responses.c.code != insert.excluded.code,
+        )
+        .returning(_responses.c.item_number)
+        .cte("written")
+    )
+    started = _mark_started(written).returning(_assessments.c.id).cte("started")
+    return select(
+        select(func.count()).select_from(written).scalar_subquery(),
+        select(func.count()).select_from(started).scalar_subquery(),
+    )
+
+
+_MARK_STARTED = _mark_started()
+_STORE_TAKEN_POSTGRESQL = _store_taken_postgresql()
 
 
 def _upsert(
@@ -127,25 +334,18 @@ def _upsert(
     language: str,
     answers: Mapping[int, int],
 ) -> None:
-    """Insert the answers, or overwrite code, language and time of those already stored."""
-    dialect = session.get_bind().dialect.name
-    session.execute(
-        _UPSERT[dialect if dialect in _UPSERT else "sqlite"],
-        [
-            {
-                "assessment_id": assessment.id,
-                "instrument_id": instrument.id,
-                "instrument_version": instrument.version,
-                "language": language,
-                "item_number": item_number,
-                "code": code,
-                "answered_at": now,
-            }
-            for item_number, code in sorted(answers.items())
-        ],
+    """:func:`upsert_answers` for an assessment loaded in ``session``."""
+    session.flush()  # as session.execute would: the statement must see pending changes
+    upsert_answers(
+        session.connection(),
+        now=now,
+        assessment_id=assessment.id,
+        instrument=instrument,
+        language=language,
+        answers=answers,
     )
-    # The statement bypasses the unit of work: answers already loaded into this session (one by
-    # one or as ``assessment.responses``) are reloaded when next read.
+    # Answers already loaded into this session (one by one or as ``assessment.responses``) are
+    # reloaded when next read.
     if "responses" in assessment.__dict__:
         session.expire(assessment, ["responses"])
     for obj in list(session.identity_map.values()):
@@ -198,8 +398,6 @@ def complete_assessment(
 
     The status change is a conditional UPDATE, so two simultaneous submits complete it once.
     """
-    from sqlalchemy import update
-
     result = session.execute(
         update(Assessment)
         .where(

@@ -101,7 +101,7 @@ def _too_many(error: TooManyRequests) -> ResponseReturnValue:
 @bp.errorhandler(InternalServerError)
 def _server_error(_error: InternalServerError) -> ResponseReturnValue:
     _rollback()
-    g.setdefault("assessment", None)
+    g.setdefault("link", None)
     return render_template(
         "patient/problem.html",
         title=_("Something went wrong"),

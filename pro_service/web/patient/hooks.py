@@ -14,12 +14,14 @@ from ...clock import utcnow
 from ...extensions import csrf, db
 from ...i18n import LANGUAGE_NAMES
 from ...services import rate_limit
-from ...services.questionnaire import find_by_token
+from ...services.questionnaire import open_link
 from . import bp
 from .errors import TooManyRequests
 
 #: Link requests counted per client address per minute (``PRO_LINK_RATE_LIMIT`` per window).
 WINDOW_SECONDS = 60
+#: Requests whose views only read: every GET of the patient pages.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 
 
 @bp.before_request
@@ -33,15 +35,23 @@ def _prepare() -> ResponseReturnValue | None:
     settings = current_app.config["PRO_SETTINGS"]
     limit = rate_limit.Limit(requests=settings.link_rate_limit, window_seconds=WINDOW_SECONDS)
     bucket = rate_limit.bucket_for("patient-link", request.remote_addr or "", settings.secret_key)
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        decision = rate_limit.hit(connection, now=g.now, bucket=bucket, limit=limit)
+    token = (request.view_args or {}).get("token", "")
+    if request.method in READ_ONLY_METHODS:
+        # A page that only reads runs on the request's own connection in autocommit mode: the
+        # count commits by itself, and there is no transaction to begin and roll back.
+        connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        decision, g.link = open_link(connection, now=g.now, token=token, bucket=bucket, limit=limit)
+    else:
+        # A page that writes counts on a connection of its own, so that the count commits even
+        # if the request's transaction is rolled back.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            decision, g.link = open_link(
+                connection, now=g.now, token=token, bucket=bucket, limit=limit
+            )
     if not decision.allowed:
         raise TooManyRequests(retry_after=decision.retry_after_seconds)
-
-    token = (request.view_args or {}).get("token", "")
-    g.assessment = find_by_token(db.session, token)
-    if g.assessment is not None:
-        g.patient_language = g.assessment.patient.language
+    if g.link is not None:
+        g.patient_language = g.link.patient_language
 
     if request.method == "POST":
         csrf.protect()

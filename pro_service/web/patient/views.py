@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...instruments import InstrumentRegistry
-from ...models import Assessment, AssessmentStatus
+from ...models import AssessmentStatus
 from ...services import questionnaire
-from ...services.questionnaire import AnswerFormError, Flow, FlowScreen
+from ...services.questionnaire import AnswerFormError, Flow, FlowScreen, Link
 from ...services.responses import AssessmentClosed
 from . import bp
 from .errors import BadForm, LinkUnavailable
@@ -40,46 +40,44 @@ def _language() -> str:
     return str(get_locale() or "sv")
 
 
-def _usable() -> Assessment:
-    """The assessment of this link if it still accepts answers; otherwise the kind 404 page."""
-    assessment: Assessment | None = g.assessment
-    if assessment is None or not questionnaire.accepts_answers(assessment, g.now):
+def _usable() -> Link:
+    """This link if its assessment still accepts answers; otherwise the kind 404 page."""
+    link: Link | None = g.link
+    if link is None or not questionnaire.accepts_answers(link, g.now):
         raise LinkUnavailable()
-    _remember("visited", assessment)
-    return assessment
+    _remember("visited", link)
+    return link
 
 
-def _finished_here() -> Assessment | None:
+def _finished_here() -> Link | None:
     """The assessment if it was completed in this browser session just now, else None.
 
     "In this browser session": submitted from it, or, within a few minutes of the completion,
     opened from it before, so that a double tap or a second tab whose request was already on
     its way (with the cookie of before the completion) also lands on "thank you".
     """
-    assessment: Assessment | None = g.assessment
-    if assessment is None or assessment.status != AssessmentStatus.COMPLETED.value:
+    link: Link | None = g.link
+    if link is None or link.status != AssessmentStatus.COMPLETED.value:
         return None
-    if assessment.id in session.get("completed", []):
-        return assessment
-    recent = (
-        assessment.completed_at is not None and g.now - assessment.completed_at <= JUST_COMPLETED
-    )
-    if recent and assessment.id in session.get("visited", []):
-        _remember("completed", assessment)
-        return assessment
+    if link.assessment_id in session.get("completed", []):
+        return link
+    recent = link.completed_at is not None and g.now - link.completed_at <= JUST_COMPLETED
+    if recent and link.assessment_id in session.get("visited", []):
+        _remember("completed", link)
+        return link
     return None
 
 
-def _remember(key: str, assessment: Assessment) -> None:
+def _remember(key: str, link: Link) -> None:
     ids = list(session.get(key, []))
-    if ids and ids[-1] == assessment.id:
+    if ids and ids[-1] == link.assessment_id:
         return
-    ids = [i for i in ids if i != assessment.id]
-    session[key] = [*ids, assessment.id][-REMEMBERED_COMPLETIONS:]
+    ids = [i for i in ids if i != link.assessment_id]
+    session[key] = [*ids, link.assessment_id][-REMEMBERED_COMPLETIONS:]
 
 
-def _flow(assessment: Assessment) -> Flow:
-    return questionnaire.flow_for(assessment, _registry())
+def _flow(link: Link) -> Flow:
+    return questionnaire.flow_for(link, _registry())
 
 
 def _notices(flow: Flow) -> list[str]:
@@ -92,17 +90,15 @@ def _notices(flow: Flow) -> list[str]:
     ]
 
 
-def _answers(assessment: Assessment) -> dict[int, int]:
-    return questionnaire.answers_of(db.session, assessment)
+def _answers(link: Link) -> dict[int, int]:
+    return questionnaire.answers_of(db.session, link)
 
 
-def _save(
-    assessment: Assessment, flow_screen: FlowScreen, language: str, answers: dict[int, int]
-) -> None:
+def _save(link: Link, flow_screen: FlowScreen, language: str, answers: dict[int, int]) -> None:
     questionnaire.save_screen(
         db.session,
         now=g.now,
-        assessment=assessment,
+        link=link,
         flow_screen=flow_screen,
         language=language,
         answers=answers,
@@ -115,11 +111,11 @@ def entry(token: str) -> ResponseReturnValue:
     """The link from the SMS: the welcome screen, or where the patient left off."""
     if _finished_here() is not None:
         return redirect(url_for(".thanks", token=token), 303)
-    assessment = _usable()
-    answers = _answers(assessment)
+    link = _usable()
+    answers = _answers(link)
     if not answers:
-        return _welcome(token, assessment)
-    resume = _flow(assessment).resume_at(answers)
+        return _welcome(token, link)
+    resume = _flow(link).resume_at(answers)
     if resume is None:
         return redirect(url_for(".review", token=token), 303)
     return redirect(url_for(".screen", token=token, number=resume), 303)
@@ -130,20 +126,20 @@ def welcome(token: str) -> ResponseReturnValue:
     return _welcome(token, _usable())
 
 
-def _welcome(token: str, assessment: Assessment) -> ResponseReturnValue:
-    flow = _flow(assessment)
+def _welcome(token: str, link: Link) -> ResponseReturnValue:
+    flow = _flow(link)
     item_count = sum(len(s.items) for s in flow.screens)
     minutes = max(5, round(item_count / ITEMS_PER_MINUTE))
-    answers = _answers(assessment)
+    answers = _answers(link)
     return render_template(
         "patient/welcome.html",
         token=token,
         minutes=minutes,
         duration=ngettext("about %(num)s minute", "about %(num)s minutes", minutes),
-        closes=format_date(assessment.window_closes, format="long"),
+        closes=format_date(link.window_closes, format="long"),
         started=bool(answers),
         first_screen=flow.resume_at(answers) or 1,
-        opted_out=assessment.patient.opted_out,
+        opted_out=link.opted_out,
         notices=_notices(flow),
     )
 
@@ -178,17 +174,17 @@ _FORM_PROBLEMS = {
 def screen(token: str, number: str) -> ResponseReturnValue:
     if _finished_here() is not None:
         return redirect(url_for(".thanks", token=token), 303)
-    assessment = _usable()
-    flow = _flow(assessment)
+    link = _usable()
+    flow = _flow(link)
     flow_screen = _screen_number(number, flow, token)
     if request.method == "POST":
-        return _save_screen(token, assessment, flow, flow_screen)
-    answers = _answers(assessment)
+        return _save_screen(token, link, flow, flow_screen)
+    answers = _answers(link)
     return _render_screen(token, flow, flow_screen, answers)
 
 
 def _save_screen(
-    token: str, assessment: Assessment, flow: Flow, flow_screen: FlowScreen
+    token: str, link: Link, flow: Flow, flow_screen: FlowScreen
 ) -> ResponseReturnValue:
     back_url = url_for(".screen", token=token, number=flow_screen.number)
     try:
@@ -197,7 +193,7 @@ def _save_screen(
         raise BadForm(_FORM_PROBLEMS[exc.problem](exc.item), back_url=back_url) from exc
     for attempt in (1, 2):
         try:
-            _save(assessment, flow_screen, _language(), form.answers)
+            _save(link, flow_screen, _language(), form.answers)
             break
         except IntegrityError:
             # The same answer arrived at the same moment from another tab: save over it.
@@ -252,9 +248,9 @@ def _render_screen(
 def review(token: str) -> ResponseReturnValue:
     if _finished_here() is not None:
         return redirect(url_for(".thanks", token=token), 303)
-    assessment = _usable()
-    flow = _flow(assessment)
-    answers = _answers(assessment)
+    link = _usable()
+    flow = _flow(link)
+    answers = _answers(link)
     lang = _language()
     missing = [
         {
@@ -277,42 +273,40 @@ def review(token: str) -> ResponseReturnValue:
 def submit(token: str) -> ResponseReturnValue:
     if _finished_here() is not None:
         return redirect(url_for(".thanks", token=token), 303)
-    assessment = _usable()
+    link = _usable()
     if request.method == "GET":
         return redirect(url_for(".review", token=token), 303)
     questionnaire.submit(
-        db.session, now=g.now, assessment=assessment, registry=_registry(), language=_language()
+        db.session, now=g.now, link=link, registry=_registry(), language=_language()
     )
     db.session.commit()
     # Completed now or by a simultaneous submit from this link (double tap, two tabs).
-    _remember("completed", assessment)
+    _remember("completed", link)
     return redirect(url_for(".thanks", token=token), 303)
 
 
 @bp.get("/<token>/thanks")
 def thanks(token: str) -> ResponseReturnValue:
-    assessment = _finished_here()
-    if assessment is None:
+    link = _finished_here()
+    if link is None:
         raise LinkUnavailable()
-    return render_template(
-        "patient/thanks.html", token=token, opted_out=assessment.patient.opted_out
-    )
+    return render_template("patient/thanks.html", token=token, opted_out=link.opted_out)
 
 
-def _opt_out_allowed() -> Assessment:
-    assessment = _finished_here()
-    return assessment if assessment is not None else _usable()
+def _opt_out_allowed() -> Link:
+    link = _finished_here()
+    return link if link is not None else _usable()
 
 
 @bp.route("/<token>/stop", methods=["GET", "POST"])
 def stop(token: str) -> ResponseReturnValue:
     """Stop further text messages: a confirmation page, then the POST that does it."""
-    assessment = _opt_out_allowed()
+    link = _opt_out_allowed()
     if request.method == "POST":
-        questionnaire.opt_out(db.session, now=g.now, patient=assessment.patient)
+        questionnaire.opt_out(db.session, now=g.now, patient_id=link.patient_id)
         db.session.commit()
         return redirect(url_for(".stopped", token=token), 303)
-    if assessment.patient.opted_out:
+    if link.opted_out:
         return redirect(url_for(".stopped", token=token), 303)
     return render_template(
         "patient/stop.html",
@@ -323,8 +317,8 @@ def stop(token: str) -> ResponseReturnValue:
 
 @bp.get("/<token>/stopped")
 def stopped(token: str) -> ResponseReturnValue:
-    assessment = _opt_out_allowed()
-    if not assessment.patient.opted_out:
+    link = _opt_out_allowed()
+    if not link.opted_out:
         raise LinkUnavailable()
     continue_url = None if _finished_here() else url_for(".entry", token=token)
     return render_template("patient/stopped.html", token=token, continue_url=continue_url)

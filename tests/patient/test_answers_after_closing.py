@@ -1,0 +1,74 @@
+"""Answers that arrive after the assessment closed are never stored.
+
+A screen's POST looks its link up first and stores the answers afterwards. If another tab
+submits, or the scheduler expires the time point, in between, the store must see it and refuse:
+otherwise answers would be added to a completed assessment after its scores were computed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from pro_service.clock import utcnow
+from pro_service.extensions import db
+from pro_service.models import Assessment, AssessmentStatus
+from pro_service.services import questionnaire
+from pro_service.services.rate_limit import Limit
+from pro_service.services.responses import AssessmentClosed
+
+from .helpers import stored_answers
+
+
+def _open_link(app, token: str) -> questionnaire.Link:  # type: ignore[no-untyped-def]
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        decision, link = questionnaire.open_link(
+            connection,
+            now=utcnow(),
+            token=token,
+            bucket="tests",
+            limit=Limit(requests=1000, window_seconds=60),
+        )
+    assert decision.allowed and link is not None
+    return link
+
+
+def _close_elsewhere(app, assessment_id: int, status: str) -> None:  # type: ignore[no-untyped-def]
+    """What another request or the scheduler does meanwhile, in its own committed transaction."""
+    with app.app_context():
+        db.session.execute(
+            update(Assessment).where(Assessment.id == assessment_id).values(status=status)
+        )
+        db.session.commit()
+
+
+@pytest.mark.parametrize(
+    "status", [AssessmentStatus.COMPLETED.value, AssessmentStatus.EXPIRED.value]
+)
+def test_answers_for_an_assessment_closed_since_the_lookup_are_refused(app, link, status):
+    with app.app_context():
+        registry = app.extensions["instruments"]
+        seen = _open_link(app, link.token)
+        assert seen.status == AssessmentStatus.OPEN.value
+        flow = questionnaire.flow_for(seen, registry)
+        first = flow.screen(1)
+        assert first is not None
+
+        # The first screen is saved while the assessment is open.
+        questionnaire.save_screen(
+            db.session, now=utcnow(), link=seen, flow_screen=first, language="sv", answers={1: 2}
+        )
+        db.session.commit()
+
+        _close_elsewhere(app, link.assessment_id, status)
+        with pytest.raises(AssessmentClosed):
+            questionnaire.save_screen(
+                db.session,
+                now=utcnow(),
+                link=seen,  # still says "in progress"
+                flow_screen=first,
+                language="sv",
+                answers={1: 4, 2: 3},
+            )
+        db.session.rollback()
+    assert stored_answers(app, link.assessment_id) == {1: 2}
