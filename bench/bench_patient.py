@@ -40,7 +40,7 @@ ADMIN_URL = os.environ.get(
 CONCURRENCY = 16
 WORKERS = 2
 #: Threads per gunicorn worker (gthread): a worker waiting for a commit serves other requests.
-THREADS = os.environ.get("PRO_BENCH_THREADS", "4")
+THREADS = os.environ.get("PRO_BENCH_THREADS", "2")
 PAIRS_PER_THREAD = 60  # GET + POST pairs per client thread (1,920 questionnaire requests)
 BARE_PER_THREAD = 120  # the same number of requests against the bare route
 TIME_LIMIT_SECONDS = 120

@@ -53,11 +53,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         settings.instance_dir.mkdir(parents=True, exist_ok=True)
 
     from .extensions import babel, csrf, db
-    from .i18n import select_locale
+    from .i18n import page_translations, select_locale
 
     db.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    app.context_processor(page_translations)
 
     from .crypto import Vault
     from .instruments import load_instruments

@@ -323,7 +323,7 @@ _ANSWERS = select(_responses.c.item_number, _responses.c.code).where(
 def answers_of(session: Session, link: Link) -> dict[int, int]:
     """Every stored answer of the link's assessment: item number -> code."""
     rows = session.connection().execute(_ANSWERS, {"assessment_id": link.assessment_id})
-    return {item: code for item, code in rows}
+    return dict(rows.all())
 
 
 def submit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import current_app, g, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -67,10 +68,15 @@ def _no_store(response: Response) -> Response:
 
 def language_url(code: str) -> str:
     """This page in another language; after a POST, the start of the questionnaire."""
-    view_args = dict(request.view_args or {})
-    if request.method == "GET" and request.endpoint and request.url_rule is not None:
-        return url_for(request.endpoint, **view_args, lang=code)
-    return url_for("patient.entry", token=view_args.get("token", ""), lang=code)
+    base: str | None = g.get("page_url")
+    if base is None:  # built once per page, not once per language
+        view_args = dict(request.view_args or {})
+        if request.method == "GET" and request.endpoint and request.url_rule is not None:
+            base = url_for(request.endpoint, **view_args)
+        else:
+            base = url_for("patient.entry", token=view_args.get("token", ""))
+        g.page_url = base
+    return f"{base}?{urlencode({'lang': code})}"
 
 
 @bp.context_processor
