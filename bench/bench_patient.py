@@ -4,10 +4,13 @@ One gunicorn serves a bench-only app: the product app plus a bare route (``/benc
 returns a page of the same size as a questionnaire screen, so both are measured by the same
 server, workers and database in the same run. 16 client threads then
 
-* drive the questionnaire: GET a screen, POST its answers (each thread its own patient), and
+* drive the questionnaire: GET a screen, POST its answers (each thread its own patient),
 * GET the bare route,
+* GET the floor route: what any such page costs at the least on this stack (see ``_floor_view``),
+* GET questionnaire screens only, the reading half of the questionnaire,
 
-and the script reports requests/s for both, their ratio and the latency percentiles.
+and the script reports requests/s for each, the ratios to the bare route, the latency
+percentiles and the CPU time per request spent by gunicorn, PostgreSQL and this client.
 Targets: questionnaire throughput at least a third of the bare route's; p95 under 100 ms.
 
 Run with ``make bench-patient`` (PostgreSQL at PRO_TEST_POSTGRES_URL, as for the tests).
@@ -442,6 +445,12 @@ def main() -> None:
             clients,
             lambda c, i, d: drive_page(c, f"/bench/floor/{tokens[i]}", BARE_PER_THREAD, d),
         )
+        # The questionnaire's reading half alone: the same screens, GET only (no answers sent).
+        screens_only = run_phase(
+            "screens only",
+            clients,
+            lambda c, i, d: drive_page(c, f"/q/{tokens[i]}/s/{1 + i % 15}", BARE_PER_THREAD, d),
+        )
         floor_size = len(clients[0].request("GET", f"/bench/floor/{tokens[0]}")[1].encode())
     finally:
         if process is not None and process.poll() is None:
@@ -462,6 +471,7 @@ def main() -> None:
         ("questionnaire (GET screen + POST answers)", questionnaire),
         ("bare route", bare),
         ("floor route (2 Core SELECTs, session, CSRF, Jinja; no ORM, no writes)", floor),
+        ("questionnaire screens only (GET, no answers sent)", screens_only),
     ):
         print(
             f"{name}: {result['requests']} requests, {result['rps']:.0f} req/s, "
@@ -479,6 +489,7 @@ def main() -> None:
     )
     print(f"ratio questionnaire/bare: {ratio:.2f} (target >= 0.33)")
     print(f"ratio floor/bare: {floor['rps'] / bare['rps']:.2f} (what this stack does at best)")
+    print(f"ratio screens only/bare: {screens_only['rps'] / bare['rps']:.2f}")
     print(f"questionnaire p95: {questionnaire['p95_ms']:.1f} ms (target < 100 ms)")
 
 
