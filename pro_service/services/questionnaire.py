@@ -28,12 +28,11 @@ from ..models import (
     OutboxMessage,
     Patient,
     PatientStatus,
-    Response,
     Site,
 )
 from . import rate_limit
 from .assessments import OPEN_STATES, today_in
-from .responses import complete_assessment, store_answers_taken
+from .responses import complete_assessment, store_answers_taken, stored_answers
 
 # A link token is secrets.token_urlsafe(24): 32 url-safe characters. Anything else is unknown
 # without touching the database.
@@ -73,7 +72,6 @@ class Link:
     patient_status: str
     patient_language: str
     opted_out: bool
-    site_id: int
     time_zone: str
 
 
@@ -93,7 +91,6 @@ _FIND_LINK = (
         _patients.c.status,
         _patients.c.language,
         _patients.c.opted_out,
-        _sites.c.id,
         _sites.c.time_zone,
     )
     .select_from(
@@ -144,8 +141,7 @@ def open_link(
         patient_status=row[8],
         patient_language=row[9],
         opted_out=row[10],
-        site_id=row[11],
-        time_zone=row[12],
+        time_zone=row[11],
     )
 
 
@@ -314,16 +310,9 @@ def save_screen(
         )
 
 
-_responses = cast(Table, Response.__table__)
-_ANSWERS = select(_responses.c.item_number, _responses.c.code).where(
-    _responses.c.assessment_id == bindparam("assessment_id")
-)
-
-
 def answers_of(session: Session, link: Link) -> dict[int, int]:
     """Every stored answer of the link's assessment: item number -> code."""
-    rows = session.connection().execute(_ANSWERS, {"assessment_id": link.assessment_id})
-    return dict(rows.all())
+    return stored_answers(session, link.assessment_id)
 
 
 def submit(

@@ -39,6 +39,12 @@ class AssessmentClosed(Exception):
     """Answers arrived for an assessment that no longer accepts them."""
 
 
+_responses = cast(Table, Response.__table__)
+_STORED_ANSWERS = select(_responses.c.item_number, _responses.c.code).where(
+    _responses.c.assessment_id == bindparam("p_assessment")
+)
+
+
 def instruments_of(assessment: Assessment, registry: InstrumentRegistry) -> list[Instrument]:
     out = []
     for ref in assessment.instruments:
@@ -47,11 +53,10 @@ def instruments_of(assessment: Assessment, registry: InstrumentRegistry) -> list
     return out
 
 
-def stored_answers(session: Session, assessment: Assessment) -> dict[int, int]:
-    rows = session.execute(
-        select(Response.item_number, Response.code).where(Response.assessment_id == assessment.id)
-    )
-    return {item: code for item, code in rows}
+def stored_answers(session: Session, assessment_id: int) -> dict[int, int]:
+    """Every stored answer of the assessment: item number -> code."""
+    rows = session.connection().execute(_STORED_ANSWERS, {"p_assessment": assessment_id})
+    return dict(rows.all())
 
 
 def answer_languages(session: Session, assessment_ids: list[int]) -> dict[tuple[int, str], str]:
@@ -135,10 +140,8 @@ _UPSERT = {
     "postgresql": _upsert_statement(postgresql.insert, changed_only=False),
     "sqlite": _upsert_statement(sqlite.insert, changed_only=False),
 }
-_UPSERT_CHANGED = {
-    "postgresql": _upsert_statement(postgresql.insert, changed_only=True),
-    "sqlite": _upsert_statement(sqlite.insert, changed_only=True),
-}
+#: PostgreSQL stores a screen with ``_STORE_TAKEN_POSTGRESQL`` instead.
+_UPSERT_CHANGED_SQLITE = _upsert_statement(sqlite.insert, changed_only=True)
 
 
 def _answer_rows(
@@ -161,33 +164,6 @@ def _answer_rows(
         }
         for item_number, code in sorted(answers.items())
     ]
-
-
-def upsert_answers(
-    connection: Connection,
-    *,
-    now: datetime,
-    assessment_id: int,
-    instrument: Instrument,
-    language: str,
-    answers: Mapping[int, int],
-) -> None:
-    """Insert the answers, or overwrite code, language and time of those already stored.
-
-    One statement for any number of answers. It bypasses the ORM: callers holding answers as
-    ORM objects expire them (``_upsert``).
-    """
-    dialect = connection.dialect.name
-    connection.execute(
-        _UPSERT[dialect if dialect in _UPSERT else "sqlite"],
-        _answer_rows(
-            now=now,
-            assessment_id=assessment_id,
-            instrument=instrument,
-            language=language,
-            answers=answers,
-        ),
-    )
 
 
 def store_answers_taken(
@@ -235,7 +211,7 @@ def store_answers_taken(
             },
         ).one()
     else:
-        written = len(connection.execute(_UPSERT_CHANGED["sqlite"], rows).all())
+        written = len(connection.execute(_UPSERT_CHANGED_SQLITE, rows).all())
         started = (
             connection.execute(
                 _MARK_STARTED, {"p_assessment": assessment_id, "p_now": now}
@@ -248,7 +224,6 @@ def store_answers_taken(
 
 
 _assessments = cast(Table, Assessment.__table__)
-_responses = cast(Table, Response.__table__)
 
 
 def _mark_started(written: Any = None) -> Any:
@@ -334,18 +309,23 @@ def _upsert(
     language: str,
     answers: Mapping[int, int],
 ) -> None:
-    """:func:`upsert_answers` for an assessment loaded in ``session``."""
-    session.flush()  # as session.execute would: the statement must see pending changes
-    upsert_answers(
-        session.connection(),
-        now=now,
-        assessment_id=assessment.id,
-        instrument=instrument,
-        language=language,
-        answers=answers,
+    """Insert the answers, or overwrite code, language and time of those already stored.
+
+    One statement for any number of answers. It bypasses the unit of work: answers already
+    loaded into this session (one by one or as ``assessment.responses``) are reloaded when next
+    read.
+    """
+    dialect = session.get_bind().dialect.name
+    session.execute(
+        _UPSERT[dialect if dialect in _UPSERT else "sqlite"],
+        _answer_rows(
+            now=now,
+            assessment_id=assessment.id,
+            instrument=instrument,
+            language=language,
+            answers=answers,
+        ),
     )
-    # Answers already loaded into this session (one by one or as ``assessment.responses``) are
-    # reloaded when next read.
     if "responses" in assessment.__dict__:
         session.expire(assessment, ["responses"])
     for obj in list(session.identity_map.values()):
@@ -361,7 +341,7 @@ def compute_scores(
     session: Session, *, now: datetime, assessment: Assessment, registry: InstrumentRegistry
 ) -> list[Score]:
     """(Re)compute and store every scale score of the assessment from its stored answers."""
-    answers = stored_answers(session, assessment)
+    answers = stored_answers(session, assessment.id)
     languages = answer_languages(session, [assessment.id])
     session.execute(delete(Score).where(Score.assessment_id == assessment.id))
     scores = []
