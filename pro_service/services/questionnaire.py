@@ -32,7 +32,12 @@ from ..models import (
 )
 from . import rate_limit
 from .assessments import OPEN_STATES, today_in
-from .responses import complete_assessment, store_answers_taken, stored_answers
+from .responses import (
+    complete_assessment,
+    instruments_named,
+    store_answers_taken,
+    stored_answers,
+)
 
 # A link token is secrets.token_urlsafe(24): 32 url-safe characters. Anything else is unknown
 # without touching the database.
@@ -78,20 +83,21 @@ class Link:
 _assessments = cast(Table, Assessment.__table__)
 _patients = cast(Table, Patient.__table__)
 _sites = cast(Table, Site.__table__)
+#: The link's columns, labelled as the fields of Link, and the token hash to compare.
 _FIND_LINK = (
     select(
-        _assessments.c.id,
+        _assessments.c.id.label("assessment_id"),
         _assessments.c.status,
         _assessments.c.window_opens,
         _assessments.c.window_closes,
         _assessments.c.completed_at,
         _assessments.c.instruments,
-        _assessments.c.token_hash,
-        _patients.c.id,
-        _patients.c.status,
-        _patients.c.language,
+        _patients.c.id.label("patient_id"),
+        _patients.c.status.label("patient_status"),
+        _patients.c.language.label("patient_language"),
         _patients.c.opted_out,
         _sites.c.time_zone,
+        _assessments.c.token_hash,
     )
     .select_from(
         _assessments.join(_patients, _patients.c.id == _assessments.c.patient_id).join(
@@ -102,6 +108,7 @@ _FIND_LINK = (
 )
 
 
+_LINK_FIELDS = tuple(_FIND_LINK.selected_columns.keys())[:-1]
 _COUNT_AND_FIND_LINK = rate_limit.CountedQuery.of(_FIND_LINK)
 
 
@@ -126,23 +133,14 @@ def open_link(
         counted_query=_COUNT_AND_FIND_LINK,
         parameters={"token_hash": wanted},
     )
-    if row is None or row[6] is None:
+    if row is None:
         return decision, None
-    if not hmac.compare_digest(row[6].encode(), wanted.encode()):
+    *fields, token_hash = row
+    if token_hash is None or not hmac.compare_digest(token_hash.encode(), wanted.encode()):
         return decision, None
-    return decision, Link(
-        assessment_id=row[0],
-        status=row[1],
-        window_opens=row[2],
-        window_closes=row[3],
-        completed_at=row[4],
-        instruments=tuple(row[5]),
-        patient_id=row[7],
-        patient_status=row[8],
-        patient_language=row[9],
-        opted_out=row[10],
-        time_zone=row[11],
-    )
+    values = dict(zip(_LINK_FIELDS, fields, strict=True))
+    values["instruments"] = tuple(values["instruments"])  # a JSON list in the database
+    return decision, Link(**values)
 
 
 def accepts_answers(link: Link, now: datetime) -> bool:
@@ -220,7 +218,7 @@ def build_flow(instruments: Iterable[Instrument]) -> Flow:
 
 def flow_for(link: Link, registry: InstrumentRegistry) -> Flow:
     """The screens of the link's assessment, its instruments in the order the schedule gave."""
-    return build_flow(registry.get(*ref.split(":", 1)) for ref in link.instruments)
+    return build_flow(instruments_named(link.instruments, registry))
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -46,8 +46,13 @@ _STORED_ANSWERS = select(_responses.c.item_number, _responses.c.code).where(
 
 
 def instruments_of(assessment: Assessment, registry: InstrumentRegistry) -> list[Instrument]:
+    return instruments_named(assessment.instruments, registry)
+
+
+def instruments_named(refs: Iterable[str], registry: InstrumentRegistry) -> list[Instrument]:
+    """The instruments of an assessment's ``instruments`` column ("qlq-c30:3.0", ...), in order."""
     out = []
-    for ref in assessment.instruments:
+    for ref in refs:
         instrument_id, version = ref.split(":", 1)
         out.append(registry.get(instrument_id, version))
     return out
@@ -122,8 +127,8 @@ def _upsert_statement(insert: Any, *, changed_only: bool) -> Any:
     ``changed_only``: an answer already stored with the same code is left as it is (its time
     and language too), and the statement returns the item numbers it did write.
     """
-    statement = insert(Response.__table__)
-    table = Response.__table__.c
+    statement = insert(_responses)
+    table = _responses.c
     statement = statement.on_conflict_do_update(
         index_elements=["assessment_id", "item_number"],
         set_={
@@ -189,15 +194,8 @@ def store_answers_taken(
     PostgreSQL: one statement (the answers as arrays, the UPDATE as a second CTE), one round
     trip. Elsewhere: an upsert returning what it wrote, then the UPDATE.
     """
-    rows = _answer_rows(
-        now=now,
-        assessment_id=assessment_id,
-        instrument=instrument,
-        language=language,
-        answers=answers,
-    )
     if connection.dialect.name == "postgresql":
-        items = [row["item_number"] for row in rows]
+        items = sorted(answers)
         written, started = connection.execute(
             _STORE_TAKEN_POSTGRESQL,
             {
@@ -206,19 +204,23 @@ def store_answers_taken(
                 "p_version": instrument.version,
                 "p_language": language,
                 "p_items": items,
-                "p_codes": [row["code"] for row in rows],
+                "p_codes": [answers[item] for item in items],
                 "p_now": now,
             },
         ).one()
     else:
-        written = len(connection.execute(_UPSERT_CHANGED_SQLITE, rows).all())
-        started = (
-            connection.execute(
-                _MARK_STARTED, {"p_assessment": assessment_id, "p_now": now}
-            ).rowcount
-            if written
-            else 0
+        rows = _answer_rows(
+            now=now,
+            assessment_id=assessment_id,
+            instrument=instrument,
+            language=language,
+            answers=answers,
         )
+        written = len(connection.execute(_UPSERT_CHANGED_SQLITE, rows).all())
+        started = 0
+        if written:
+            parameters = {"p_assessment": assessment_id, "p_now": now}
+            started = connection.execute(_MARK_STARTED, parameters).rowcount
     if written and started != 1:
         raise AssessmentClosed(f"assessment {assessment_id} no longer takes answers")
 

@@ -23,7 +23,7 @@ from pro_service.services.responses import AssessmentClosed
 from .helpers import stored_answers
 
 
-def _open_link(app, token: str) -> questionnaire.Link:  # type: ignore[no-untyped-def]
+def _open_link(token: str) -> questionnaire.Link:
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         decision, link = questionnaire.open_link(
             connection,
@@ -51,7 +51,7 @@ def _close_elsewhere(app, assessment_id: int, status: str) -> None:  # type: ign
 def test_answers_for_an_assessment_closed_since_the_lookup_are_refused(app, link, status):
     with app.app_context():
         registry = app.extensions["instruments"]
-        seen = _open_link(app, link.token)
+        seen = _open_link(link.token)
         assert seen.status == AssessmentStatus.OPEN.value
         flow = questionnaire.flow_for(seen, registry)
         first = flow.screen(1)
@@ -104,7 +104,7 @@ def test_answers_sent_while_a_completion_commits_wait_for_it_and_are_refused(app
                 outcome.append(exc)
 
     with app.app_context():
-        seen = _open_link(app, link.token)
+        seen = _open_link(link.token)
     with engine.connect() as completion:
         completion.execute(
             update(Assessment)

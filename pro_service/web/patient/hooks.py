@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app, g, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
+from sqlalchemy import Connection
 from werkzeug.wrappers import Response
 
 from ... import LANGUAGES
@@ -37,18 +40,8 @@ def _prepare() -> ResponseReturnValue | None:
     limit = rate_limit.Limit(requests=settings.link_rate_limit, window_seconds=WINDOW_SECONDS)
     bucket = rate_limit.bucket_for("patient-link", request.remote_addr or "", settings.secret_key)
     token = (request.view_args or {}).get("token", "")
-    if request.method in READ_ONLY_METHODS:
-        # A page that only reads runs on the request's own connection in autocommit mode: the
-        # count commits by itself, and there is no transaction to begin and roll back.
-        connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    with _counting_connection() as connection:
         decision, g.link = open_link(connection, now=g.now, token=token, bucket=bucket, limit=limit)
-    else:
-        # A page that writes counts on a connection of its own, so that the count commits even
-        # if the request's transaction is rolled back.
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            decision, g.link = open_link(
-                connection, now=g.now, token=token, bucket=bucket, limit=limit
-            )
     if not decision.allowed:
         raise TooManyRequests(retry_after=decision.retry_after_seconds)
     if g.link is not None:
@@ -57,6 +50,21 @@ def _prepare() -> ResponseReturnValue | None:
     if request.method == "POST":
         csrf.protect()
     return None
+
+
+@contextmanager
+def _counting_connection() -> Iterator[Connection]:
+    """An autocommit connection to count the request on (the count commits by itself).
+
+    A page that only reads uses the request's own connection, which then has no transaction
+    to begin and roll back. A page that writes counts on a connection of its own, so that the
+    count holds even if the request's transaction is rolled back.
+    """
+    if request.method in READ_ONLY_METHODS:
+        yield db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
 
 
 @bp.after_request
