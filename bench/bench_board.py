@@ -344,8 +344,8 @@ def seed(url: str, patients: int) -> dict[str, object]:
     from pro_service.clock import utcnow
     from pro_service.db import make_engine
     from pro_service.extensions import db
-    from pro_service.services.assessments import local_today
-    from pro_service.services.staff import create_site, create_user
+    from pro_service.scheduling.assessments import local_today
+    from pro_service.staff.accounts import create_site, create_user
 
     engine = make_engine(url)
     migrate.upgrade(engine)

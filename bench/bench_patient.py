@@ -166,9 +166,9 @@ def seed(url: str, count: int) -> list[str]:
     from pro_service.clock import utcnow
     from pro_service.db import make_engine
     from pro_service.extensions import db
-    from pro_service.services.assessments import current_token, local_today, update_windows
-    from pro_service.services.patients import register_patient
-    from pro_service.services.staff import create_site
+    from pro_service.patients.registry import register_patient
+    from pro_service.scheduling.assessments import current_token, local_today, update_windows
+    from pro_service.staff.accounts import create_site
 
     engine = make_engine(url)
     migrate.upgrade(engine)

@@ -69,7 +69,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["instruments"] = instruments
     app.extensions["schedule"] = load_schedule(settings.schedule_file, instruments)
 
-    from .sms.texts import load_message_texts
+    from .messaging.texts import load_message_texts
 
     app.extensions["message_texts"] = load_message_texts(
         settings.questionnaire_dir / "messages.yaml", settings.public_base_url

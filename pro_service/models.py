@@ -216,7 +216,7 @@ class Assessment(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # SMS (services/messaging.py): when the invitation for the current link was queued (reset
+    # SMS (messaging/outbox.py): when the invitation for the current link was queued (reset
     # whenever a new link is issued) and the local day of the next reminder (None: no more).
     invitation_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_reminder_on: Mapped[date | None] = mapped_column(Date, index=True)

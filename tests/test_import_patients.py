@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from pro_service.audit import Actor
 from pro_service.clock import utcnow
 from pro_service.models import Assessment, AuditEvent, Patient
-from pro_service.services.staff import create_site
+from pro_service.staff.accounts import create_site
 
 TODAY = utcnow().date()
 RECENT = (TODAY - timedelta(days=10)).isoformat()

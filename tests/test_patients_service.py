@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from pro_service.audit import Actor
 from pro_service.models import Assessment, AuditEvent
-from pro_service.services.assessments import update_windows
-from pro_service.services.patients import PatientDataError, register_patient
-from pro_service.services.staff import create_site
+from pro_service.patients.registry import PatientDataError, register_patient
+from pro_service.scheduling.assessments import update_windows
+from pro_service.staff.accounts import create_site
 
 
 @pytest.fixture

@@ -5,17 +5,17 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
+from pro_service.answering.responses import complete_assessment, save_answers
 from pro_service.audit import Actor
 from pro_service.models import AuditEvent, MessageStatus, OutboxMessage
-from pro_service.services.assessments import update_windows
-from pro_service.services.patients import register_patient
-from pro_service.services.responses import complete_assessment, save_answers
-from pro_service.services.schedule_changes import (
+from pro_service.patients.registry import register_patient
+from pro_service.patients.schedule_changes import (
     ScheduleChangeError,
     change_surgery_date,
     end_participation,
 )
-from pro_service.services.staff import create_site
+from pro_service.scheduling.assessments import update_windows
+from pro_service.staff.accounts import create_site
 
 NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # Monday 16 March 2026, 11:00 in Stockholm
 
@@ -269,7 +269,7 @@ def test_leaving_the_study_cancels_what_is_left(ctx, session, status):
 
 def test_a_new_inclusion_date_moves_the_inclusion_time_points_like_a_surgery_change(ctx, session):
     app, patient = ctx
-    from pro_service.services.patients import PatientDataError, update_patient
+    from pro_service.patients.registry import PatientDataError, update_patient
 
     baseline = _by_key(patient)["baseline"]
     assert baseline.status == "open"

@@ -18,8 +18,8 @@ from ..settings import ConfigurationError
 def _create_app() -> Flask:
     from .. import create_app
     from ..instruments import InstrumentFileError
+    from ..messaging.texts import MessageFileError
     from ..scheduling.schedule import ScheduleFileError
-    from ..sms.texts import MessageFileError
 
     try:
         return create_app()

@@ -11,8 +11,8 @@ from werkzeug.serving import run_simple
 
 from .. import migrate
 from ..clock import utcnow
+from ..demo import seed_demo
 from ..extensions import db
-from ..services.demo import seed_demo
 
 
 @click.command("demo")

@@ -141,7 +141,7 @@ def _as_date(value: Any) -> date | None:
 @with_appcontext
 def rescore_command(dry_run: bool) -> None:
     """Recompute stored scores from the stored answers with the current scoring algorithm."""
-    from ..services.rescoring import rescore
+    from ..answering.rescoring import rescore
 
     session = db.session
     report = rescore(

@@ -27,7 +27,7 @@ from ..audit import Actor, record
 from ..clock import utcnow
 from ..extensions import db
 from ..models import Site
-from ..services.patients import (
+from ..patients.registry import (
     PatientDataError,
     check_language,
     check_phone,

@@ -9,7 +9,7 @@ from ..clock import utcnow
 from ..crypto import generate_key
 from ..extensions import db
 from ..models import Role, Site
-from ..services.staff import StaffDataError, create_site, create_user
+from ..staff.accounts import StaffDataError, create_site, create_user
 
 
 @click.command("generate-key")
@@ -92,7 +92,7 @@ def create_user_command(
 def reset_two_factor_command(email: str) -> None:
     """Turn a user's two-factor sign-in off (lost phone) and end their sessions."""
     from ..models import StaffUser
-    from ..services.two_factor import TwoFactorError, reset
+    from ..staff.two_factor import TwoFactorError, reset
 
     session = db.session
     user = session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))

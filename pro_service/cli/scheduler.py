@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..clock import utcnow
-from ..scheduling.jobs import JOBS, run_job
+from ..scheduler.jobs import JOBS, run_job
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,2 @@
-"""Study schedules: when each time point is due, opens and closes, relative to its anchor."""
+"""Scheduling: the study schedule file and its date arithmetic, and each patient's time points
+(creating them, opening and closing their windows, their links)."""

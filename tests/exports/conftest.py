@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime, time
 import pytest
 from sqlalchemy import select
 
+from pro_service.answering.responses import complete_assessment, instruments_of, save_answers
 from pro_service.audit import Actor
 from pro_service.instruments import score_instrument
 from pro_service.models import Assessment, AssessmentStatus, Response
-from pro_service.services.assessments import issue_token
-from pro_service.services.patients import register_patient
-from pro_service.services.responses import complete_assessment, instruments_of, save_answers
-from pro_service.services.staff import create_site
+from pro_service.patients.registry import register_patient
+from pro_service.scheduling.assessments import issue_token
+from pro_service.staff.accounts import create_site
 
 # Fictional numbers (Sweden's range for drama, a Finnish test range), in the forms a nurse types.
 PHONES = {

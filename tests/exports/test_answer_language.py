@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from pro_service import migrate
+from pro_service.answering.responses import complete_assessment, instruments_of, save_answers
 from pro_service.audit import Actor
 from pro_service.models import Assessment, Score
-from pro_service.services.responses import complete_assessment, instruments_of, save_answers
 
 WHEN = datetime(2026, 1, 20, 10, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 from pro_service.audit import Actor
 from pro_service.exports.access import ExportForbidden, export_scope
 from pro_service.models import StaffUser
-from pro_service.services.staff import create_user
+from pro_service.staff.accounts import create_user
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pro_service.audit import Actor
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import Site
-from pro_service.services.assessments import current_token, local_today, update_windows
-from pro_service.services.patients import register_patient
-from pro_service.services.staff import create_site
+from pro_service.patients.registry import register_patient
+from pro_service.scheduling.assessments import current_token, local_today, update_windows
+from pro_service.staff.accounts import create_site
 
 from .helpers import Link
 

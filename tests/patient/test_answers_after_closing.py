@@ -13,12 +13,12 @@ import time
 import pytest
 from sqlalchemy import text, update
 
+from pro_service.answering import questionnaire
+from pro_service.answering.responses import AssessmentClosed
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import Assessment, AssessmentStatus
-from pro_service.services import questionnaire
-from pro_service.services.rate_limit import Limit
-from pro_service.services.responses import AssessmentClosed
+from pro_service.rate_limit import Limit
 
 from .helpers import stored_answers
 

@@ -104,7 +104,7 @@ def test_an_oversized_body_is_refused_kindly_and_nothing_is_saved(app, client, f
 
 
 def test_an_unexpected_fault_shows_a_kind_page_not_a_traceback(app, finnish_link, monkeypatch):
-    from pro_service.services import questionnaire
+    from pro_service.answering import questionnaire
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated fault")

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, func, select
 
+from pro_service import rate_limit
 from pro_service.models import RateLimitCounter, Site
-from pro_service.services import rate_limit
 
 LIMIT = rate_limit.Limit(requests=2, window_seconds=60)
 

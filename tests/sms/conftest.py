@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from pro_service.audit import Actor
-from pro_service.services.patients import register_patient
-from pro_service.services.staff import create_site
+from pro_service.patients.registry import register_patient
+from pro_service.staff.accounts import create_site
 
 from .fake_twilio import FakeTwilio
 

@@ -8,14 +8,14 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import select
 
+from pro_service.answering.responses import complete_assessment, save_answers
 from pro_service.audit import Actor
+from pro_service.messaging.console import ConsoleBackend
+from pro_service.messaging.dispatch import MAX_ATTEMPTS, dispatch_due, reconcile_stuck
+from pro_service.messaging.outbox import queue_invitations, queue_resend
 from pro_service.models import AuditEvent, OutboxMessage
-from pro_service.scheduling.jobs import dispatcher
-from pro_service.services.assessments import update_windows
-from pro_service.services.dispatch import MAX_ATTEMPTS, dispatch_due, reconcile_stuck
-from pro_service.services.messaging import queue_invitations, queue_resend
-from pro_service.services.responses import complete_assessment, save_answers
-from pro_service.sms.console import ConsoleBackend
+from pro_service.scheduler.jobs import dispatcher
+from pro_service.scheduling.assessments import update_windows
 
 from .conftest import SENDER
 from .fake_twilio import error, timeout_after_create, timeout_before_create

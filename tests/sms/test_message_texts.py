@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from pro_service.crypto import new_link_token
-from pro_service.settings import PROJECT_ROOT
-from pro_service.sms.texts import (
+from pro_service.messaging.texts import (
     KINDS,
     LANGS,
     LINK_KINDS,
@@ -15,6 +14,7 @@ from pro_service.sms.texts import (
     load_message_texts,
     patient_link,
 )
+from pro_service.settings import PROJECT_ROOT
 
 MESSAGES = PROJECT_ROOT / "questionnaires" / "messages.yaml"
 BASE_URLS = ("https://pro.example.test", "https://enkat.scanpan-studien.example.se")

@@ -6,12 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
+from pro_service.answering.responses import complete_assessment, save_answers
 from pro_service.audit import Actor
+from pro_service.messaging.outbox import queue_invitations, queue_reminders
 from pro_service.models import MessageStatus, OutboxMessage
-from pro_service.services.assessments import update_windows
-from pro_service.services.messaging import queue_invitations, queue_reminders
-from pro_service.services.responses import complete_assessment, save_answers
-from pro_service.services.schedule_changes import change_surgery_date, end_participation
+from pro_service.patients.schedule_changes import change_surgery_date, end_participation
+from pro_service.scheduling.assessments import update_windows
 
 NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # Monday, 11:00 in Stockholm
 

@@ -21,9 +21,9 @@ from sqlalchemy import func, select, text
 
 from pro_service.crypto import Vault, hash_token, new_link_token
 from pro_service.db import make_engine
+from pro_service.messaging.texts import patient_link
 from pro_service.models import Assessment, OutboxMessage, Patient, Site
 from pro_service.settings import load_settings
-from pro_service.sms.texts import patient_link
 
 from .conftest import SENDER
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pro_service.messaging.outbox import in_sending_hours, next_sending_time
 from pro_service.models import Site
-from pro_service.services.messaging import in_sending_hours, next_sending_time
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 HELSINKI = ZoneInfo("Europe/Helsinki")

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from pro_service.messaging.outbox import queue_invitations
 from pro_service.models import AuditEvent, OutboxMessage, Patient
-from pro_service.services.assessments import update_windows
-from pro_service.services.messaging import queue_invitations
+from pro_service.scheduling.assessments import update_windows
 
 PUBLIC = "https://pro.example.test"
 NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)

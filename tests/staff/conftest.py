@@ -26,8 +26,8 @@ from pro_service.audit import Actor
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import StaffUser
-from pro_service.services.patients import register_patient
-from pro_service.services.staff import create_site, create_user
+from pro_service.patients.registry import register_patient
+from pro_service.staff.accounts import create_site, create_user
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery staple"

@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 from pro_service.audit import Actor, record
 from pro_service.clock import utcnow
 from pro_service.models import Assessment, AuditEvent, Patient
-from pro_service.services.schedule_changes import change_surgery_date
+from pro_service.patients.schedule_changes import change_surgery_date
 
 from .conftest import csrf_of, read
 

@@ -13,6 +13,7 @@ import pytest
 import time_machine
 from sqlalchemy import event, select
 
+from pro_service.answering.responses import complete_assessment
 from pro_service.audit import Actor
 from pro_service.extensions import db
 from pro_service.models import (
@@ -22,8 +23,7 @@ from pro_service.models import (
     OutboxMessage,
     Patient,
 )
-from pro_service.services.assessments import display_status, local_today, update_windows
-from pro_service.services.board import (
+from pro_service.patients.board import (
     DISPLAY_STATUSES,
     BoardFilterError,
     BoardFilters,
@@ -31,8 +31,8 @@ from pro_service.services.board import (
     load_board,
     status_condition,
 )
-from pro_service.services.patients import register_patient
-from pro_service.services.responses import complete_assessment
+from pro_service.patients.registry import register_patient
+from pro_service.scheduling.assessments import display_status, local_today, update_windows
 
 from .conftest import read
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import Assessment, AssessmentStatus, Patient, StaffUser
-from pro_service.services.assessments import current_token
+from pro_service.scheduling.assessments import current_token
 
 from .conftest import PASSWORD, read
 

@@ -13,13 +13,13 @@ import pyreadstat
 import pytest
 from sqlalchemy import select
 
+from pro_service.answering.responses import complete_assessment, instruments_of, save_answers
 from pro_service.audit import Actor
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import AssessmentStatus, AuditEvent, Patient, Site
-from pro_service.services.assessments import issue_token
-from pro_service.services.responses import complete_assessment, instruments_of, save_answers
-from pro_service.services.staff import create_user
+from pro_service.scheduling.assessments import issue_token
+from pro_service.staff.accounts import create_user
 
 from .conftest import PASSWORD, csrf_of, read, sign_in_with_password
 from .test_audit_trail import PHONES

@@ -10,14 +10,14 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import event, select
 
+from pro_service.answering.responses import complete_assessment, instruments_of, save_answers
 from pro_service.audit import Actor
 from pro_service.extensions import db
+from pro_service.messaging.events import apply_status_callback
+from pro_service.messaging.outbox import queue_invitations, queue_resend
 from pro_service.models import Assessment, AssessmentStatus, OutboxMessage, Patient, Score
-from pro_service.services.assessments import issue_token
-from pro_service.services.messaging import queue_invitations, queue_resend
-from pro_service.services.patient_overview import is_worsening
-from pro_service.services.responses import complete_assessment, instruments_of, save_answers
-from pro_service.services.sms_events import apply_status_callback
+from pro_service.patients.overview import is_worsening
+from pro_service.scheduling.assessments import issue_token
 
 from .conftest import read
 

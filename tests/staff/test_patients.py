@@ -18,7 +18,7 @@ from pro_service.models import (
     Patient,
     StaffUser,
 )
-from pro_service.services.assessments import update_windows
+from pro_service.scheduling.assessments import update_windows
 
 from .conftest import csrf_of, read
 

@@ -15,8 +15,8 @@ from pro_service import create_app
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import AuditEvent, StaffSession, StaffUser
-from pro_service.services import staff_auth
-from pro_service.services.staff import password_hasher
+from pro_service.staff import sign_in
+from pro_service.staff.accounts import password_hasher
 
 from .conftest import PASSWORD, TOTP_SECRETS, csrf_of, read, sign_in_with_password, totp_code
 
@@ -116,7 +116,7 @@ def test_failed_sign_ins_are_throttled_per_account_across_app_instances(
     app, app_overrides, staff_study
 ):
     first = app.test_client()
-    for _ in range(staff_auth.ACCOUNT_LIMIT.requests):
+    for _ in range(sign_in.ACCOUNT_LIMIT.requests):
         response = sign_in_with_password(first, "anna.nurse@upp.example.org", "wrong password!!")
         assert "The email or the password is not right." in response.text
     # a second app (another web worker) shares the count through the database
@@ -137,13 +137,13 @@ def test_failed_sign_ins_are_throttled_per_account_across_app_instances(
         other_app.extensions["pro_db"]["engine"].dispose()
 
     failed = _actions(app, "staff.sign_in_failed")
-    assert len(failed) == staff_auth.ACCOUNT_LIMIT.requests
+    assert len(failed) == sign_in.ACCOUNT_LIMIT.requests
     assert {object_id for object_id, _, _ in failed} == {str(staff_study.users["nurse_upp"])}
     throttled = _actions(app, "staff.sign_in_throttled")
     assert [object_id for object_id, _, _ in throttled] == [str(staff_study.users["nurse_upp"])] * 2
 
     # once the window has passed, the right password works again
-    later = utcnow() + timedelta(seconds=staff_auth.ACCOUNT_LIMIT.window_seconds + 1)
+    later = utcnow() + timedelta(seconds=sign_in.ACCOUNT_LIMIT.window_seconds + 1)
     with time_machine.travel(later, tick=False):
         assert (
             sign_in_with_password(app.test_client(), staff_study.email("nurse_upp")).status_code
@@ -153,7 +153,7 @@ def test_failed_sign_ins_are_throttled_per_account_across_app_instances(
 
 def test_unknown_emails_are_throttled_alike_and_not_stored(app, staff_study):
     client = app.test_client()
-    for _ in range(staff_auth.ACCOUNT_LIMIT.requests):
+    for _ in range(sign_in.ACCOUNT_LIMIT.requests):
         response = sign_in_with_password(client, "nobody@example.org", "guess number one")
         assert "The email or the password is not right." in response.text
     refused = sign_in_with_password(client, "Nobody@example.org", "guess number two")
@@ -167,7 +167,7 @@ def test_unknown_emails_are_throttled_alike_and_not_stored(app, staff_study):
             for e in s.scalars(select(AuditEvent).where(AuditEvent.action.like("staff.sign_in_%")))
         ],
     )
-    assert len(events) == staff_auth.ACCOUNT_LIMIT.requests + 1
+    assert len(events) == sign_in.ACCOUNT_LIMIT.requests + 1
     for _action, actor_type, object_id, after in events:
         assert actor_type == "anonymous"
         assert object_id is None
@@ -184,7 +184,7 @@ def _client_at(app, address):
 
 def test_failures_from_one_address_are_throttled_whatever_the_account(app, staff_study):
     attacker = _client_at(app, "203.0.113.9")
-    for number in range(staff_auth.ADDRESS_LIMIT.requests):
+    for number in range(sign_in.ADDRESS_LIMIT.requests):
         sign_in_with_password(attacker, f"someone{number}@example.org", "wrong password!!")
     refused = sign_in_with_password(attacker, staff_study.email("nurse_hel"))
     assert refused.status_code == 429
@@ -272,7 +272,7 @@ def test_wrong_codes_are_refused_and_throttled(app, client, staff_study):
     sign_in_with_password(client, staff_study.email("admin"))
     step = int(time.time()) // 30
     wrong = totp_code(TOTP_SECRETS["admin"], step + 5)
-    for _ in range(staff_auth.ACCOUNT_LIMIT.requests):
+    for _ in range(sign_in.ACCOUNT_LIMIT.requests):
         response = _post_code(client, wrong)
         assert "The code is not right." in response.text
     refused = _post_code(client, totp_code(TOTP_SECRETS["admin"], step))
@@ -282,7 +282,7 @@ def test_wrong_codes_are_refused_and_throttled(app, client, staff_study):
     failed = _actions(app, "staff.sign_in_failed")
     assert [(object_id, after["step"]) for object_id, _, after in failed] == [
         (str(staff_study.users["admin"]), "code")
-    ] * staff_auth.ACCOUNT_LIMIT.requests
+    ] * sign_in.ACCOUNT_LIMIT.requests
     # the password is throttled as well now
     assert sign_in_with_password(app.test_client(), staff_study.email("admin")).status_code == 429
 

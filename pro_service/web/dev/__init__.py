@@ -10,9 +10,9 @@ from flask import Blueprint, abort, current_app, render_template
 from sqlalchemy import select
 
 from ...extensions import db
+from ...messaging.dispatch import render_body
+from ...messaging.outbox import LINK_KINDS
 from ...models import Assessment, OutboxMessage, Patient
-from ...services.dispatch import render_body
-from ...services.messaging import LINK_KINDS
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 
@@ -25,7 +25,7 @@ def _development_only() -> None:
 
 @bp.get("/outbox")
 def outbox() -> str:
-    from ...scheduling.jobs import dispatcher
+    from ...scheduler.jobs import dispatcher
 
     work = dispatcher(current_app._get_current_object())  # type: ignore[attr-defined]
     rows = db.session.execute(

@@ -13,12 +13,11 @@ from flask_babel import get_locale
 from sqlalchemy import Connection
 from werkzeug.wrappers import Response
 
-from ... import LANGUAGES
+from ... import LANGUAGES, rate_limit
+from ...answering.questionnaire import open_link
 from ...clock import utcnow
 from ...extensions import csrf, db
 from ...i18n import LANGUAGE_NAMES
-from ...services import rate_limit
-from ...services.questionnaire import open_link
 from . import bp
 from .errors import TooManyRequests
 

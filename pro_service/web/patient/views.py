@@ -14,12 +14,12 @@ from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
+from ...answering import questionnaire
+from ...answering.questionnaire import AnswerFormError, Flow, FlowScreen, Link
+from ...answering.responses import AssessmentClosed
 from ...extensions import db
 from ...instruments import InstrumentRegistry
 from ...models import AssessmentStatus
-from ...services import questionnaire
-from ...services.questionnaire import AnswerFormError, Flow, FlowScreen, Link
-from ...services.responses import AssessmentClosed
 from . import bp
 from .errors import BadForm, LinkUnavailable
 

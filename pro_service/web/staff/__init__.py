@@ -1,7 +1,7 @@
 """The staff pages (``/staff``): sign-in, the completion board, patients, audit trail, exports.
 
 Every view is declared with :func:`.auth.staff_page`, which requires a verified sign-in and one
-of the given roles; objects come through :mod:`pro_service.services.access`, which answers
+of the given roles; objects come through :mod:`pro_service.staff.access`, which answers
 "not found" for another site's patient, assessment, message or score.
 """
 

@@ -12,8 +12,8 @@ from wtforms.validators import DataRequired, Length
 
 from ...extensions import db
 from ...models import Role, StaffSession, StaffUser
-from ...services import staff_auth, two_factor
-from ...services.staff import MIN_PASSWORD_LENGTH
+from ...staff import sign_in, two_factor
+from ...staff.accounts import MIN_PASSWORD_LENGTH
 from . import bp
 from .auth import (
     CodeForm,
@@ -52,7 +52,7 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
     )
 
 
-def _password_error(error: staff_auth.PasswordChangeError) -> str:
+def _password_error(error: sign_in.PasswordChangeError) -> str:
     if error.reason == "wrong":
         return _("The current password is not right.")
     if error.reason == "too_short":
@@ -107,7 +107,7 @@ def change_password() -> ResponseReturnValue:
         form.current_password.errors.append(refused)
         return _render_account(password_form=form), 429
     try:
-        ended = staff_auth.change_password(
+        ended = sign_in.change_password(
             db.session,
             now=g.now,
             user=user,
@@ -116,7 +116,7 @@ def change_password() -> ResponseReturnValue:
             repeated=form.repeat_password.data,
             keep=g.staff_session,
         )
-    except staff_auth.PasswordChangeError as error:
+    except sign_in.PasswordChangeError as error:
         db.session.rollback()
         if error.reason == "wrong":
             count_failure(attempt, user.email, "current_password")

@@ -22,9 +22,7 @@ from wtforms import DateField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from ...audit import Actor, record
-from ...extensions import db
-from ...services import access
-from ...services.audit_browse import (
+from ...audit.browse import (
     AuditFilterError,
     AuditFilters,
     AuditRow,
@@ -34,6 +32,8 @@ from ...services.audit_browse import (
     filter_choices,
     iter_audit_rows,
 )
+from ...extensions import db
+from ...staff import access
 from . import bp
 from .auth import staff_page
 

@@ -31,7 +31,7 @@ from ...clock import utcnow
 from ...extensions import db
 from ...i18n import LANGUAGE_NAMES
 from ...models import Role, StaffSession, StaffUser
-from ...services import access, staff_auth, two_factor
+from ...staff import access, sign_in, two_factor
 from . import bp
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
@@ -46,7 +46,7 @@ def _load_user() -> None:
         session["language"] = chosen
         g.explicit_language = chosen
     settings = current_app.config["PRO_SETTINGS"]
-    row = staff_auth.find_session(
+    row = sign_in.find_session(
         db.session,
         now=g.now,
         token=session.get(SESSION_KEY),
@@ -177,8 +177,8 @@ def counters() -> Iterator[Connection]:
         yield connection
 
 
-def attempt_of(email: str) -> staff_auth.Attempt:
-    return staff_auth.Attempt.of(
+def attempt_of(email: str) -> sign_in.Attempt:
+    return sign_in.Attempt.of(
         email=email,
         address=request.remote_addr,
         secret=current_app.config["PRO_SETTINGS"].secret_key,
@@ -194,33 +194,33 @@ def throttled_message(seconds: int) -> str:
     )
 
 
-def refuse_if_throttled(attempt: staff_auth.Attempt, email: str, step: str) -> str | None:
+def refuse_if_throttled(attempt: sign_in.Attempt, email: str, step: str) -> str | None:
     """The message for a throttled attempt (audited and committed), or None to go on."""
     with counters() as connection:
-        wait = staff_auth.throttled_for(connection, now=g.now, attempt=attempt)
+        wait = sign_in.throttled_for(connection, now=g.now, attempt=attempt)
     if wait is None:
         return None
-    user_id = staff_auth.user_id_for(db.session, email)
-    staff_auth.record_throttled(db.session, now=g.now, attempt=attempt, user_id=user_id, step=step)
+    user_id = sign_in.user_id_for(db.session, email)
+    sign_in.record_throttled(db.session, now=g.now, attempt=attempt, user_id=user_id, step=step)
     db.session.commit()
     return throttled_message(wait)
 
 
-def count_failure(attempt: staff_auth.Attempt, email: str, step: str) -> None:
+def count_failure(attempt: sign_in.Attempt, email: str, step: str) -> None:
     """Audit a failed attempt, commit, then count it (after the commit: no lock is held)."""
-    user_id = staff_auth.user_id_for(db.session, email)
-    staff_auth.record_failure(db.session, now=g.now, attempt=attempt, user_id=user_id, step=step)
+    user_id = sign_in.user_id_for(db.session, email)
+    sign_in.record_failure(db.session, now=g.now, attempt=attempt, user_id=user_id, step=step)
     db.session.commit()
     with counters() as connection:
-        staff_auth.count_failure(connection, now=g.now, attempt=attempt)
+        sign_in.count_failure(connection, now=g.now, attempt=attempt)
 
 
 def finish_sign_in(row: StaffSession) -> Response:
     """The password (and any second factor) checked: mark the session and go on."""
-    staff_auth.mark_verified(db.session, now=g.now, row=row)
+    sign_in.mark_verified(db.session, now=g.now, row=row)
     db.session.commit()
     with counters() as connection:
-        staff_auth.forget_failures(connection, attempt=attempt_of(row.user.email))
+        sign_in.forget_failures(connection, attempt=attempt_of(row.user.email))
     target = _safe_next(session.pop("after_sign_in", None))
     return redirect(target or home_url(row.user))
 
@@ -236,7 +236,7 @@ def login() -> ResponseReturnValue:
         if refused:
             form.password.errors.append(refused)
             return render_template("staff/login.html", form=form), 429
-        user = staff_auth.check_password(
+        user = sign_in.check_password(
             db.session, now=g.now, email=form.email.data, password=form.password.data
         )
         if user is None:
@@ -244,8 +244,8 @@ def login() -> ResponseReturnValue:
             form.password.errors.append(_("The email or the password is not right."))
             return render_template("staff/login.html", form=form), 200
         if g.get("staff_session") is not None:
-            staff_auth.end_session(db.session, now=g.now, row=g.staff_session, why="new sign-in")
-        new = staff_auth.start_session(db.session, now=g.now, user=user, verified=False)
+            sign_in.end_session(db.session, now=g.now, row=g.staff_session, why="new sign-in")
+        new = sign_in.start_session(db.session, now=g.now, user=user, verified=False)
         session.clear()  # a fresh session on sign-in (no fixation)
         session[SESSION_KEY] = new.token
         session["after_sign_in"] = request.args.get("next")
@@ -295,7 +295,7 @@ def logout() -> ResponseReturnValue:
     row: StaffSession | None = g.get("staff_session")
     if row is None:
         return redirect(url_for("staff.login"))
-    staff_auth.end_session(db.session, now=g.now, row=row, why="signed out")
+    sign_in.end_session(db.session, now=g.now, row=row, why="signed out")
     db.session.commit()
     session.pop(SESSION_KEY, None)
     flash(_("You are signed out."), "info")

@@ -1,6 +1,6 @@
 """The completion board (``/staff/board``): a site's patients by time point, read-only.
 
-The queries live in :mod:`pro_service.services.board`; this view parses the GET form, picks the
+The queries live in :mod:`pro_service.patients.board`; this view parses the GET form, picks the
 site (404 for a site the user may not see) and renders.
 """
 
@@ -18,8 +18,8 @@ from markupsafe import Markup, escape
 from wtforms import BooleanField, SelectField
 
 from ...extensions import db
-from ...services import access
-from ...services.board import DISPLAY_STATUSES, BoardFilters, load_board
+from ...patients.board import DISPLAY_STATUSES, BoardFilters, load_board
+from ...staff import access
 from . import bp
 from .auth import staff_page
 from .labels import PATIENT_STATUS as PATIENT_STATUS_LABELS

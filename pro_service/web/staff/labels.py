@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-#: A time point as nurses see it (``services.assessments.display_status``).
+#: A time point as nurses see it (``scheduling.assessments.display_status``).
 TIMEPOINT_STATUS = {
     "upcoming": _l("Upcoming"),
     "open": _l("Open"),

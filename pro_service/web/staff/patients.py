@@ -32,16 +32,16 @@ from ...audit import Actor
 from ...extensions import db
 from ...i18n import LANGUAGE_NAMES
 from ...models import Assessment, Patient, PatientStatus, Role, Site
-from ...services import access
-from ...services import patients as patient_service
-from ...services.assessments import OPEN_STATES, display_status, local_today
-from ...services.patients import PatientDataError
-from ...services.schedule_changes import (
+from ...patients import registry as patient_service
+from ...patients.registry import PatientDataError
+from ...patients.schedule_changes import (
     LEAVING_STATUSES,
     ScheduleChangeError,
     change_surgery_date,
     end_participation,
 )
+from ...scheduling.assessments import OPEN_STATES, display_status, local_today
+from ...staff import access
 from . import bp
 from .auth import staff_page, staff_url
 from .labels import PATIENT_STATUS as PATIENT_STATUS_LABELS

@@ -15,7 +15,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from ...clock import utcnow
 from ...extensions import csrf, db
-from ...services.sms_events import UnknownStatus, apply_status_callback, handle_inbound
+from ...messaging.events import UnknownStatus, apply_status_callback, handle_inbound
 
 log = logging.getLogger(__name__)
 

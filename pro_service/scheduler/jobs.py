@@ -20,10 +20,10 @@ from flask import Flask, current_app
 
 from ..clock import utcnow
 from ..extensions import db
-from ..services.assessments import update_windows
-from ..services.dispatch import Dispatcher, DispatchSummary, dispatch_due, reconcile_stuck
-from ..services.messaging import queue_invitations, queue_reminders
-from ..sms import SmsBackend, make_backend
+from ..messaging.backends import SmsBackend, make_backend
+from ..messaging.dispatch import Dispatcher, DispatchSummary, dispatch_due, reconcile_stuck
+from ..messaging.outbox import queue_invitations, queue_reminders
+from ..scheduling.assessments import update_windows
 
 log = logging.getLogger(__name__)
 

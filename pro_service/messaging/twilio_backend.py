@@ -15,7 +15,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ..settings import Settings
-from . import (
+from .backends import (
     AmbiguousSmsError,
     PermanentSmsError,
     ProviderMessage,

@@ -24,15 +24,15 @@ from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
 from ..crypto import Vault
-from ..models import Assessment, MessageStatus, OutboxMessage, Patient, PatientStatus, Site
-from ..scheduling.schedule import Schedule
-from .assessments import OPEN_STATES, create_assessments, local_today
-from .messaging import (
+from ..messaging.outbox import (
     LINK_KINDS,
     ResendRefused,
     announce_again_after_opt_in,
     queue_resend,
 )
+from ..models import Assessment, MessageStatus, OutboxMessage, Patient, PatientStatus, Site
+from ..scheduling.assessments import OPEN_STATES, create_assessments, local_today
+from ..scheduling.schedule import Schedule
 from .phones import InvalidPhoneNumber, normalise_phone
 from .schedule_changes import (
     MAX_SURGERY_AFTER_INCLUSION,

@@ -26,10 +26,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
+from .. import rate_limit
 from ..audit import Actor, record
 from ..models import StaffSession, StaffUser
-from . import rate_limit
-from .staff import MIN_PASSWORD_LENGTH, StaffDataError, password_hasher
+from .accounts import MIN_PASSWORD_LENGTH, StaffDataError, password_hasher
 
 #: ``last_seen_at`` is written at most this often (a write per request would be wasteful).
 TOUCH_EVERY = timedelta(seconds=60)

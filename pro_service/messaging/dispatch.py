@@ -36,16 +36,16 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from ..crypto import Vault
 from ..models import Assessment, MessageStatus, OutboxMessage, Patient, Site
-from ..sms import (
+from ..scheduling.assessments import OPEN_STATES, current_token, local_today
+from .backends import (
     AmbiguousSmsError,
     PermanentSmsError,
     ProviderMessage,
     SmsBackend,
     SmsError,
 )
-from ..sms.texts import MessageTexts, patient_link
-from .assessments import OPEN_STATES, current_token, local_today
-from .messaging import LINK_KINDS, can_be_messaged, in_sending_hours
+from .outbox import LINK_KINDS, can_be_messaged, in_sending_hours
+from .texts import MessageTexts, patient_link
 
 log = logging.getLogger(__name__)
 

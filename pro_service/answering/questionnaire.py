@@ -18,6 +18,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from .. import rate_limit
 from ..audit import Actor, record
 from ..crypto import hash_token
 from ..instruments import Instrument, InstrumentRegistry, Screen, validate_answers
@@ -30,8 +31,7 @@ from ..models import (
     PatientStatus,
     Site,
 )
-from . import rate_limit
-from .assessments import OPEN_STATES, today_in
+from ..scheduling.assessments import OPEN_STATES, today_in
 from .responses import (
     complete_assessment,
     instruments_named,

@@ -1,7 +1,7 @@
 """Queueing patient SMS: invitations when a window opens, reminders on the schedule's days, resends.
 
 Each message is a row in the outbox (``OutboxMessage``), written in the same transaction as the
-decision to send it; the scheduler's dispatch job (``services/dispatch.py``) sends it later, inside
+decision to send it; the scheduler's dispatch job (``messaging/dispatch.py``) sends it later, inside
 the site's sending hours. Nothing here talks to an SMS provider.
 
 Bookkeeping on the assessment keeps every scheduler pass cheap (indexed, no scans of history):
@@ -28,8 +28,8 @@ from ..models import (
     PatientStatus,
     Site,
 )
+from ..scheduling.assessments import OPEN_STATES, local_today
 from ..scheduling.schedule import Schedule
-from .assessments import OPEN_STATES, local_today
 
 LINK_KINDS = ("invitation", "reminder", "resend")
 # Statuses that mean the message reached (or may have reached) the provider.

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .models import AuditEvent
+from ..models import AuditEvent
 
 # Fields that must never reach the audit log, whatever a caller passes.
 _FORBIDDEN_KEYS = frozenset(

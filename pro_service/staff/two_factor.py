@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from ..crypto import Vault
 from ..models import Role, StaffUser
-from .staff import StaffDataError
+from .accounts import StaffDataError
 
 STEP_SECONDS = 30
 #: Time steps accepted either side of the current one.
@@ -158,7 +158,7 @@ def reset(session: Session, *, now: datetime, actor: Actor, user: StaffUser) -> 
 
     Admins are asked to enrol again at their next sign-in. Returns how many sessions ended.
     """
-    from .staff_auth import end_other_sessions
+    from .sign_in import end_other_sessions
 
     if not is_enrolled(user):
         raise TwoFactorError("email", "not_enrolled", f"{user.email} has no two-factor sign-in")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..crypto import Vault, hash_token, new_link_token
 from ..models import Assessment, AssessmentStatus, Patient, PatientStatus, Site
-from ..scheduling.schedule import Schedule
+from .schedule import Schedule
 
 OPEN_STATES = (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
 
@@ -64,7 +64,7 @@ def issue_token(assessment: Assessment, vault: Vault) -> str:
     token = new_link_token()
     assessment.token_hash = hash_token(token)
     assessment.token_encrypted = vault.encrypt(token)
-    # A new link needs a new invitation (services/messaging.py queues it).
+    # A new link needs a new invitation (messaging/outbox.py queues it).
     assessment.invitation_queued_at = None
     assessment.next_reminder_on = None
     return token

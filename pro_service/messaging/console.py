@@ -11,7 +11,7 @@ import re
 import uuid
 from datetime import datetime
 
-from . import ProviderMessage
+from .backends import ProviderMessage
 
 log = logging.getLogger(__name__)
 _LINK_TOKEN = re.compile(r"(/q/)[A-Za-z0-9_-]+")

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from ..messaging.outbox import WENT_OUT
 from ..models import (
     Assessment,
     AssessmentStatus,
@@ -42,8 +43,7 @@ from ..models import (
     PatientStatus,
     Site,
 )
-from .assessments import OPEN_STATES, local_today
-from .messaging import WENT_OUT
+from ..scheduling.assessments import OPEN_STATES, local_today
 
 PAGE_SIZE = 50
 

@@ -30,9 +30,9 @@ from ..instruments import (
     score_instrument,
     validate_answers,
 )
+from ..messaging.outbox import cancel_pending_messages
 from ..models import Assessment, AssessmentStatus, Response, Score, UTCDateTime
-from .assessments import close_link
-from .messaging import cancel_pending_messages
+from ..scheduling.assessments import close_link
 
 
 class AssessmentClosed(Exception):

@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..audit import Actor
-from ..crypto import Vault
-from ..instruments import InstrumentRegistry
-from ..models import Assessment, AssessmentStatus, Patient, Site, StaffUser
-from ..scheduling.schedule import Schedule
-from .assessments import current_token, issue_token, local_today, update_windows
-from .questionnaire import opt_out
-from .responses import complete_assessment, instruments_of, save_answers
-from .staff import create_site, create_user
+from .answering.questionnaire import opt_out
+from .answering.responses import complete_assessment, instruments_of, save_answers
+from .audit import Actor
+from .crypto import Vault
+from .instruments import InstrumentRegistry
+from .models import Assessment, AssessmentStatus, Patient, Site, StaffUser
+from .scheduling.assessments import current_token, issue_token, local_today, update_windows
+from .scheduling.schedule import Schedule
+from .staff.accounts import create_site, create_user
 
 DEMO_PASSWORD = "scanpan-demo-password"  # noqa: S105  (printed for the demo; dev only)
 
@@ -148,7 +148,7 @@ def seed_demo(
                 all_sites=all_sites,
                 language="fi" if "helsinki" in email else "sv",
             )
-        from .patients import register_patient
+        from .patients.registry import register_patient
 
         rng = random.Random(20250299)  # noqa: S311  (demo data, not security)
         for spec in PATIENTS:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, String, bindparam, delete, func, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..models import RateLimitCounter, UTCDateTime
+from .models import RateLimitCounter, UTCDateTime
 
 #: Counter rows older than this are deleted whenever a bucket starts a new window.
 KEEP_FOR = timedelta(hours=1)

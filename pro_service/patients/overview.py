@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from ..instruments import Instrument, InstrumentRegistry
 from ..models import Assessment, AssessmentStatus, OutboxMessage, Patient, Response, Score
+from ..scheduling.assessments import display_status, local_today
 from ..scheduling.schedule import Schedule
-from .assessments import display_status, local_today
 
 #: The scales drawn on the patient page, in page order.
 CHART_SCALES = ("QL2", "PF2", "FA", "PA", "C30_SUMMARY", "PAN_PP")
@@ -57,7 +57,7 @@ class TimePointLine:
     due_date: date
     window_opens: date
     window_closes: date
-    status: str  # services.assessments.display_status
+    status: str  # scheduling.assessments.display_status
     completed_at: datetime | None
     day: int | None  # days from the reference date (completion day, else due date)
     has_answers: bool  # completed or in progress: its answers can be shown

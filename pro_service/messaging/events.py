@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from ..crypto import Vault
 from ..models import MessageStatus, OutboxMessage, Patient
-from ..sms.twilio_backend import classify_error_code
 from .dispatch import flag_patient
-from .messaging import announce_again_after_opt_in, cancel_pending_messages
+from .outbox import announce_again_after_opt_in, cancel_pending_messages
+from .twilio_backend import classify_error_code
 
 # Provider status -> ours. "accepted/queued/sending" mean the provider has it: sent, for us.
 PROVIDER_STATUS = {

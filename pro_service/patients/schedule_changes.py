@@ -19,15 +19,15 @@ from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
 from ..crypto import Vault
+from ..messaging.outbox import after_reschedule, cancel_pending_messages
 from ..models import (
     Assessment,
     AssessmentStatus,
     Patient,
     PatientStatus,
 )
+from ..scheduling.assessments import close_link, create_assessments, issue_token, local_today
 from ..scheduling.schedule import Schedule
-from .assessments import close_link, create_assessments, issue_token, local_today
-from .messaging import after_reschedule, cancel_pending_messages
 
 MAX_SURGERY_AFTER_INCLUSION = timedelta(days=3 * 365)
 UNSTARTED = (
