@@ -53,7 +53,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         settings.instance_dir.mkdir(parents=True, exist_ok=True)
 
     from .extensions import babel, csrf, db
-    from .i18n import page_translations, select_locale
+    from .web.i18n import page_translations, select_locale
 
     db.init_app(app)
     csrf.init_app(app)

@@ -17,7 +17,7 @@ from ... import LANGUAGES, rate_limit
 from ...answering.questionnaire import open_link
 from ...clock import utcnow
 from ...extensions import csrf, db
-from ...i18n import LANGUAGE_NAMES
+from ..i18n import LANGUAGE_NAMES
 from . import bp
 from .errors import TooManyRequests
 

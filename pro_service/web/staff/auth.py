@@ -29,9 +29,9 @@ from wtforms.validators import DataRequired, Length
 from ... import LANGUAGES
 from ...clock import utcnow
 from ...extensions import db
-from ...i18n import LANGUAGE_NAMES
 from ...models import Role, StaffSession, StaffUser
 from ...staff import access, sign_in, two_factor
+from ..i18n import LANGUAGE_NAMES
 from . import bp
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])

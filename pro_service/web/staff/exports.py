@@ -1,7 +1,7 @@
 """Export downloads for data managers and admins: the form, and the ZIP (data + dictionary).
 
 Who may export which sites is :func:`pro_service.exports.access.export_scope`; other roles get
-404. The download is :func:`pro_service.exports.web.export_response`, whose audit event is
+404. The download is :func:`pro_service.web.staff.downloads.export_response`, whose audit event is
 committed before the streamed response is returned. A filter that matches nothing gives what the
 command line gives: the header only (CSV), the variables with no rows (sav, dta) or the
 Questionnaires only (FHIR). Filter problems are shown next to their field (status 400).
@@ -22,11 +22,11 @@ from wtforms.validators import InputRequired, Optional
 from ...audit import Actor
 from ...exports import ExportFilterError, ExportFilters
 from ...exports.access import EXPORT_ROLES, ExportForbidden, export_scope
-from ...exports.web import export_response
 from ...extensions import db
 from ...models import Assessment, Site
 from . import bp
 from .auth import staff_page
+from .downloads import export_response
 
 FORMATS = [
     SelectChoice(

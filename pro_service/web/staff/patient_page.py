@@ -15,12 +15,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
-from ...i18n import LANGUAGE_NAMES
 from ...models import Patient
 from ...patients import charts
 from ...patients import overview as patient_overview
 from ...patients.overview import CHART_SCALES, ScoreSeries
 from ...staff import access
+from ..i18n import LANGUAGE_NAMES
 from . import bp
 from .auth import staff_page
 from .labels import PATIENT_STATUS, TIMEPOINT_STATUS

@@ -30,7 +30,6 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ...audit import Actor
 from ...extensions import db
-from ...i18n import LANGUAGE_NAMES
 from ...models import Assessment, Patient, PatientStatus, Role, Site
 from ...patients import registry as patient_service
 from ...patients.registry import PatientDataError
@@ -42,6 +41,7 @@ from ...patients.schedule_changes import (
 )
 from ...scheduling.assessments import OPEN_STATES, display_status, local_today
 from ...staff import access
+from ..i18n import LANGUAGE_NAMES
 from . import bp
 from .auth import staff_page, staff_url
 from .labels import PATIENT_STATUS as PATIENT_STATUS_LABELS

@@ -14,9 +14,10 @@ The staff view checks the user with :func:`pro_service.exports.access.export_sco
     return response
 
 CSV and FHIR rows are compressed and sent as they are read (the ZIP is written to the response
-stream, never to disk; ``long`` comes from the same :class:`.long_table.LongTable` as the
-file export, by COPY on PostgreSQL); sav/dta are first written to a temporary file (their
-headers need the row count and text widths, see :mod:`.statistics`) and then streamed from it.
+stream, never to disk; ``long`` comes from the same
+:class:`pro_service.exports.long_table.LongTable` as the file export, by COPY on PostgreSQL);
+sav/dta are first written to a temporary file (their headers need the row count and text widths,
+see :mod:`pro_service.exports.statistics`) and then streamed from it.
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ from pathlib import Path
 from flask import Response, current_app, stream_with_context
 from sqlalchemy.orm import Session
 
-from ..audit import Actor, record
-from .engine import SUFFIXES, ExportFormat, check_format, variables_for
-from .fhir import fhir_resources
-from .layout import wide_layout, write_dictionary
-from .long_table import LongTable
-from .source import ExportFilters, Selection, iter_assessments, resolve_filters
-from .statistics import write_statistics_file
-from .tables import wide_csv_rows, wide_rows
+from ...audit import Actor, record
+from ...exports.engine import SUFFIXES, ExportFormat, check_format, variables_for
+from ...exports.fhir import fhir_resources
+from ...exports.layout import wide_layout, write_dictionary
+from ...exports.long_table import LongTable
+from ...exports.source import ExportFilters, Selection, iter_assessments, resolve_filters
+from ...exports.statistics import write_statistics_file
+from ...exports.tables import wide_csv_rows, wide_rows
 
 CHUNK_ROWS = 200
 

@@ -11,7 +11,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from . import LANGUAGES
+from .. import LANGUAGES
 
 #: The language switch on every page: each language named in itself.
 LANGUAGE_NAMES = (("sv", "Svenska"), ("fi", "Suomi"), ("en", "English"))
