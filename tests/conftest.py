@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 from pro_service import create_app, migrate
 from pro_service.db import make_engine
 
+from builders import make_patient, make_site, sign_in, staff_study  # noqa: F401  (fixtures)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get(
     "PRO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

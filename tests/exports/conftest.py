@@ -13,9 +13,9 @@ from pro_service.answering.responses import complete_assessment, instruments_of,
 from pro_service.audit import Actor
 from pro_service.instruments import score_instrument
 from pro_service.models import Assessment, AssessmentStatus, Response
-from pro_service.patients.registry import register_patient
 from pro_service.scheduling.assessments import issue_token
-from pro_service.staff.accounts import create_site
+
+from builders import build_patient, build_site
 
 # Fictional numbers (Sweden's range for drama, a Finnish test range), in the forms a nurse types.
 PHONES = {
@@ -61,20 +61,18 @@ def _answer(session, app, assessment, *, now, language, rng, fraction):
 def study(app, session, now) -> Study:
     rng = random.Random(6)
     sites = {
-        "SE-UPP": create_site(
+        "SE-UPP": build_site(
             session,
             now=now,
-            actor=Actor.operator(),
             code="SE-UPP",
             name="Uppsala",
             country="SE",
             time_zone="Europe/Stockholm",
             default_language="sv",
         ),
-        "FI-HEL": create_site(
+        "FI-HEL": build_site(
             session,
             now=now,
-            actor=Actor.operator(),
             code="FI-HEL",
             name="Helsinki",
             country="FI",
@@ -91,12 +89,11 @@ def study(app, session, now) -> Study:
     ids: dict[tuple[str, str], int] = {}
     in_progress_id = 0
     for study_id, site_code, language, surgery, completed in plan:
-        patient = register_patient(
+        patient = build_patient(
+            app,
             session,
             now=now,
             actor=Actor.staff(1),
-            vault=app.extensions["vault"],
-            schedule=app.extensions["schedule"],
             site=sites[site_code],
             study_id=study_id,
             phone=PHONES[study_id][0],

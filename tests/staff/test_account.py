@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from pro_service.models import AuditEvent, StaffUser
 
-from .conftest import PASSWORD, TOTP_SECRETS, csrf_of, read, sign_in_with_password, totp_code
+from builders import PASSWORD, TOTP_SECRETS
+from pages import csrf_of, read, sign_in_with_password, totp_code
 
 NEW_PASSWORD = "a much longer new passphrase"
 

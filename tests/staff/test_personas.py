@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from pro_service.models import Assessment, AuditEvent, OutboxMessage, Patient
 
-from .conftest import PERSONAS, csrf_of, read
+from builders import PERSONAS
+from pages import csrf_of, read
 
 NURSES = {"SE-UPP": {"nurse_upp", "nurse_upp2"}, "FI-HEL": {"nurse_hel"}}
 INVESTIGATORS = {"SE-UPP": {"investigator", "investigator_upp"}, "FI-HEL": {"investigator"}}

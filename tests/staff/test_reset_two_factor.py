@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from pro_service.models import AuditEvent, StaffUser
 
-from .conftest import read, sign_in_with_password
+from pages import read, sign_in_with_password
 
 
 def test_reset_turns_two_factor_off_ends_sessions_and_admin_enrols_again(app, sign_in, staff_study):

@@ -18,7 +18,8 @@ from pro_service.models import AuditEvent, StaffSession, StaffUser
 from pro_service.staff import sign_in
 from pro_service.staff.accounts import password_hasher
 
-from .conftest import PASSWORD, TOTP_SECRETS, csrf_of, read, sign_in_with_password, totp_code
+from builders import PASSWORD, TOTP_SECRETS
+from pages import csrf_of, read, sign_in_with_password, totp_code
 
 
 def test_staff_pages_need_a_sign_in(client, staff_study):

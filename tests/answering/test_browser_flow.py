@@ -1,0 +1,125 @@
+"""A patient on a phone in Chromium: Swedish first, a break, then Finnish to the end."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from pro_service.extensions import db
+from pro_service.instruments import score_instrument
+from pro_service.models import Assessment, Response, Score
+
+from browser import PHONE, chromium, serve
+
+pytestmark = pytest.mark.browser
+
+
+def _plan(registry) -> dict[int, int]:
+    """A varied answer for every item of C30 and PAN26 (no two neighbours alike)."""
+    plan = {}
+    for key in (("qlq-c30", "3.0"), ("qlq-pan26", "1.0")):
+        instrument = registry.get(*key)
+        for number, item in instrument.items.items():
+            plan[number] = item.codes[(number * 3) % len(item.codes)]
+    return plan
+
+
+def _answer_screen(page, plan: dict[int, int]) -> list[int]:
+    """Tick the planned answer of every item on the page by tapping its label."""
+    names = page.eval_on_selector_all(
+        "fieldset.item input[type=radio]", "els => [...new Set(els.map(e => e.name))]"
+    )
+    assert page.locator("input[type=radio]:checked").count() == 0  # nothing pre-selected
+    items = [int(name[1:]) for name in names]
+    for item in items:
+        page.locator(f"label[for=q{item}-{plan[item]}]").click()
+    return items
+
+
+def test_a_patient_answers_everything_in_swedish_then_finnish_after_a_break(app, make_link):
+    link = make_link(language="sv")
+    registry = app.extensions["instruments"]
+    plan = _plan(registry)
+    swedish_items: list[int] = []
+    finnish_items: list[int] = []
+    with serve(app) as base, chromium() as browser:
+        # First sitting, in Swedish (the patient's stored language), on a phone.
+        context = browser.new_context(viewport=PHONE, locale="en-GB")
+        page = context.new_page()
+        page.goto(f"{base}/q/{link.token}")
+        assert page.locator("html").get_attribute("lang") == "sv"
+        page.get_by_role("link", name="Börja").click()
+        for number in range(1, 8):
+            assert page.locator("#progress-label").inner_text() == f"Sida {number} av 15"
+            swedish_items += _answer_screen(page, plan)
+            if number == 2:
+                # Back keeps the answers just given on screen 2 and those of screen 1.
+                page.get_by_role("button", name="Tillbaka").click()
+                assert page.locator("#progress-label").inner_text() == "Sida 1 av 15"
+                assert page.locator("input[type=radio]:checked").count() == 5
+                page.get_by_role("button", name="Nästa").click()
+                assert page.locator("input[type=radio]:checked").count() == 2
+            page.get_by_role("button", name="Nästa").click()
+        context.close()  # the phone is put away halfway
+
+        # Second sitting on another device: resumes at screen 8, switches to Finnish.
+        context = browser.new_context(viewport=PHONE, locale="sv-SE")
+        page = context.new_page()
+        page.goto(f"{base}/q/{link.token}")
+        assert page.locator("#progress-label").inner_text() == "Sida 8 av 15"
+        page.get_by_role("link", name="Suomi").click()
+        assert page.locator("html").get_attribute("lang") == "fi"
+        for number in range(8, 16):
+            assert page.locator("#progress-label").inner_text() == f"Sivu {number}/15"
+            finnish_items += _answer_screen(page, plan)
+            page.locator("button[value=next]").click()
+        assert page.locator("h1").inner_text() == "Tarkista vastauksesi"
+        assert "Olet vastannut kaikkiin kysymyksiin." in page.content()
+        page.get_by_role("button", name="Lähetä vastaukseni").click()
+        assert page.locator("h1").inner_text() == "Kiitos"
+        context.close()
+
+    assert sorted(swedish_items + finnish_items) == sorted(plan)
+    with app.app_context():
+        session = db.session
+        rows = session.scalars(
+            select(Response).where(Response.assessment_id == link.assessment_id)
+        ).all()
+        assert {r.item_number: r.code for r in rows} == plan
+        languages = {r.item_number: r.language for r in rows}
+        assert {languages[i] for i in swedish_items} == {"sv"}
+        assert {languages[i] for i in finnish_items} == {"fi"}
+        assessment = session.get(Assessment, link.assessment_id)
+        assert assessment.status == "completed"
+        assert assessment.language == "fi"
+        stored = {
+            s.scale: s.value
+            for s in session.scalars(select(Score).where(Score.assessment_id == assessment.id))
+        }
+    expected = {}
+    for key in (("qlq-c30", "3.0"), ("qlq-pan26", "1.0")):
+        for code, score in score_instrument(registry.get(*key), plan).items():
+            expected[code] = score.value
+    assert stored == pytest.approx(expected)
+    assert len(stored) == len(expected) > 20
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_questionnaire_works_with_javascript_switched_off(app, make_link):
+    link = make_link(language="en")
+    with serve(app) as base, chromium() as browser:
+        context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+        page = context.new_page()
+        page.goto(f"{base}/q/{link.token}")
+        page.get_by_role("link", name="Start").click()
+        page.locator("label[for=q1-3]").click()
+        page.get_by_role("button", name="Next").click()
+        assert page.locator("#progress-label").inner_text() == "Page 2 of 15"
+        page.get_by_role("link", name="Suomi").click()
+        assert page.locator("html").get_attribute("lang") == "fi"
+        context.close()
+    with app.app_context():
+        rows = db.session.scalars(
+            select(Response).where(Response.assessment_id == link.assessment_id)
+        ).all()
+        assert [(r.item_number, r.code, r.language) for r in rows] == [(1, 3, "en")]

@@ -1,0 +1,247 @@
+"""The patient's way through a questionnaire over HTTP: welcome, screens, review, submit, thanks."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from pro_service.extensions import db
+from pro_service.instruments import score_instrument
+from pro_service.models import Assessment, AuditEvent, Score
+
+from .helpers import stored_answers
+from pages import csrf_of, load
+
+
+def _post_screen(client, link, number, answers, nav="next"):
+    html = client.get(link.screen(number)).get_data(as_text=True)
+    data = {"csrf_token": csrf_of(html), "screen": str(number), "nav": nav}
+    data.update({f"q{item}": str(code) for item, code in answers.items()})
+    return client.post(link.screen(number), data=data)
+
+
+def _main(html: str) -> str:
+    return html.split('<main id="main"', 1)[1].split("</main>", 1)[0]
+
+
+def test_the_link_opens_a_welcome_page_in_the_patients_language(client, make_link):
+    link = make_link(language="fi")
+    response = client.get(link.url)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert '<html lang="fi">' in html
+    assert "Kysymyksiä terveydestäsi ja hyvinvoinnistasi" in html
+    assert "Vain tutkimuksen tutkimusryhmä näkee vastauksesi" in html  # who sees the answers
+    assert "noin 11 minuuttia" in html  # how long it takes
+    assert f"/q/{link.token}/stop" in html  # how to stop the messages
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_pages_show_no_study_id_or_personal_details(app, client, link):
+    from pro_service.models import Patient
+
+    patient = load(app, Patient, link.patient_id)
+    pages = [link.url, link.screen(1), f"{link.url}/review"]
+    for url in pages:
+        html = client.get(url).get_data(as_text=True)
+        assert patient.study_id not in html
+        assert "Test site" not in html
+
+
+def test_the_language_switch_is_on_every_page_and_remembered(client, link):
+    html = client.get(link.screen(1)).get_data(as_text=True)
+    assert '<html lang="sv">' in html
+    for code in ("sv", "fi", "en"):
+        assert f'href="/q/{link.token}/s/1?lang={code}"' in html
+    english = client.get(link.screen(1) + "?lang=en").get_data(as_text=True)
+    assert '<html lang="en">' in english
+    assert "How hard is heavy physical effort for you" in english  # item text from the data
+    later = client.get(link.screen(2)).get_data(as_text=True)
+    assert '<html lang="en">' in later
+    assert "Page 2 of 15" in later
+
+
+def test_an_unknown_link_speaks_the_browsers_language(client):
+    response = client.get(
+        "/q/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", headers={"Accept-Language": "fi-FI,fi;q=0.9"}
+    )
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert '<html lang="fi">' in html
+    assert "Linkkiä ei voi käyttää" in html
+
+
+def test_no_answer_is_preselected_and_progress_is_shown(client, link):
+    html = client.get(link.screen(3)).get_data(as_text=True)
+    assert " checked" not in html
+    assert '<progress max="15" value="3"' in html
+    assert "Sida 3 av 15" in html
+    assert len(re.findall(r"<fieldset", html)) == 5
+    assert len(re.findall(r"<legend>", html)) == 5
+
+
+def test_each_screen_is_saved_when_moving_on_and_back_keeps_answers(app, client, link):
+    response = _post_screen(client, link, 1, {1: 2, 2: 3})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(link.screen(2))
+    assert stored_answers(app, link.assessment_id) == {1: 2, 2: 3}
+    response = _post_screen(client, link, 2, {6: 4}, nav="back")
+    assert response.headers["Location"].endswith(link.screen(1))
+    assert stored_answers(app, link.assessment_id) == {1: 2, 2: 3, 6: 4}
+    html = client.get(link.screen(1)).get_data(as_text=True)
+    assert 'id="q1-2" name="q1" value="2" checked' in html
+    assert 'id="q2-3" name="q2" value="3" checked' in html
+    assert "checked" not in html.split('name="q3"', 1)[1].split("</fieldset>", 1)[0]
+    assert load(app, Assessment, link.assessment_id).status == "in_progress"
+
+
+def test_coming_back_on_another_device_resumes_at_the_first_unanswered_screen(app, link):
+    first = app.test_client()
+    _post_screen(first, link, 1, {1: 1, 2: 1, 3: 1, 4: 1, 5: 1})
+    _post_screen(first, link, 2, {6: 2})
+    other_device = app.test_client()
+    response = other_device.get(link.url)
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(link.screen(3))
+
+
+def test_review_lists_skipped_items_and_submitting_twice_completes_once(app, client, make_link):
+    link = make_link(language="en")
+    registry = app.extensions["instruments"]
+    c30 = registry.get("qlq-c30", "3.0")
+    pan26 = registry.get("qlq-pan26", "1.0")
+    answers: dict[int, int] = {}
+    number = 0
+    for instrument in (c30, pan26):
+        for screen in instrument.screens:
+            number += 1
+            given = {
+                n: instrument.item(n).codes[(n % len(instrument.item(n).codes))]
+                for n in screen.items
+            }
+            if number == 3:
+                given.pop(screen.items[0])  # skipped on purpose
+            answers.update(given)
+            assert _post_screen(client, link, number, given).status_code == 303
+    skipped = next(n for n in c30.screens[2].items)
+    review = client.get(f"{link.url}/review")
+    html = review.get_data(as_text=True)
+    assert "You have not answered 1 question." in html
+    assert f"Question {skipped} (page 3)" in html
+    assert f'href="/q/{link.token}/s/3"' in html
+
+    token = csrf_of(html)
+    first = client.post(f"{link.url}/submit", data={"csrf_token": token})
+    second = client.post(f"{link.url}/submit", data={"csrf_token": token})
+    assert first.status_code == second.status_code == 303
+    assert first.headers["Location"].endswith(f"/q/{link.token}/thanks")
+    assert second.headers["Location"].endswith(f"/q/{link.token}/thanks")
+    thanks = client.get(f"{link.url}/thanks")
+    assert thanks.status_code == 200
+    assert "Your answers have been sent" in thanks.get_data(as_text=True)
+
+    assert stored_answers(app, link.assessment_id) == answers
+    with app.app_context():
+        assessment = db.session.get(Assessment, link.assessment_id)
+        assert assessment.status == "completed"
+        assert assessment.language == "en"
+        assert assessment.token_encrypted is None
+        completions = db.session.scalar(
+            select(func.count()).where(
+                AuditEvent.action == "assessment.completed",
+                AuditEvent.object_id == str(link.assessment_id),
+            )
+        )
+        assert completions == 1
+        stored = {
+            s.scale: s.value
+            for s in db.session.scalars(
+                select(Score).where(Score.assessment_id == link.assessment_id)
+            )
+        }
+    expected = {
+        code: score.value
+        for instrument in (c30, pan26)
+        for code, score in score_instrument(instrument, answers).items()
+    }
+    assert stored == pytest.approx(expected)
+
+
+def test_a_completed_link_is_a_kind_page_on_another_device(app, client, link):
+    html = client.get(f"{link.url}/review").get_data(as_text=True)
+    client.post(f"{link.url}/submit", data={"csrf_token": csrf_of(html)})
+    other = app.test_client()
+    for url in (link.url, link.screen(1), f"{link.url}/thanks", f"{link.url}/review"):
+        response = other.get(url)
+        assert response.status_code == 404
+        assert "Länken kan inte användas" in response.get_data(as_text=True)
+    # In the browser that submitted, the back button leads to "thank you", not an error.
+    assert client.get(link.screen(1)).headers["Location"].endswith(f"/q/{link.token}/thanks")
+
+
+def test_unknown_expired_and_cancelled_links_look_exactly_alike(app, client, make_link):
+    expired, cancelled = make_link(), make_link()
+    with app.app_context():
+        db.session.get(Assessment, cancelled.assessment_id).status = "cancelled"
+        db.session.get(Assessment, expired.assessment_id).status = "expired"
+        db.session.commit()
+    bodies = set()
+    for token in (expired.token, cancelled.token, "x" * 32, "short", "ä" * 40):
+        response = client.get(f"/q/{token}")
+        assert response.status_code == 404
+        assert response.headers["Cache-Control"] == "no-store"
+        bodies.add(_main(response.get_data(as_text=True)))
+    assert len(bodies) == 1
+
+
+def test_a_link_stops_working_when_its_window_has_closed_before_the_nightly_job(app, client, link):
+    import time_machine
+
+    from pro_service.clock import utcnow
+
+    with app.app_context():
+        closes = db.session.get(Assessment, link.assessment_id).window_closes
+    days = (closes - utcnow().date()).days + 2
+    with time_machine.travel(utcnow().timestamp() + days * 86400):
+        response = client.get(link.url)
+    assert response.status_code == 404
+    assert load(app, Assessment, link.assessment_id).status == "open"  # the job has not run
+
+
+def test_pages_work_over_https_without_a_referer(app, link):
+    client = app.test_client()
+    base = "https://pro.example.test"
+    html = client.get(link.screen(1), base_url=base).get_data(as_text=True)
+    response = client.post(
+        link.screen(1),
+        base_url=base,
+        data={"csrf_token": csrf_of(html), "screen": "1", "q1": "1"},
+    )
+    assert response.status_code == 303
+    assert stored_answers(app, link.assessment_id) == {1: 1}
+
+
+def test_a_browser_that_had_the_link_open_sees_thank_you_only_shortly_after_completion(app, link):
+    import time_machine
+
+    phone, tablet = app.test_client(), app.test_client()
+    phone.get(link.screen(1))
+    html = tablet.get(f"{link.url}/review").get_data(as_text=True)
+    tablet.post(f"{link.url}/submit", data={"csrf_token": csrf_of(html)})
+    assert phone.get(link.url).headers["Location"].endswith(f"/q/{link.token}/thanks")
+    later = app.test_client()
+    later.get(link.screen(1))  # (already completed: this browser never saw it open)
+    assert later.get(link.url).status_code == 404
+    with app.app_context():
+        completed_at = db.session.get(Assessment, link.assessment_id).completed_at
+    # Without having seen the thank-you page, the phone gets the kind page half an hour later.
+    second_phone = app.test_client()
+    second_phone.get(link.screen(1))  # completed already: nothing is remembered
+    with time_machine.travel(completed_at.timestamp() + 31 * 60):
+        assert second_phone.get(link.url).status_code == 404
+        assert phone.get(link.url).status_code == 303  # it has seen "thank you" before

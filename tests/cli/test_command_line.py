@@ -1,0 +1,150 @@
+"""The real ``pro-service`` console script, as an operator runs it, on a fresh SQLite file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PRO_SERVICE = shutil.which("pro-service", path=str(Path(sys.executable).parent))
+
+
+def _run(args, env_extra, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
+    env.update(env_extra)
+    return subprocess.run(  # noqa: S603
+        [PRO_SERVICE, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def fresh_instance(tmp_path):
+    return {
+        "PRO_INSTANCE_DIR": str(tmp_path / "instance"),
+        "PRO_PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    }
+
+
+def test_console_script_is_installed():
+    assert PRO_SERVICE is not None
+
+
+def test_fresh_laptop_upgrade_then_demo(tmp_path, fresh_instance):
+    upgraded = _run(["db", "upgrade"], fresh_instance, tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (tmp_path / "instance" / "pro_service.sqlite3").is_file()
+    demo = _run(["demo"], fresh_instance, tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert "http://127.0.0.1:5000/q/" in demo.stdout
+
+
+def test_demo_refuses_an_unmigrated_database(tmp_path, fresh_instance):
+    demo = _run(["demo"], fresh_instance, tmp_path)
+    assert demo.returncode != 0
+    assert "pro-service db upgrade" in demo.stderr
+
+
+def test_production_without_configuration_refuses_and_names_what_is_missing(tmp_path):
+    result = _run(["db", "upgrade"], {"PRO_ENV": "production"}, tmp_path)
+    assert result.returncode == 2
+    for name in (
+        "PRO_SECRET_KEY",
+        "PRO_DATABASE_URL",
+        "PRO_ENCRYPTION_KEY",
+        "PRO_TWILIO_AUTH_TOKEN",
+    ):
+        assert name in result.stderr
+
+
+def test_a_broken_questionnaire_file_stops_start_up_naming_file_and_field(tmp_path, fresh_instance):
+    repo = Path(__file__).resolve().parents[2]
+    data = tmp_path / "questionnaires"
+    shutil.copytree(repo / "questionnaires", data)
+    path = data / "qlq-c30" / "3.0.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("response_set: four_point", "response_set: five_point", 1), encoding="utf-8"
+    )
+    result = _run(
+        ["db", "upgrade"], {**fresh_instance, "PRO_QUESTIONNAIRE_DIR": str(data)}, tmp_path
+    )
+    assert result.returncode == 2
+    assert "qlq-c30/3.0.yaml" in result.stderr
+    assert "response_set" in result.stderr
+    assert "five_point" in result.stderr
+
+
+def test_a_broken_schedule_stops_start_up_naming_the_field(tmp_path, fresh_instance):
+    schedule = tmp_path / "schedule.yaml"
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "questionnaires" / "schedules" / "scanpan.yaml").read_text(encoding="utf-8")
+    schedule.write_text(text.replace("anchor: surgery", "anchor: operation", 1), encoding="utf-8")
+    result = _run(
+        ["db", "upgrade"], {**fresh_instance, "PRO_SCHEDULE_FILE": str(schedule)}, tmp_path
+    )
+    assert result.returncode == 2
+    assert "timepoints[1].anchor" in result.stderr
+
+
+def test_dev_serves_the_web_app_and_runs_the_scheduler_process_until_stopped(
+    tmp_path, fresh_instance
+):
+    import signal
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    assert _run(["db", "upgrade"], fresh_instance, tmp_path).returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
+    env.update(fresh_instance)
+    process = subprocess.Popen(  # noqa: S603
+        [PRO_SERVICE, "dev", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        body = None
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    body = resp.read()
+            except OSError:
+                time.sleep(0.2)
+        assert body == b'{"status":"ok"}\n'
+        while time.monotonic() < deadline and not any("job windows:" in x for x in lines):
+            time.sleep(0.2)
+        import re
+
+        scheduler_pid = int(re.search(r"Scheduler process pid (\d+)", "".join(lines)).group(1))
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        process.stdout.close()
+    assert any("job windows: opened 0, expired 0" in x for x in lines)
+    # Stopping dev stops its scheduler process too.
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.kill(scheduler_pid, 0)
+            time.sleep(0.2)

@@ -1,0 +1,308 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import select
+
+from pro_service.answering.responses import complete_assessment, save_answers
+from pro_service.audit import Actor
+from pro_service.models import AuditEvent, MessageStatus, OutboxMessage
+from pro_service.patients.schedule_changes import (
+    ScheduleChangeError,
+    change_surgery_date,
+    end_participation,
+)
+from pro_service.scheduling.assessments import update_windows
+
+from builders import build_patient, build_site
+
+NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # Monday 16 March 2026, 11:00 in Stockholm
+
+
+@pytest.fixture
+def ctx(app, session):
+    site = build_site(
+        session,
+        now=NOW,
+        code="SE-LUN",
+        name="Lund",
+        country="SE",
+        time_zone="Europe/Stockholm",
+        default_language="sv",
+    )
+    patient = build_patient(
+        app,
+        session,
+        now=NOW,
+        actor=Actor.staff(1),
+        site=site,
+        study_id="LUN-001",
+        phone="070-174 06 20",
+        language="sv",
+        inclusion_date=date(2026, 3, 2),
+        surgery_date=date(2026, 4, 20),
+    )
+    update_windows(session, now=NOW, vault=app.extensions["vault"])
+    session.commit()
+    return app, patient
+
+
+def _change(ctx, session, new_date, reason="moved by the surgeons", now=NOW):
+    app, patient = ctx
+    changed = change_surgery_date(
+        session,
+        now=now,
+        actor=Actor.staff(7),
+        schedule=app.extensions["schedule"],
+        vault=app.extensions["vault"],
+        patient=patient,
+        new_date=new_date,
+        reason=reason,
+    )
+    session.commit()
+    return changed
+
+
+def _by_key(patient):
+    return {a.timepoint: a for a in patient.assessments}
+
+
+def _pending(session, assessment):
+    message = OutboxMessage(
+        patient_id=assessment.patient_id,
+        assessment_id=assessment.id,
+        kind="reminder",
+        language="sv",
+        scheduled_for=NOW,
+        status=MessageStatus.PENDING.value,
+        attempts=0,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    session.add(message)
+    session.commit()
+    return message
+
+
+def test_moving_surgery_later_recomputes_every_surgery_time_point(ctx, session):
+    _app, patient = ctx
+    _change(ctx, session, date(2026, 5, 31))
+    tps = _by_key(patient)
+    assert tps["preop"].due_date == date(2026, 5, 24)
+    assert tps["m3"].due_date == date(2026, 8, 31)
+    assert tps["m24"].due_date == date(2028, 5, 31)
+    assert tps["baseline"].due_date == date(2026, 3, 2)  # inclusion-anchored: unchanged
+
+
+def test_moving_surgery_earlier_opens_a_window_that_now_includes_today(ctx, session):
+    _app, patient = ctx
+    assert _by_key(patient)["preop"].status == "scheduled"
+    _change(ctx, session, date(2026, 3, 25))
+    preop = _by_key(patient)["preop"]
+    assert preop.status == "open"
+    assert preop.token_hash is not None
+
+
+def test_an_in_progress_time_point_is_left_alone(ctx, session):
+    app, patient = ctx
+    _change(ctx, session, date(2026, 3, 25))  # preop open now
+    preop = _by_key(patient)["preop"]
+    c30 = app.extensions["instruments"].get("qlq-c30")
+    save_answers(session, now=NOW, assessment=preop, instrument=c30, language="sv", answers={1: 2})
+    session.commit()
+    _change(ctx, session, date(2026, 6, 1))
+    assert preop.status == "in_progress"
+    assert preop.due_date == date(2026, 3, 18)
+
+
+def test_a_completed_time_point_is_never_reissued(ctx, session):
+    app, patient = ctx
+    _change(ctx, session, date(2026, 3, 25))
+    preop = _by_key(patient)["preop"]
+    c30 = app.extensions["instruments"].get("qlq-c30")
+    save_answers(
+        session,
+        now=NOW,
+        assessment=preop,
+        instrument=c30,
+        language="sv",
+        answers={n: 1 for n in c30.items},
+    )
+    complete_assessment(
+        session,
+        now=NOW,
+        assessment=preop,
+        registry=app.extensions["instruments"],
+        language="sv",
+        actor=Actor("patient", str(patient.id)),
+    )
+    session.commit()
+    for new_date in (date(2026, 7, 1), None, date(2026, 3, 20)):
+        _change(ctx, session, new_date)
+        assert preop.status == "completed"
+        assert preop.due_date == date(2026, 3, 18)
+
+
+def test_removing_the_surgery_date_cancels_unstarted_surgery_time_points(ctx, session):
+    _app, patient = ctx
+    _change(ctx, session, None)
+    tps = _by_key(patient)
+    assert {tps[k].status for k in ("preop", "m3", "m6", "m9", "m12", "m18", "m24")} == {
+        "cancelled"
+    }
+    assert tps["baseline"].status == "open"
+    # Setting it again brings them back, recomputed.
+    _change(ctx, session, date(2026, 9, 1))
+    assert _by_key(patient)["m3"].status == "scheduled"
+    assert _by_key(patient)["m3"].due_date == date(2026, 12, 1)
+
+
+def test_setting_a_first_surgery_date_creates_the_surgery_time_points(app, session):
+    site = build_site(
+        session,
+        now=NOW,
+        code="FI-HEL",
+        name="Helsinki",
+        country="FI",
+        time_zone="Europe/Helsinki",
+        default_language="fi",
+    )
+    patient = build_patient(
+        app,
+        session,
+        now=NOW,
+        actor=Actor.staff(1),
+        site=site,
+        study_id="HEL-001",
+        phone="+358401234501",
+        language="fi",
+        inclusion_date=date(2026, 3, 2),
+    )
+    session.commit()
+    change_surgery_date(
+        session,
+        now=NOW,
+        actor=Actor.staff(1),
+        schedule=app.extensions["schedule"],
+        vault=app.extensions["vault"],
+        patient=patient,
+        new_date=date(2026, 7, 6),
+        reason="surgery booked",
+    )
+    session.commit()
+    assert [a.timepoint for a in patient.assessments] == [
+        "baseline",
+        "preop",
+        "m3",
+        "m6",
+        "m9",
+        "m12",
+        "m18",
+        "m24",
+    ]
+
+
+def test_pending_messages_of_moved_time_points_are_cancelled(ctx, session):
+    _app, patient = ctx
+    m3_message = _pending(session, _by_key(patient)["m3"])
+    baseline_message = _pending(session, _by_key(patient)["baseline"])
+    _change(ctx, session, date(2026, 5, 31))
+    session.refresh(m3_message)
+    session.refresh(baseline_message)
+    assert m3_message.status == "cancelled"
+    assert baseline_message.status == "pending"
+
+
+def test_the_change_is_audited_with_before_after_and_reason(ctx, session):
+    _change(ctx, session, date(2026, 5, 31), reason="theatre rebooked")
+    event = session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "patient.surgery_date_changed")
+    )
+    assert event.reason == "theatre rebooked"
+    assert event.actor_id == "7"
+    assert event.before["surgery_date"] == "2026-04-20"
+    assert event.after["surgery_date"] == "2026-05-31"
+    assert event.before["m3"]["due_date"] == "2026-07-20"
+    assert event.after["m3"]["due_date"] == "2026-08-31"
+
+
+@pytest.mark.parametrize(
+    ("new_date", "reason", "field"),
+    [
+        (date(2026, 3, 1), "x", "surgery_date"),  # before inclusion
+        (date(2056, 3, 1), "x", "surgery_date"),  # decades away
+        (date(2026, 5, 1), "  ", "reason"),
+    ],
+)
+def test_bad_changes_are_refused_and_change_nothing(ctx, session, new_date, reason, field):
+    _app, patient = ctx
+    with pytest.raises(ScheduleChangeError) as excinfo:
+        _change(ctx, session, new_date, reason=reason)
+    assert excinfo.value.field == field
+    session.rollback()
+    assert patient.surgery_date == date(2026, 4, 20)
+
+
+@pytest.mark.parametrize("status", ["withdrawn", "deceased", "not_operated"])
+def test_leaving_the_study_cancels_what_is_left(ctx, session, status):
+    _app, patient = ctx
+    message = _pending(session, _by_key(patient)["baseline"])
+    end_participation(
+        session,
+        now=NOW,
+        actor=Actor.staff(7),
+        patient=patient,
+        status=status,
+        reason="patient's wish",
+    )
+    session.commit()
+    assert {a.status for a in patient.assessments} == {"cancelled"}
+    session.refresh(message)
+    assert message.status == "cancelled"
+    assert patient.status == status
+
+
+def test_a_new_inclusion_date_moves_the_inclusion_time_points_like_a_surgery_change(ctx, session):
+    app, patient = ctx
+    from pro_service.patients.registry import PatientDataError, update_patient
+
+    baseline = _by_key(patient)["baseline"]
+    assert baseline.status == "open"
+    message = _pending(session, baseline)
+    m3_due = _by_key(patient)["m3"].due_date
+    with pytest.raises(PatientDataError) as excinfo:
+        update_patient(
+            session,
+            now=NOW,
+            actor=Actor.staff(7),
+            vault=app.extensions["vault"],
+            schedule=app.extensions["schedule"],
+            patient=patient,
+            inclusion_date=date(2026, 3, 30),
+            reason=" ",
+        )
+    assert excinfo.value.field == "reason"
+    session.rollback()
+    update = update_patient(
+        session,
+        now=NOW,
+        actor=Actor.staff(7),
+        vault=app.extensions["vault"],
+        schedule=app.extensions["schedule"],
+        patient=patient,
+        inclusion_date=date(2026, 3, 30),
+        reason="wrong inclusion date",
+    )
+    session.commit()
+    assert update.fields == ["inclusion_date"]
+    assert [a.timepoint for a in update.rescheduled.changed] == ["baseline"]
+    assert (baseline.status, baseline.due_date) == ("scheduled", date(2026, 3, 30))
+    assert baseline.token_encrypted is None  # the old link no longer works
+    assert _by_key(patient)["m3"].due_date == m3_due
+    session.refresh(message)
+    assert message.status == "cancelled"
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "patient.updated"))
+    assert event.before["baseline"] == {"status": "open", "due_date": "2026-03-02"}
+    assert event.after["baseline"] == {"status": "scheduled", "due_date": "2026-03-30"}
+    assert event.reason == "wrong inclusion date"
