@@ -138,9 +138,6 @@ class Schedule:
                 return tp
         raise KeyError(key)
 
-    def for_anchor(self, anchor: str) -> tuple[TimePoint, ...]:
-        return tuple(tp for tp in self.timepoints if tp.anchor == anchor)
-
 
 def _field_path(error: jsonschema.ValidationError) -> str:
     parts = []
