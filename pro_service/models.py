@@ -77,6 +77,9 @@ class AssessmentStatus(enum.StrEnum):
     OPEN = "open"  # window open, not started
     IN_PROGRESS = "in_progress"  # at least one answer saved
     COMPLETED = "completed"
+    # Window closed (or its anchor bound passed) with answers but no final submit: scored by the
+    # half rule like a completed one, shown and exported as partial.
+    PARTIAL = "partial"
     EXPIRED = "expired"  # window closed without completion ("missed")
     CANCELLED = "cancelled"
 
@@ -230,7 +233,6 @@ class Assessment(Base):
     __table_args__ = (
         UniqueConstraint("patient_id", "timepoint"),
         CheckConstraint(f"status IN ({_enum_values(AssessmentStatus)})", name="status"),
-        CheckConstraint("anchor IN ('inclusion', 'surgery')", name="anchor"),
         CheckConstraint("window_opens <= due_date AND due_date <= window_closes", name="window"),
         Index("ix_assessments_status_window", "status", "window_opens", "window_closes"),
         Index("ix_assessments_status_closes", "status", "window_closes"),

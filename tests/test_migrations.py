@@ -62,3 +62,26 @@ def test_the_database_refuses_to_change_or_delete_an_audit_event(session):
         session.execute(text("DELETE FROM audit_events"))
     session.rollback()
     assert session.scalar(text("SELECT count(*) FROM audit_events")) == 1
+
+
+def test_a_partial_time_point_is_stored_and_becomes_missed_on_downgrade(
+    app, session, now, make_site, make_patient, database_url
+):
+    patient = make_patient(make_site())
+    first = patient.assessments[0]
+    first.status = "partial"
+    session.commit()
+    ident = first.id
+    session.close()
+
+    engine = make_engine(database_url)
+    migrate.downgrade(engine, "score_language")
+    with engine.connect() as conn:
+        status = conn.scalar(text("SELECT status FROM assessments WHERE id = :i"), {"i": ident})
+        assert status == "expired"
+    with pytest.raises(DBAPIError), engine.begin() as conn:
+        conn.execute(text("UPDATE assessments SET status = 'partial'"))
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE assessments SET status = 'partial', anchor = 'chemotherapy'"))
+    engine.dispose()
