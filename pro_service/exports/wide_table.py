@@ -42,6 +42,9 @@ from .tables import Cell, Counted, wide_csv_rows, wide_rows
 #: Rows between two progress reports, and rows fetched at a time for SPSS / Stata.
 REPORT_EVERY = 500
 ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+#: The query's estimates are far too high (an aggregate per column), which turns PostgreSQL's
+#: JIT compilation on: it took 3 of the 4.5 s of a 10,000-assessment export, and saves nothing.
+NO_JIT = "SET LOCAL jit = off"
 
 
 def uses_pivot_query(session: Session) -> bool:
@@ -232,6 +235,7 @@ class WideTable:
         unreported = 0
         with connection.cursor() as cursor:  # type: ignore[union-attr]
             cursor.execute("SET LOCAL extra_float_digits = 1")
+            cursor.execute(NO_JIT)
             with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
                 for chunk in copy:  # one row per message
                     self.rows += 1
@@ -273,6 +277,7 @@ def _queried_rows(
     on_examined: Callable[[int], None] | None,
 ) -> Iterator[tuple[Cell, ...]]:
     query = wide_pivot_query(selection, registry, as_text=False)
+    session.execute(text(NO_JIT))
     result = session.execute(query, execution_options={"yield_per": REPORT_EVERY})
     for partition in result.partitions():
         yield from map(tuple, partition)
