@@ -278,8 +278,9 @@ def _queried_rows(
 ) -> Iterator[tuple[Cell, ...]]:
     query = wide_pivot_query(selection, registry, as_text=False)
     session.execute(text(NO_JIT))
-    result = session.execute(query, execution_options={"yield_per": REPORT_EVERY})
-    for partition in result.partitions():
+    result = session.execute(query.execution_options(yield_per=REPORT_EVERY))
+    # The size is given: yield_per fetches in batches but does not size a text query's partitions.
+    for partition in result.partitions(REPORT_EVERY):
         yield from map(tuple, partition)
         if on_examined is not None:
             on_examined(len(partition))

@@ -283,3 +283,24 @@ def test_wide_export_by_pivot_query_follows_instrument_references_and_algorithms
     assert first_row["qlq_pan26_version"] == ""
     assert first_row["algorithm_version"].startswith("Zeta/1;eortc")  # code point order
     assert not any(r["study_id"] == "UPP-002" and r["timepoint"] == "baseline" for r in rows)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_typed_wide_rows_are_read_a_batch_at_a_time(app, session, study, monkeypatch):
+    from pro_service.exports import ExportFilters, wide_table
+    from pro_service.exports.source import resolve_filters
+
+    monkeypatch.setattr(wide_table, "REPORT_EVERY", 2)
+    registry, schedule = app.extensions["instruments"], app.extensions["schedule"]
+    selection = resolve_filters(session, ExportFilters(), registry=registry, schedule=schedule)
+    batches: list[int] = []
+    rows = wide_table.typed_wide_rows(
+        session, selection, registry=registry, on_examined=batches.append
+    )
+    assert rows.count == 0
+    first = next(iter(rows))
+    assert first[0] == "HEL-001"
+    assert batches == []  # the first batch is still being handed out
+    rest = list(rows)
+    assert rows.count == len(rest) + 1 == 6
+    assert batches == [2, 2, 2]
