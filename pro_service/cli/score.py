@@ -97,10 +97,11 @@ def score_command(
 
     INPUT.csv has one row per questionnaire and the answer columns q1..q30 (QLQ-C30) and/or
     q31..q56 (QLQ-PAN26); an empty cell is an unanswered item. Columns may be separated by
-    commas or semicolons. Other columns are refused unless --allow-extra-columns is given;
-    then they are copied through, followed by one column per score (unrounded; empty when
-    the scoring rules leave it missing). If any cell or column name is wrong, every problem
-    is listed and no output is written. Rows with every cell empty are skipped and reported.
+    commas or semicolons. Other columns are refused unless --allow-extra-columns is given,
+    which copies them through. The output has those columns, then one column per score
+    (unrounded; empty when the scoring rules leave it missing). If any cell or column name is
+    wrong, every problem is listed and no output is written. Rows with every cell empty are
+    skipped and reported.
     """
     registry: InstrumentRegistry = current_app.extensions["instruments"]
     _check_paths(input_path, output_path)
