@@ -1,19 +1,25 @@
-"""Benchmark: wide and long exports against PostgreSQL's own COPY of the same rows.
+"""Benchmark: wide and long exports against PostgreSQL's own COPY of the same values.
 
-Not a test (run by ``make bench``). Builds a throw-away PostgreSQL database with 10,000 and then
-100,000 completed assessments (bulk COPY; answers drawn from a pool of scored answer sets), and
-at each size measures, each in a fresh child process so that the peak RSS is the export's own:
+Not a test (run by ``make bench``). Builds a throw-away PostgreSQL database (a new, uniquely
+named one on the server of ``--postgres-url``, by default PRO_TEST_POSTGRES_URL as for the
+tests) with 10,000 and then 100,000 completed assessments (bulk COPY; answers drawn from a pool
+of scored answer sets), and at each size measures, each in a fresh child process so that the
+peak RSS is the export's own, ``--repeat`` times in turn (best and slowest reported):
 
 - ``wide`` and ``long`` CSV exports (``write_export``, as ``pro-service export`` runs it), and
-  the wide table as SPSS ``sav`` and Stata ``dta`` (time and memory only: COPY has no such form);
-- ``COPY (SELECT ...) TO STDOUT WITH CSV`` of the underlying rows: the score rows with their
-  assessment, patient and site columns (what ``long`` holds), and those plus the answer rows
-  (what ``wide`` holds), in the export's order.
+  the wide table as SPSS ``sav`` and Stata ``dta``;
+- the baselines, ``COPY (SELECT ...) TO STDOUT WITH CSV`` of the same values written here
+  independently of the export code: for ``long``, the score rows with their assessment, patient
+  and site columns; for ``wide``, one row per assessment with every score and every answer
+  pivoted in SQL (a ``FILTER`` aggregate per column), in the export's order. sav and dta are
+  compared with the wide CSV export of the same rows.
 
-Prints times, peak memory and the ratios the issue sets targets for (export within 3x of COPY;
-peak memory at 100,000 no more than 20% above that at 10,000, for all four exports).
+Prints times, peak memory and the ratios the issue sets targets for (CSV export within 3x of its
+COPY; sav and dta within 2x of the wide CSV export; peak memory at 100,000 no more than 20%
+above that at 10,000, for all four exports).
 
-    .venv/bin/python bench/bench_export.py [--admin-url URL] [--keep] [--sizes 10000,100000]
+    .venv/bin/python bench/bench_export.py [--postgres-url URL] [--keep] [--sizes 10000,100000]
+        [--repeat 2]
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+#: The PostgreSQL server, as for the tests (tests/conftest.py); a database is created on it.
+POSTGRES_URL = os.environ.get(
+    "PRO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 TIMEPOINTS = ("baseline", "preop", "m3", "m6", "m9", "m12", "m18", "m24")
 SITES = ("SE-UPP", "SE-GBG", "SE-LUN", "SE-STO", "SE-LIN", "FI-HEL")
 POOL = 1000  # distinct answer sets, each scored once
@@ -44,12 +53,30 @@ FROM scores s JOIN assessments a ON a.id = s.assessment_id JOIN patients p ON p.
 JOIN sites si ON si.id = p.site_id WHERE a.status = 'completed'
 ORDER BY p.study_id, a.due_date, a.id, s.id
 """
-RESPONSES_COPY = """
-SELECT p.study_id, si.code, a.timepoint, a.completed_at, r.item_number, r.code
-FROM responses r JOIN assessments a ON a.id = r.assessment_id
-JOIN patients p ON p.id = a.patient_id JOIN sites si ON si.id = p.site_id
-WHERE a.status = 'completed' ORDER BY p.study_id, a.due_date, a.id, r.item_number
-"""
+
+
+def wide_pivot_copy() -> str:
+    """One row per completed assessment: its columns, every score and every answer."""
+    from pro_service.instruments import load_instruments
+    from pro_service.settings import load_settings
+
+    registry = load_instruments(load_settings({}).questionnaire_dir, None)
+    scales = list(dict.fromkeys(code for i in registry.latest() for code in i.score_codes))
+    items = sorted({n for i in registry.latest() for n in i.items})
+    score_columns = "".join(f", max(value) FILTER (WHERE scale = '{c}')" for c in scales)
+    item_columns = "".join(f", max(code) FILTER (WHERE item_number = {n})" for n in items)
+    return f"""
+SELECT p.study_id, si.code, a.timepoint,
+       (a.completed_at AT TIME ZONE si.time_zone)::date - p.surgery_date, a.completed_at,
+       a.language, sc.*, rs.*
+FROM assessments a JOIN patients p ON p.id = a.patient_id JOIN sites si ON si.id = p.site_id
+LEFT JOIN (SELECT assessment_id, string_agg(DISTINCT algorithm_version, ';') {score_columns}
+           FROM scores GROUP BY assessment_id) sc ON sc.assessment_id = a.id
+LEFT JOIN (SELECT assessment_id {item_columns}
+           FROM responses GROUP BY assessment_id) rs ON rs.assessment_id = a.id
+WHERE a.status = 'completed'
+ORDER BY p.study_id, a.due_date, a.id
+"""  # noqa: S608 - codes and numbers from our own instrument files
 
 
 def _psycopg_url(url: str) -> str:
@@ -99,13 +126,14 @@ def child_export(url: str, fmt: str, out: str) -> None:
 def child_copy(url: str, which: str, out: str) -> None:
     import psycopg
 
-    queries = [LONG_COPY] if which == "long" else [LONG_COPY, RESPONSES_COPY]
+    query = LONG_COPY if which == "long" else wide_pivot_copy()
     start = time.perf_counter()
     with psycopg.connect(_psycopg_url(url)) as conn, open(out, "wb") as f:
-        for query in queries:
-            with conn.cursor().copy(f"COPY ({query}) TO STDOUT WITH CSV") as copy:
-                for block in copy:
-                    f.write(block)
+        conn.execute("SET extra_float_digits = 1")
+        conn.execute("SET jit = off")  # as the wide export does: the same chance for both
+        with conn.cursor().copy(f"COPY ({query}) TO STDOUT WITH CSV") as copy:
+            for block in copy:
+                f.write(block)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_kb": _peak_kb(), "bytes": os.path.getsize(out)}))
 
@@ -251,9 +279,13 @@ def load(url: str, first_patient: int, patients: int, pool) -> None:  # type: ig
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--admin-url", default=os.environ.get("PRO_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL)
+        "--postgres-url",
+        default=POSTGRES_URL,
+        help="a PostgreSQL server and a database to connect to for creating the benchmark's "
+        "own (default: PRO_TEST_POSTGRES_URL, as for the tests)",
     )
     parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each measurement")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     options = parser.parse_args()
     sizes = [int(s) for s in options.sizes.split(",")]
@@ -267,10 +299,10 @@ def main() -> None:
     from pro_service.settings import load_settings
 
     name = f"pro_bench_export_{uuid.uuid4().hex[:8]}"
-    admin = _psycopg_url(options.admin_url)
+    admin = _psycopg_url(options.postgres_url)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(options.admin_url).set(database=name).render_as_string(hide_password=False)
+    url = make_url(options.postgres_url).set(database=name).render_as_string(hide_password=False)
     url = _psycopg_url(url)
     results: dict[int, dict[str, dict[str, float]]] = {}
     try:
@@ -289,22 +321,43 @@ def main() -> None:
                 loaded_patients = patients
                 took = time.perf_counter() - started
                 print(f"loaded {size:,} completed assessments in {took:.0f} s")
+                plan = {
+                    "COPY long rows": ["copy", url, "long", f"{folder}/copy-long.csv"],
+                    "COPY wide pivot": ["copy", url, "wide", f"{folder}/copy-wide.csv"],
+                    "export long": ["export", url, "long", f"{folder}/long.csv"],
+                    "export wide": ["export", url, "wide", f"{folder}/wide.csv"],
+                    "export sav": ["export", url, "sav", f"{folder}/wide.sav"],
+                    "export dta": ["export", url, "dta", f"{folder}/wide.dta"],
+                }
+                every: dict[str, list[dict[str, float]]] = {label: [] for label in plan}
+                for _ in range(options.repeat):  # in turn, so that all see the same load
+                    for label, args in plan.items():
+                        every[label].append(measure(args))
                 runs = {}
-                for label, args in (
-                    ("COPY long rows", ["copy", url, "long", f"{folder}/copy-long.csv"]),
-                    ("COPY wide rows", ["copy", url, "wide", f"{folder}/copy-wide.csv"]),
-                    ("export long", ["export", url, "long", f"{folder}/long.csv"]),
-                    ("export wide", ["export", url, "wide", f"{folder}/wide.csv"]),
-                    ("export sav", ["export", url, "sav", f"{folder}/wide.sav"]),
-                    ("export dta", ["export", url, "dta", f"{folder}/wide.dta"]),
-                ):
-                    runs[label] = measure(args)
-                    r = runs[label]
-                    mb = r["peak_kb"] / 1024
-                    print(f"  {label:15} {r['seconds']:7.2f} s  peak RSS {mb:7.1f} MB")
-                for fmt in ("long", "wide"):
-                    ratio = runs[f"export {fmt}"]["seconds"] / runs[f"COPY {fmt} rows"]["seconds"]
-                    print(f"  {fmt} export / COPY time: {ratio:.2f}x (target <= 3x)")
+                for label, measured in every.items():
+                    times = [m["seconds"] for m in measured]
+                    runs[label] = min(measured, key=lambda m: m["seconds"])
+                    runs[label]["slowest"] = max(times)
+                    runs[label]["peak_kb"] = max(m["peak_kb"] for m in measured)
+                    mb = runs[label]["peak_kb"] / 1024
+                    print(
+                        f"  {label:15} best {min(times):7.2f} s, slowest {max(times):7.2f} s"
+                        f"  peak RSS {mb:7.1f} MB"
+                    )
+                for fmt, baseline in (("long", "COPY long rows"), ("wide", "COPY wide pivot")):
+                    ratio = runs[f"export {fmt}"]["seconds"] / runs[baseline]["seconds"]
+                    worst = runs[f"export {fmt}"]["slowest"] / runs[baseline]["slowest"]
+                    print(
+                        f"  {fmt} export / {baseline}: {ratio:.2f}x best, {worst:.2f}x slowest "
+                        "(target <= 3x)"
+                    )
+                for fmt in ("sav", "dta"):
+                    ratio = runs[f"export {fmt}"]["seconds"] / runs["export wide"]["seconds"]
+                    worst = runs[f"export {fmt}"]["slowest"] / runs["export wide"]["slowest"]
+                    print(
+                        f"  {fmt} export / wide CSV export: {ratio:.2f}x best, {worst:.2f}x "
+                        "slowest (target <= 2x)"
+                    )
                 results[size] = runs
         if len(sizes) > 1:
             small, large = sizes[0], sizes[-1]

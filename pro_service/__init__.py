@@ -15,10 +15,33 @@ LANGUAGES = ("sv", "fi", "en")
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the web app. Nothing here opens a connection or starts a thread.
+    """Build the web app: :func:`create_base_app` plus the pages (blueprints, templates) and
+    the ``pro-service`` commands. Nothing here opens a connection or starts a thread.
 
     ``overrides`` holds settings fields in lower case (``database_url``...) and plain Flask
     config keys in upper case (``TESTING``...).
+    """
+    app = create_base_app(overrides)
+
+    from .cli import register_commands
+    from .web import register_web
+    from .web.i18n import page_translations
+
+    app.context_processor(page_translations)
+    register_web(app)
+    register_commands(app)
+    return app
+
+
+def create_base_app(overrides: Mapping[str, Any] | None = None, *, database: bool = True) -> Flask:
+    """The app without web pages, for the scheduler and the commands that serve no page:
+    settings, logging, the database, Babel, CSRF, the instruments, the visit schedule, the
+    message texts and the encryption keys. No blueprint, template or page module is imported
+    (the web stack costs most of the start-up time).
+
+    ``database=False`` also leaves out the database, Babel and CSRF, for commands that only read
+    and write files (``score``). The data files are checked either way, so a bad file stops
+    every command at start-up. ``overrides`` as for :func:`create_app`.
     """
     settings: Settings = load_settings()
     overrides = dict(overrides or {})
@@ -52,13 +75,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if settings.database_url.startswith("sqlite:///"):
         settings.instance_dir.mkdir(parents=True, exist_ok=True)
 
-    from .extensions import babel, csrf, db
-    from .web.i18n import page_translations, select_locale
+    if database:
+        from .extensions import babel, csrf, db
 
-    db.init_app(app)
-    csrf.init_app(app)
-    babel.init_app(app, locale_selector=select_locale)
-    app.context_processor(page_translations)
+        db.init_app(app)
+        csrf.init_app(app)
+        babel.init_app(app, locale_selector=_select_locale)
 
     from .crypto import Vault
     from .instruments import load_instruments
@@ -74,10 +96,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["message_texts"] = load_message_texts(
         settings.questionnaire_dir / "messages.yaml", settings.public_base_url
     )
-
-    from .cli import register_commands
-    from .web import register_web
-
-    register_web(app)
-    register_commands(app)
     return app
+
+
+def _select_locale() -> str:
+    """The web layer's locale selection, imported only when a request first needs a locale, so
+    that commands without web pages never import the web package."""
+    from .web.i18n import select_locale
+
+    return select_locale()

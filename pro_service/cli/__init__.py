@@ -1,12 +1,18 @@
 """The ``pro-service`` command: every operator task, as a Flask CLI group.
 
-Commands are registered on the app (``app.cli``) by :func:`register_commands`, so the console
-script and ``app.test_cli_runner()`` see the same commands.
+Start-up is kept short (``pro-service --help`` and ``pro-service score`` are commands a user
+waits for): a command's module is imported only when that command runs (:data:`COMMANDS` holds
+the one-line help that ``--help`` lists), and each command gets the smallest app it needs
+(:func:`app_kind`): the web pages only for serving, no database for ``score``.
+:func:`register_commands` also puts every command on a web app's ``app.cli`` (so
+``app.test_cli_runner()`` sees the same commands).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Literal, NamedTuple
 
 import click
 from flask import Flask
@@ -15,14 +21,106 @@ from flask.cli import FlaskGroup
 from ..settings import ConfigurationError
 
 
+class LazyCommand(NamedTuple):
+    module: str  # in this package
+    attribute: str
+    summary: str  # the command's short help, as ``--help`` lists it
+
+
+#: Every command, imported only when it runs (tests check the summaries against the commands).
+COMMANDS: dict[str, LazyCommand] = {
+    "db": LazyCommand("db", "db_group", "Database migrations."),
+    "demo": LazyCommand(
+        "demo",
+        "demo_command",
+        "Seed a demo study (idempotent) and print sign-in details and open patient links.",
+    ),
+    "dev": LazyCommand(
+        "demo",
+        "dev_command",
+        "Run the web server and the scheduler process together (development).",
+    ),
+    "create-site": LazyCommand("operators", "create_site_command", "Create a study site."),
+    "create-user": LazyCommand("operators", "create_user_command", "Create a staff account."),
+    "generate-key": LazyCommand(
+        "operators", "generate_key_command", "Print a new encryption key for PRO_ENCRYPTION_KEY."
+    ),
+    "reset-two-factor": LazyCommand(
+        "operators",
+        "reset_two_factor_command",
+        "Turn a user's two-factor sign-in off (lost phone) and end their sessions.",
+    ),
+    "scheduler": LazyCommand(
+        "scheduler",
+        "scheduler_command",
+        "Run the scheduler process (APScheduler): the periodic jobs, until stopped.",
+    ),
+    "jobs": LazyCommand("scheduler", "jobs_group", "Run the scheduler's jobs by hand."),
+    "score": LazyCommand(
+        "score", "score_command", "Score EORTC QLQ-C30 / QLQ-PAN26 answers in INPUT.csv."
+    ),
+    "export": LazyCommand(
+        "export",
+        "export_command",
+        "Export scored, pseudonymised data of completed assessments for analysis.",
+    ),
+    "rescore": LazyCommand(
+        "export",
+        "rescore_command",
+        "Recompute stored scores from the stored answers with the current scoring algorithm.",
+    ),
+    "import-patients": LazyCommand(
+        "import_patients",
+        "import_patients_command",
+        "Register the patients in FILE.csv, all or none.",
+    ),
+}
+
+#: Commands that serve or show the web pages (Flask's ``run``, ``routes`` and ``shell`` too).
+WEB_COMMANDS = frozenset({"dev", "run", "routes", "shell"})
+#: Commands that only read and write files: no database.
+FILE_COMMANDS = frozenset({"score"})
+
+AppKind = Literal["web", "base", "files"]
+
+
+def load_command(name: str) -> click.Command:
+    entry = COMMANDS[name]
+    module = importlib.import_module(f"{__name__}.{entry.module}")
+    command: click.Command = getattr(module, entry.attribute)
+    return command
+
+
+def app_kind(command_name: str | None) -> AppKind:
+    """Which app a top-level command needs: the web app, the base app, or files only."""
+    if command_name in FILE_COMMANDS:
+        return "files"
+    if command_name is None or command_name in WEB_COMMANDS:
+        return "web"
+    return "base"
+
+
+def _running_command() -> str | None:
+    """The top-level command being run (``jobs`` for ``pro-service jobs run all``)."""
+    ctx = click.get_current_context(silent=True)
+    name = None
+    while ctx is not None and ctx.parent is not None:
+        name = ctx.info_name
+        ctx = ctx.parent
+    return name
+
+
 def _create_app() -> Flask:
-    from .. import create_app
+    from .. import create_app, create_base_app
     from ..instruments import InstrumentFileError
     from ..messaging.texts import MessageFileError
     from ..scheduling.schedule import ScheduleFileError
 
+    kind = app_kind(_running_command())
     try:
-        return create_app()
+        if kind == "web":
+            return create_app()
+        return create_base_app(database=kind == "base")
     except ConfigurationError as exc:
         click.echo(f"Configuration error: {exc}", err=True)
     except (
@@ -35,39 +133,43 @@ def _create_app() -> Flask:
 
 
 def register_commands(app: Flask) -> None:
-    from .db import db_group
-    from .demo import demo_command, dev_command
-    from .export import export_command, rescore_command
-    from .import_patients import import_patients_command
-    from .operators import (
-        create_site_command,
-        create_user_command,
-        generate_key_command,
-        reset_two_factor_command,
-    )
-    from .scheduler import jobs_group, scheduler_command
-    from .score import score_command
+    for name in COMMANDS:
+        app.cli.add_command(load_command(name))
 
-    for command in (
-        db_group,
-        demo_command,
-        dev_command,
-        create_site_command,
-        create_user_command,
-        generate_key_command,
-        reset_two_factor_command,
-        scheduler_command,
-        jobs_group,
-        score_command,
-        export_command,
-        rescore_command,
-        import_patients_command,
-    ):
-        app.cli.add_command(command)
+
+class ProServiceGroup(FlaskGroup):
+    """Flask's group, but it neither builds the app to list its commands (they are all known
+    here) nor imports a command's module before the command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return sorted({*click.Group.list_commands(self, ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        command = click.Group.get_command(self, ctx, name)
+        if command is None and name in COMMANDS:
+            command = load_command(name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            command = click.Group.get_command(self, ctx, name)
+            if command is None:  # not imported yet: its summary, shortened the same way
+                command = click.Command(name, help=COMMANDS[name].summary)
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(
-    cls=FlaskGroup,
+    cls=ProServiceGroup,
     create_app=_create_app,
     add_version_option=False,
     load_dotenv=False,

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from ..audit import Actor, record
 from ..clock import utcnow
 from ..extensions import db
+from ..instruments.csv_dialect import sniff_csv
 from ..models import Site
 from ..patients.registry import (
     PatientDataError,
@@ -70,7 +71,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     if not lines:
         _stop(f"{path}: the file is empty")
     # Spreadsheets with a Swedish or Finnish locale save CSV with semicolons.
-    delimiter = max(",;\t", key=lines[0].count)
+    delimiter = sniff_csv(path).delimiter
     reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
     header = [name.strip().lower() for name in next(reader)]
     rows = []

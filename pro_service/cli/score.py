@@ -7,6 +7,7 @@ files on a terminal, and a one-line summary.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ from ..instruments import ALGORITHM_VERSION, CsvScoringError, InstrumentRegistry
 
 #: Files with more data rows than this get a progress bar (when stderr is a terminal).
 PROGRESS_MIN_ROWS = 10_000
+#: Blank rows listed by number in the summary (the count is always given).
+BLANK_ROWS_SHOWN = 10
 
 
 def _count_lines(path: Path) -> int:
@@ -37,6 +40,14 @@ def _stderr_is_terminal() -> bool:
 
 def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
+
+
+def _blank_rows_note(rows: tuple[int, ...]) -> str:
+    shown = ", ".join(map(str, rows[:BLANK_ROWS_SHOWN]))
+    more = f" and {len(rows) - BLANK_ROWS_SHOWN} more" if len(rows) > BLANK_ROWS_SHOWN else ""
+    if len(rows) == 1:
+        return f"Skipped 1 blank row (row {shown}): no output row for it"
+    return f"Skipped {len(rows)} blank rows (rows {shown}{more}): no output rows for them"
 
 
 def _check_paths(source: Path, target: Path) -> None:
@@ -73,19 +84,32 @@ def _check_paths(source: Path, target: Path) -> None:
     is_flag=True,
     help="Also copy the answer columns q1..q56 to the output.",
 )
+@click.option(
+    "--allow-extra-columns",
+    is_flag=True,
+    help="Copy columns other than q1..q56 (such as study_id) through to the output.",
+)
 @with_appcontext
-def score_command(input_path: Path, output_path: Path, keep_answers: bool) -> None:
+def score_command(
+    input_path: Path, output_path: Path, keep_answers: bool, allow_extra_columns: bool
+) -> None:
     """Score EORTC QLQ-C30 / QLQ-PAN26 answers in INPUT.csv.
 
     INPUT.csv has one row per questionnaire and the answer columns q1..q30 (QLQ-C30) and/or
-    q31..q56 (QLQ-PAN26); an empty cell is an unanswered item. Every other column is copied
-    through, followed by one column per score (unrounded; empty when the scoring rules leave
-    it missing). If any cell is invalid, every problem is listed and no output is written.
+    q31..q56 (QLQ-PAN26); an empty cell is an unanswered item. Columns may be separated by
+    commas or semicolons. Other columns are refused unless --allow-extra-columns is given,
+    which copies them through. The output has those columns, then one column per score
+    (unrounded; empty when the scoring rules leave it missing). If any cell or column name is
+    wrong, every problem is listed and no output is written. Rows with every cell empty are
+    skipped and reported.
     """
     registry: InstrumentRegistry = current_app.extensions["instruments"]
     _check_paths(input_path, output_path)
 
     total = _count_lines(input_path) - 1 if _stderr_is_terminal() else 0
+    score = functools.partial(
+        score_csv, keep_answers=keep_answers, allow_extra_columns=allow_extra_columns
+    )
     try:
         if total > PROGRESS_MIN_ROWS:
             with click.progressbar(length=total, label="Scoring", file=sys.stderr) as bar:
@@ -96,11 +120,9 @@ def score_command(input_path: Path, output_path: Path, keep_answers: bool) -> No
                     bar.update(rows - done)
                     done = rows
 
-                result = score_csv(
-                    input_path, output_path, registry, advance, keep_answers=keep_answers
-                )
+                result = score(input_path, output_path, registry, advance)
         else:
-            result = score_csv(input_path, output_path, registry, keep_answers=keep_answers)
+            result = score(input_path, output_path, registry)
     except CsvScoringError as exc:
         count = len(exc.problems)
         click.echo(
@@ -116,6 +138,8 @@ def score_command(input_path: Path, output_path: Path, keep_answers: bool) -> No
     except OSError as exc:
         _fail(f"cannot score {input_path} into {output_path}: {exc.strerror or exc}")
 
+    if result.blank_rows:
+        click.echo(_blank_rows_note(result.blank_rows), err=True)
     instruments = ", ".join(f"{i.id} {i.version}" for i in result.instruments)
     click.echo(
         f"Scored {result.rows} row{'s' if result.rows != 1 else ''} ({instruments}; "

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal, cast, get_args
+from typing import Literal, cast, get_args
 
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,6 @@ from .fhir import fhir_resources, write_ndjson
 from .layout import Variable, long_variables, wide_layout, write_dictionary
 from .long_table import LongTable
 from .source import (
-    ExportedAssessment,
     ExportFilters,
     Selection,
     count_assessments,
@@ -33,7 +32,8 @@ from .source import (
     resolve_filters,
 )
 from .statistics import write_statistics_file
-from .tables import Counted, wide_csv_rows, wide_rows, write_csv_rows
+from .tables import Counted
+from .wide_table import WideTable, typed_wide_rows
 
 ExportFormat = Literal["long", "wide", "sav", "dta", "fhir"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
@@ -90,31 +90,6 @@ def variables_for(fmt: ExportFormat, selection: Selection) -> list[Variable]:
     if fmt == "long":
         return long_variables(selection.instruments)
     return wide_layout(selection.instruments).variables
-
-
-def write_data(
-    fmt: Literal["wide", "fhir", "sav", "dta"],
-    target: Path,
-    out: IO[str] | None,
-    selection: Selection,
-    assessments: Iterator[ExportedAssessment],
-    *,
-    base_url: str,
-    now: datetime,
-) -> int:
-    """Write the data part of every format but long (:class:`.long_table.LongTable`).
-
-    wide and fhir go to ``out``; sav/dta are written to ``target``.
-    """
-    if fmt == "wide":
-        assert out is not None
-        layout = wide_layout(selection.instruments)
-        return write_csv_rows(out, layout.names, wide_csv_rows(layout, assessments))
-    if fmt == "fhir":
-        assert out is not None
-        return write_ndjson(out, fhir_resources(selection.instruments, assessments, base_url))
-    layout = wide_layout(selection.instruments)
-    return write_statistics_file(fmt, target, layout, wide_rows(layout, assessments), created=now)
 
 
 @contextlib.contextmanager
@@ -211,36 +186,25 @@ def _write(
     on_examined: Callable[[int], None] | None,
 ) -> ExportResult:
     with _replacing(path, dictionary) as (data_temp, dict_temp):
-        if export_format == "long":
-            table = LongTable(session, selection, registry=registry, on_examined=on_examined)
+        if export_format in ("long", "wide"):
+            kind = LongTable if export_format == "long" else WideTable
+            table = kind(session, selection, registry=registry, on_examined=on_examined)
             with data_temp.open("wb") as binary:
                 binary.writelines(table)
             rows, assessments = table.rows, table.assessments
+        elif export_format in ("sav", "dta"):
+            typed = typed_wide_rows(session, selection, registry=registry, on_examined=on_examined)
+            layout = wide_layout(selection.instruments)
+            rows = write_statistics_file(export_format, data_temp, layout, typed, created=now)
+            assessments = typed.count
         else:
             counted = Counted(
                 iter_assessments(session, selection, registry=registry, on_examined=on_examined)
             )
-            if export_format in ("sav", "dta"):
-                rows = write_data(
-                    export_format,
-                    data_temp,
-                    None,
-                    selection,
-                    iter(counted),
-                    base_url=base_url,
-                    now=now,
+            with data_temp.open("w", encoding="utf-8", newline="") as out:
+                rows = write_ndjson(
+                    out, fhir_resources(selection.instruments, iter(counted), base_url)
                 )
-            else:
-                with data_temp.open("w", encoding="utf-8", newline="") as out:
-                    rows = write_data(
-                        export_format,
-                        data_temp,
-                        out,
-                        selection,
-                        iter(counted),
-                        base_url=base_url,
-                        now=now,
-                    )
             assessments = counted.count
         with dict_temp.open("w", encoding="utf-8", newline="") as out:
             write_dictionary(out, variables_for(export_format, selection))

@@ -3,9 +3,20 @@
 * An empty cell is a missing answer. Anything else must be exactly one of the item's codes as a
   whole number (``"3"``); ``"3.0"``, ``" 3"``, ``"NA"`` and out-of-range codes are errors.
 * An instrument whose columns are all absent is not scored; some but not all present is an error.
-* The other columns are copied through unchanged and in order, then one column per score
-  (instruments in item order, each one's scales in file order then its summary scores), blank
-  when missing, written unrounded as ``str(float)`` (which round-trips exactly).
+* Every column must be an answer column unless ``allow_extra_columns``; then the other columns
+  are copied through in order, then one column per score (instruments in item order, each one's
+  scales in file order then its summary scores), blank when missing, written unrounded as
+  ``str(float)`` (which round-trips exactly). A column whose name is close to an answer column's
+  (``Q31``, ``q31 ``, ``q_31``) is always an error naming the expected name: copied through, it
+  would leave its instrument silently unscored.
+* Commas, semicolons (Swedish and Finnish spreadsheets) or tabs between columns, and a UTF-8
+  byte-order mark, are recognised as ``import-patients`` does
+  (:mod:`pro_service.instruments.csv_dialect`); the output is comma-separated, with a byte-order
+  mark when the input had one.
+* A row with every cell empty is skipped and its number reported (``blank_rows``).
+* Copied text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``,
+  ``-``, ``@``, a tab or a carriage return, and not a number) get a leading ``'``
+  (see :func:`formula_safe`).
 * Any problem fails the whole file: every problem is collected, :class:`CsvScoringError` lists
   them, and no output file is left behind (the output is written to a temporary file in the
   same folder and moved into place only on success).
@@ -18,22 +29,23 @@ scales (see :mod:`pro_service.instruments.csv_plan`), with the same exact arithm
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import os
+import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from operator import itemgetter
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import NamedTuple
 
+from .csv_dialect import sniff_csv
 from .csv_plan import ColumnPlan, build_plan, question_column
 from .model import Instrument
 from .registry import InstrumentRegistry
 from .scoring import describe_codes
 
-_BOM = b"\xef\xbb\xbf"
 #: Rows scored and written at a time (and per progress call); small enough to stay in cache.
 CHUNK_ROWS = 250
 _MISSING_WORDS = frozenset({"na", "n/a", "nan", "null", "none", ".", "-", "missing", "#n/a"})
@@ -72,6 +84,33 @@ class CsvScoringResult:
     rows: int
     instruments: tuple[Instrument, ...]
     score_columns: tuple[str, ...]
+    blank_rows: tuple[int, ...] = ()  # row numbers (the header is row 1) skipped as blank
+
+
+# --------------------------------------------------------------------------------------------
+# Formula-safe cells (OWASP "CSV injection")
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+#: A cell (in cells joined with NUL) that may need a quote; NUL never occurs in CSV text.
+_FORMULA_CELL = re.compile(r"(?:^|\x00)[=+\-@\t\r]")
+
+
+def formula_safe(cell: str) -> str:
+    """``cell`` with a leading ``'`` when a spreadsheet would read it as a formula.
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets the quote
+    (OWASP's advice for CSV files); a number such as ``-1.5`` or ``+3`` stays as it is.
+    """
+    if cell and cell[0] in _FORMULA_STARTS and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def _formula_safe_column(column: Sequence[str]) -> Sequence[str]:
+    if _FORMULA_CELL.search("\x00".join(column)) is None:
+        return column
+    return [formula_safe(cell) for cell in column]
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,8 +129,68 @@ def _span(instrument: Instrument) -> str:
     )
 
 
+#: A name that means an answer column: ``Q31``, ``q 31``, ``q_031``, ``item31``, ``31``.
+_ANSWER_LIKE = re.compile(r"(?:q|item|question)?[\s_.\-]*0*(\d+)[\s.]*", re.IGNORECASE)
+#: How alike (difflib's ratio) a name starting with ``q`` must be to an answer column's name
+#: to count as a misspelling of it when extra columns are allowed (``q3l``, ``q10a``).
+_NEAR_MISS_RATIO = 0.75
+
+
+def _answer_name_for(name: str, answer_names: Sequence[str], *, strict: bool) -> str | None:
+    """The answer column ``name`` seems meant to be, if any."""
+    match = _ANSWER_LIKE.fullmatch(name.strip())
+    if match and f"q{match.group(1)}" in answer_names:
+        return f"q{match.group(1)}"
+    lowered = name.strip().lower()
+    if not strict and not lowered.startswith("q"):
+        return None
+    close = difflib.get_close_matches(
+        lowered, answer_names, n=1, cutoff=0.6 if strict else _NEAR_MISS_RATIO
+    )
+    return close[0] if close else None
+
+
+def _column_problems(
+    header: list[str],
+    instruments: Sequence[Instrument],
+    score_names: set[str],
+    allow_extra_columns: bool,
+) -> list[CsvProblem]:
+    """Columns that are not answer columns: each one named, with the name it seems meant to be.
+
+    ``score_names`` (reported on their own) are left out.
+    """
+    answer_names = [question_column(n) for i in instruments for n in i.items]
+    known = set(answer_names)
+    expected = " and/or ".join(_span(i) for i in instruments)
+    problems = []
+    for position, name in enumerate(header, start=1):
+        if name in known or name in score_names:
+            continue
+        meant = _answer_name_for(name, answer_names, strict=not allow_extra_columns)
+        if not name.strip():
+            if allow_extra_columns:
+                continue
+            reason = f"column {position} has no name; the answer columns are {expected}"
+        elif meant is not None:
+            reason = f"is not an answer column name: did you mean {meant!r}?"
+        elif allow_extra_columns:
+            continue
+        else:
+            reason = (
+                f"is not an answer column (the answer columns are {expected}); to copy other "
+                "columns through to the output, use --allow-extra-columns"
+            )
+        problems.append(CsvProblem(1, name, name, reason))
+    return problems
+
+
 def _read_header(
-    header: list[str], instruments: Sequence[Instrument], keep_answers: bool
+    header: list[str],
+    instruments: Sequence[Instrument],
+    *,
+    keep_answers: bool,
+    allow_extra_columns: bool,
 ) -> tuple[list[Instrument], list[int], list[CsvProblem]]:
     """The instruments present, the indices of the columns to copy, and header problems."""
     problems: list[CsvProblem] = []
@@ -123,18 +222,12 @@ def _read_header(
         present.append(instrument)
         answer_columns.update(columns)
 
+    score_names = {code for i in present for code in i.score_codes}
+    problems.extend(_column_problems(header, instruments, score_names, allow_extra_columns))
     if not present and not problems:
         expected = " and/or ".join(_span(i) for i in instruments)
-        hint = ""
-        if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
-            hint = (
-                " (the file seems to use ';' or tabs between columns; save it as CSV with commas)"
-            )
-        problems.append(
-            CsvProblem(1, "", "", f"no answer columns found: expected {expected}{hint}")
-        )
+        problems.append(CsvProblem(1, "", "", f"no answer columns found: expected {expected}"))
 
-    score_names = {code for i in present for code in i.score_codes}
     for name in header:
         if name in score_names:
             problems.append(
@@ -186,12 +279,14 @@ def score_csv(
     progress: Callable[[int], object] | None = None,
     *,
     keep_answers: bool = False,
+    allow_extra_columns: bool = False,
 ) -> CsvScoringResult:
     """Score ``input_path`` into ``output_path`` (see the module docstring).
 
     ``registry``: the latest version of each of its instruments is used (or pass instruments).
     ``progress(rows_done)`` is called every CHUNK_ROWS rows and at the end. ``keep_answers`` also
-    copies the answer columns. Raises CsvScoringError listing every problem (no output file is
+    copies the answer columns; ``allow_extra_columns`` copies other columns through instead of
+    refusing them. Raises CsvScoringError listing every problem (no output file is
     left), OSError when a file cannot be read or written, ValueError when input and output are
     the same file.
     """
@@ -201,21 +296,25 @@ def score_csv(
         raise ValueError("the output file must not be the input file")
     instruments = _instruments_of(registry)
 
-    with source.open("rb") as probe:
-        has_bom = probe.read(3) == _BOM
+    layout = sniff_csv(source)
+    has_bom = layout.has_bom
     with source.open(encoding="utf-8-sig", newline="") as infile:
+        reader = csv.reader(infile, delimiter=layout.delimiter)
         try:
-            header = next(csv.reader(infile), None)
+            header = next(reader, None)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise CsvScoringError(source, [_read_problem(source, 1, exc)]) from None
         if header is None:
             raise CsvScoringError(source, [CsvProblem(1, "", "", "the file is empty")])
-        present, copied, problems = _read_header(header, instruments, keep_answers)
+        present, copied, problems = _read_header(
+            header, instruments, keep_answers=keep_answers, allow_extra_columns=allow_extra_columns
+        )
         if problems:
             raise CsvScoringError(source, problems)
         plan = build_plan(present, {name: index for index, name in enumerate(header)})
         score_columns = tuple(code for i in present for code in i.score_codes)
-        out_header = [header[i] for i in copied] + list(score_columns)
+        out_header = [formula_safe(header[i]) for i in copied] + list(score_columns)
+        blank_rows: list[int] = []
 
         handle, temp = _create_temporary(target)
         ok = False
@@ -226,12 +325,13 @@ def score_csv(
                 csv.writer(outfile).writerow(out_header)
                 rows = _score_rows(
                     source,
-                    infile,
+                    reader,
                     outfile.write,
                     plan=plan,
                     copied=copied,
                     width=len(header),
                     problems=problems,
+                    blank_rows=blank_rows,
                     progress=progress,
                 )
             if problems:
@@ -241,7 +341,12 @@ def score_csv(
         finally:
             if not ok:
                 temp.unlink(missing_ok=True)
-    return CsvScoringResult(rows=rows, instruments=tuple(present), score_columns=score_columns)
+    return CsvScoringResult(
+        rows=rows,
+        instruments=tuple(present),
+        score_columns=score_columns,
+        blank_rows=tuple(blank_rows),
+    )
 
 
 def _create_temporary(target: Path) -> tuple[int, Path]:
@@ -275,17 +380,18 @@ def _first_undecodable_line(source: Path) -> int | None:
 
 def _score_rows(
     source: Path,
-    infile: TextIO,
+    reader: Iterator[list[str]],
     write: Callable[[str], object],
     *,
     plan: ColumnPlan,
     copied: Sequence[int],
     width: int,
     problems: list[CsvProblem],
+    blank_rows: list[int],
     progress: Callable[[int], object] | None,
 ) -> int:
-    """Validate and score every row; write while no problem has been found. Returns the rows."""
-    reader = csv.reader(infile)
+    """Validate and score every row; write while no problem has been found. Returns the rows
+    scored; the numbers of blank rows (skipped) are added to ``blank_rows``."""
     chunks = iter(lambda: list(islice(reader, CHUNK_ROWS)), [])
     row_number = 1  # the header
     scored = 0
@@ -301,10 +407,19 @@ def _score_rows(
         row_number += len(chunk)
         numbers: Sequence[int] = range(first, first + len(chunk))
         if len(chunk[0]) != width or len(set(map(len, chunk))) != 1:
-            chunk, numbers = _regular_rows(chunk, first, width, problems)
+            chunk, numbers = _regular_rows(
+                chunk, numbers, width, problems=problems, blank_rows=blank_rows
+            )
             if not chunk:
                 continue
         columns = list(zip(*chunk, strict=True))
+        if "" in columns[0] and not all(map(any, chunk)):  # rare: look for blank rows
+            chunk, numbers = _regular_rows(
+                chunk, numbers, width, problems=problems, blank_rows=blank_rows
+            )
+            if not chunk:
+                continue
+            columns = list(zip(*chunk, strict=True))
         try:
             out = plan.score(columns)
         except KeyError:
@@ -315,7 +430,7 @@ def _score_rows(
         if problems:
             continue
         if copied:
-            out.insert(0, _copied_column(chunk, columns, copied))
+            out.insert(0, _copied_column(columns, copied))
         write("\r\n".join(map(",".join, zip(*out, strict=True))))
         write("\r\n")
         if progress is not None:
@@ -325,14 +440,13 @@ def _score_rows(
     return scored
 
 
-def _copied_column(
-    chunk: Sequence[Sequence[str]], columns: Sequence[Sequence[str]], copied: Sequence[int]
-) -> Sequence[str]:
+def _copied_column(columns: Sequence[Sequence[str]], copied: Sequence[int]) -> Sequence[str]:
     """The copied-through cells of each row, as CSV text (quoted only where needed)."""
+    safe = [_formula_safe_column(columns[i]) for i in copied]
     if len(copied) == 1:
-        joined: Sequence[str] = columns[copied[0]]
+        joined: Sequence[str] = safe[0]
     else:
-        joined = list(map(",".join, zip(*[columns[i] for i in copied], strict=True)))
+        joined = list(map(",".join, zip(*safe, strict=True)))
     text = "".join(joined)
     if (
         text.count(",") == (len(copied) - 1) * len(joined)
@@ -341,18 +455,23 @@ def _copied_column(
         and "\r" not in text
     ):
         return joined
-    get = itemgetter(*copied) if len(copied) > 1 else None
-    return [_csv_line(get(row) if get else (row[copied[0]],)) for row in chunk]
+    return list(map(_csv_line, zip(*safe, strict=True)))
 
 
 def _regular_rows(
-    chunk: list[list[str]], first: int, width: int, problems: list[CsvProblem]
+    chunk: Sequence[list[str]],
+    row_numbers: Sequence[int],
+    width: int,
+    *,
+    problems: list[CsvProblem],
+    blank_rows: list[int],
 ) -> tuple[list[list[str]], list[int]]:
-    """Drop blank lines, and report and drop rows of the wrong width."""
+    """Drop blank rows (noting their numbers), and report and drop rows of the wrong width."""
     rows: list[list[str]] = []
     numbers: list[int] = []
-    for number, row in enumerate(chunk, start=first):
-        if not row or row == [""]:
+    for number, row in zip(row_numbers, chunk, strict=True):
+        if not any(row):
+            blank_rows.append(number)
             continue
         if len(row) != width:
             problems.append(

@@ -58,7 +58,7 @@ def test_score_command_is_registered_by_the_app_factory(tmp_path: Path):
 def test_score_writes_the_scores_and_a_summary_line(app: Flask, tmp_path: Path):
     source = _write(tmp_path / "answers.csv", [["study_id", *Q], ["SP-1", *GOOD], ["SP-2", *GOOD]])
     target = tmp_path / "scores.csv"
-    result = _invoke(app, str(source), "-o", str(target))
+    result = _invoke(app, "--allow-extra-columns", str(source), "-o", str(target))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert result.stderr == (
@@ -68,7 +68,9 @@ def test_score_writes_the_scores_and_a_summary_line(app: Flask, tmp_path: Path):
     with target.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["study_id", *ALL_SCORES]
-    score_csv(source, tmp_path / "direct.csv", app.extensions["instruments"])
+    score_csv(
+        source, tmp_path / "direct.csv", app.extensions["instruments"], allow_extra_columns=True
+    )
     assert target.read_bytes() == (tmp_path / "direct.csv").read_bytes()
 
 
@@ -81,7 +83,7 @@ def test_score_lists_every_problem_and_writes_nothing(app: Flask, tmp_path: Path
     rows += [["f", *bad_q3], ["g", *GOOD], ["h", *bad_two]]
     source = _write(tmp_path / "answers.csv", rows)
     target = tmp_path / "scores.csv"
-    result = _invoke(app, str(source), "-o", str(target))
+    result = _invoke(app, "--allow-extra-columns", str(source), "-o", str(target))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{source}: 3 problems; nothing was written to {target}",
@@ -140,7 +142,7 @@ def test_score_requires_an_output_option(app: Flask, tmp_path: Path):
 def test_no_progress_bar_when_stderr_is_not_a_terminal(app: Flask, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(score_module, "PROGRESS_MIN_ROWS", 0)
     source = _write(tmp_path / "answers.csv", [["id", *Q], ["a", *GOOD]])
-    result = _invoke(app, str(source), "-o", str(tmp_path / "out.csv"))
+    result = _invoke(app, "--allow-extra-columns", str(source), "-o", str(tmp_path / "out.csv"))
     assert result.exit_code == 0
     assert "Scoring" not in result.stderr
 
@@ -150,7 +152,7 @@ def test_progress_bar_on_a_terminal_for_a_large_file(app: Flask, tmp_path: Path,
     monkeypatch.setattr(score_module, "PROGRESS_MIN_ROWS", 3)
     rows = [["id", *Q]] + [[str(i), *GOOD] for i in range(5)]
     source = _write(tmp_path / "answers.csv", rows)
-    result = _invoke(app, str(source), "-o", str(tmp_path / "out.csv"))
+    result = _invoke(app, "--allow-extra-columns", str(source), "-o", str(tmp_path / "out.csv"))
     assert result.exit_code == 0, result.output
     assert "Scoring" in result.stderr
     assert result.stderr.rstrip().endswith(f"into {tmp_path / 'out.csv'}")
@@ -161,7 +163,7 @@ def test_small_files_get_no_progress_bar_even_on_a_terminal(
 ):
     monkeypatch.setattr(score_module, "_stderr_is_terminal", lambda: True)
     source = _write(tmp_path / "answers.csv", [["id", *Q], ["a", *GOOD]])
-    result = _invoke(app, str(source), "-o", str(tmp_path / "out.csv"))
+    result = _invoke(app, "--allow-extra-columns", str(source), "-o", str(tmp_path / "out.csv"))
     assert result.exit_code == 0
     assert "Scoring" not in result.stderr
 

@@ -14,15 +14,15 @@ The staff view checks the user with :func:`pro_service.exports.access.export_sco
     return response
 
 CSV and FHIR rows are compressed and sent as they are read (the ZIP is written to the response
-stream, never to disk; ``long`` comes from the same
-:class:`pro_service.exports.long_table.LongTable` as the file export, by COPY on PostgreSQL);
+stream, never to disk; ``long`` and ``wide`` come from the same
+:class:`pro_service.exports.long_table.LongTable` and
+:class:`pro_service.exports.wide_table.WideTable` as the file export, by COPY on PostgreSQL);
 sav/dta are first written to a temporary file (their headers need the row count and text widths,
 see :mod:`pro_service.exports.statistics`) and then streamed from it.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import tempfile
@@ -41,7 +41,7 @@ from ...exports.layout import wide_layout, write_dictionary
 from ...exports.long_table import LongTable
 from ...exports.source import ExportFilters, Selection, iter_assessments, resolve_filters
 from ...exports.statistics import write_statistics_file
-from ...exports.tables import wide_csv_rows, wide_rows
+from ...exports.wide_table import WideTable, typed_wide_rows
 
 CHUNK_ROWS = 200
 
@@ -68,23 +68,12 @@ class _Pipe(io.RawIOBase):
 def _text_lines(
     fmt: ExportFormat, selection: Selection, session: Session, base_url: str
 ) -> Iterator[str]:
-    """The wide CSV or the FHIR NDJSON, line by line (long is a :class:`LongTable`)."""
+    """The FHIR NDJSON, line by line (long and wide are a :class:`LongTable`, a
+    :class:`WideTable`)."""
     registry = current_app.extensions["instruments"]
     assessments = iter_assessments(session, selection, registry=registry)
-    if fmt == "fhir":
-        for resource in fhir_resources(selection.instruments, assessments, base_url):
-            yield json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n"
-        return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    layout = wide_layout(selection.instruments)
-    writer.writerow(layout.names)
-    yield buffer.getvalue()
-    for row in wide_csv_rows(layout, assessments):
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(row)
-        yield buffer.getvalue()
+    for resource in fhir_resources(selection.instruments, assessments, base_url):
+        yield json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def _zip_stream(
@@ -105,18 +94,17 @@ def _zip_stream(
                     path = Path(folder) / data_name
                     layout = wide_layout(selection.instruments)
                     registry = current_app.extensions["instruments"]
-                    rows = wide_rows(
-                        layout, iter_assessments(session, selection, registry=registry)
-                    )
+                    rows = typed_wide_rows(session, selection, registry=registry)
                     write_statistics_file(fmt, path, layout, rows, created=now)
                     with path.open("rb") as source:
                         while chunk := source.read(1 << 16):
                             member.write(chunk)
                             yield pipe.drain()
             else:
-                if fmt == "long":
+                if fmt in ("long", "wide"):
                     registry = current_app.extensions["instruments"]
-                    lines: Iterator[bytes] = iter(LongTable(session, selection, registry=registry))
+                    table = LongTable if fmt == "long" else WideTable
+                    lines: Iterator[bytes] = iter(table(session, selection, registry=registry))
                 else:
                     lines = (
                         line.encode("utf-8")
