@@ -54,6 +54,7 @@ DISPLAY_STATUSES = (
     "in_progress",
     "overdue",
     "completed",
+    "partial",
     "missed",
     "cancelled",
 )
@@ -163,7 +164,11 @@ def status_condition(
         return and_(a.status.in_(OPEN_STATES), a.due_date < today)
     if status in (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value):
         return and_(a.status == status, a.due_date >= today)
-    if status in (AssessmentStatus.COMPLETED.value, AssessmentStatus.CANCELLED.value):
+    if status in (
+        AssessmentStatus.COMPLETED.value,
+        AssessmentStatus.PARTIAL.value,
+        AssessmentStatus.CANCELLED.value,
+    ):
         return a.status == status
     return false()
 

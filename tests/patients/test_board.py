@@ -407,6 +407,7 @@ def test_filters_narrow_rows_columns_and_counts(app, sign_in, timeline):
         "In progress": 0,
         "Overdue": 1,
         "Completed": 0,
+        "Partly answered": 0,
         "Missed": 0,
         "Cancelled": 0,
     }

@@ -11,6 +11,8 @@ TIMEPOINT_STATUS = {
     "in_progress": _l("In progress"),
     "overdue": _l("Overdue"),
     "completed": _l("Completed"),
+    # Translators: a time point whose window closed with some answers but no final submit.
+    "partial": _l("Partly answered"),
     "missed": _l("Missed"),
     "cancelled": _l("Cancelled"),
 }
@@ -21,6 +23,7 @@ TIMEPOINT_SYMBOLS = {
     "in_progress": "◐",
     "overdue": "!",
     "completed": "✓",
+    "partial": "◑",
     "missed": "✗",
     "cancelled": "–",
 }
