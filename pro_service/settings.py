@@ -51,6 +51,8 @@ class Settings:
     trusted_proxy_count: int = 0
     link_rate_limit: int = 60
     staff_idle_minutes: int = 30
+    # Strict-Transport-Security max-age in production (seconds); 0 sends no HSTS header.
+    hsts_max_age: int = 31_536_000
 
     @property
     def is_production(self) -> bool:
@@ -168,15 +170,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     max_request_bytes = number("PRO_MAX_REQUEST_BYTES", "65536", int)
     link_rate_limit = number("PRO_LINK_RATE_LIMIT", "60", int)
     staff_idle_minutes = number("PRO_STAFF_IDLE_MINUTES", "30", int)
-    proxy_raw = _get(env_map, "PRO_TRUSTED_PROXY_COUNT") or "0"
-    trusted_proxy_count = 0
-    if not proxy_raw.isdigit():
-        problems.append(
-            "PRO_TRUSTED_PROXY_COUNT must be a whole number of proxies (0 or more), "
-            f"not {proxy_raw!r}"
-        )
-    else:
-        trusted_proxy_count = int(proxy_raw)
+    def whole(name: str, default: str, what: str) -> int:
+        raw = _get(env_map, name) or default
+        if not (raw.isascii() and raw.isdigit()):
+            problems.append(f"{name} must be a whole number of {what} (0 or more), not {raw!r}")
+            return int(default)
+        return int(raw)
+
+    trusted_proxy_count = whole("PRO_TRUSTED_PROXY_COUNT", "0", "proxies")
+    hsts_max_age = whole("PRO_HSTS_MAX_AGE", "31536000", "seconds")
 
     if missing or problems:
         lines = []
@@ -213,4 +215,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxy_count=trusted_proxy_count,
         link_rate_limit=link_rate_limit,
         staff_idle_minutes=staff_idle_minutes,
+        hsts_max_age=hsts_max_age,
     )

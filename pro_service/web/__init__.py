@@ -35,3 +35,12 @@ def register_web(app: Flask) -> None:
         # The client address (rate limits) and scheme come from this many trusted proxies.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted)  # type: ignore[method-assign]
     app.after_request(_security_headers)
+    settings = app.config["PRO_SETTINGS"]
+    if settings.is_production and settings.hsts_max_age:
+        hsts = f"max-age={settings.hsts_max_age}; includeSubDomains"
+
+        def _strict_transport(response: Response) -> Response:
+            response.headers.setdefault("Strict-Transport-Security", hsts)
+            return response
+
+        app.after_request(_strict_transport)
