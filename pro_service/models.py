@@ -359,6 +359,16 @@ class RateLimitCounter(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class InboundMessage(Base):
+    """A patient's SMS reply, by the provider's message id only (never its number or text), so
+    that a replayed webhook is recognised and changes and sends nothing."""
+
+    __tablename__ = "inbound_messages"
+
+    provider_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # --- Staff pages: server-side sign-in sessions ----------------------------------------------
 
 

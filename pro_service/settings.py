@@ -170,6 +170,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     max_request_bytes = number("PRO_MAX_REQUEST_BYTES", "65536", int)
     link_rate_limit = number("PRO_LINK_RATE_LIMIT", "60", int)
     staff_idle_minutes = number("PRO_STAFF_IDLE_MINUTES", "30", int)
+
     def whole(name: str, default: str, what: str) -> int:
         raw = _get(env_map, name) or default
         if not (raw.isascii() and raw.isdigit()):

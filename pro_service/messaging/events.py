@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
 from ..crypto import Vault
-from ..models import MessageStatus, OutboxMessage, Patient
+from ..models import InboundMessage, MessageStatus, OutboxMessage, Patient
 from .dispatch import flag_patient
 from .outbox import announce_again_after_opt_in, cancel_pending_messages
 from .twilio_backend import classify_error_code
@@ -156,14 +157,42 @@ def keyword(body: str) -> str:
 
 @dataclass(frozen=True)
 class InboundResult:
-    action: str  # opted_out, opted_in, ignored, unknown_sender
+    action: str  # opted_out, opted_in, ignored, unknown_sender, replayed
     language: str | None  # for the confirmation
 
 
+def first_delivery(session: Session, *, now: datetime, provider_sid: str) -> bool:
+    """Remember the provider's id of an inbound message; False when it was seen before.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING``: of two copies arriving at once, the second waits
+    for the first to commit and then inserts nothing.
+    """
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    inserted = session.execute(
+        dialect.insert(InboundMessage)
+        .values(provider_sid=provider_sid, received_at=now)
+        .on_conflict_do_nothing(index_elements=["provider_sid"])
+        .returning(InboundMessage.provider_sid)
+    ).scalar()
+    return inserted is not None
+
+
 def handle_inbound(
-    session: Session, *, now: datetime, vault: Vault, from_number: str, body: str
+    session: Session,
+    *,
+    now: datetime,
+    vault: Vault,
+    from_number: str,
+    body: str,
+    provider_sid: str | None = None,
 ) -> InboundResult:
-    """A patient's reply: STOP words opt out (pending SMS cancelled), START words opt back in."""
+    """A patient's reply: STOP words opt out (pending SMS cancelled), START words opt back in.
+
+    A replay of a message already handled (the same ``provider_sid``, e.g. a webhook retried
+    by the provider or re-sent by anyone who saw it) changes nothing and confirms nothing.
+    """
+    if provider_sid and not first_delivery(session, now=now, provider_sid=provider_sid):
+        return InboundResult("replayed", None)
     word = keyword(body)
     if word in STOP_WORDS:
         action = "opted_out"

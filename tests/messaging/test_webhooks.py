@@ -213,3 +213,38 @@ def test_a_stop_with_a_bad_signature_is_refused(app, client, session, make_site,
     assert response.status_code == 403
     session.expire_all()
     assert session.get(Patient, patient.id).opted_out is False
+
+
+def test_a_replayed_stop_changes_nothing_and_sends_no_second_confirmation(
+    app, client, session, make_site, make_patient
+):
+    site = make_site()
+    patient = make_patient(site)
+    session.commit()
+    stop = {"From": NUMBER, "Body": "STOPP", "To": "+4670", "MessageSid": "SM" + "a" * 32}
+    first = _post(app, client, "/twilio/inbound", stop)
+    assert "Du får inte längre SMS" in first.get_data(as_text=True)
+    # The patient opts back in from another message; then the old STOP arrives again.
+    _post(app, client, "/twilio/inbound", {**stop, "Body": "START", "MessageSid": "SM" + "b" * 32})
+    replay = _post(app, client, "/twilio/inbound", stop)
+    assert replay.status_code == 200
+    assert replay.get_data(as_text=True).endswith("<Response />")  # no SMS in the reply
+    session.expire_all()
+    assert session.get(Patient, patient.id).opted_out is False
+    actions = [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    assert actions.count("patient.opted_out") == 1
+    assert actions.count("patient.opted_in") == 1
+
+
+def test_a_replayed_start_sends_no_second_confirmation(
+    app, client, session, make_site, make_patient
+):
+    site = make_site()
+    make_patient(site)
+    session.commit()
+    _reply(app, client, "STOP")
+    start = {"From": NUMBER, "Body": "START", "To": "+4670", "MessageSid": "SM" + "c" * 32}
+    assert "igen" in _post(app, client, "/twilio/inbound", start).get_data(as_text=True)
+    assert (
+        _post(app, client, "/twilio/inbound", start).get_data(as_text=True).endswith("<Response />")
+    )

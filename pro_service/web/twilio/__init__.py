@@ -83,6 +83,7 @@ def inbound_sms() -> Response:
         vault=current_app.extensions["vault"],
         from_number=from_number,
         body=request.form.get("Body", ""),
+        provider_sid=request.form.get("MessageSid", "").strip()[:64] or None,
     )
     db.session.commit()
     reply = MessagingResponse()
