@@ -27,8 +27,13 @@ class Variable:
     notes: str = ""
 
 
-STUDY_ID = Variable("study_id", "Study ID (pseudonymous)", "string")
-SITE = Variable("site", "Site code", "string")
+#: Said of every text variable a person typed: how a CSV keeps spreadsheets from running it.
+FORMULA_NOTE = (
+    "in CSV, text starting with = + - @, a tab or a carriage return is written with a leading '"
+    " so that spreadsheets do not run it as a formula (OWASP); sav, dta and FHIR hold it as stored"
+)
+STUDY_ID = Variable("study_id", "Study ID (pseudonymous)", "string", notes=FORMULA_NOTE)
+SITE = Variable("site", "Site code", "string", notes=FORMULA_NOTE)
 TIMEPOINT = Variable("timepoint", "Time point (key in the study schedule)", "string")
 DAYS = Variable(
     "days_from_surgery",

@@ -31,6 +31,7 @@ from sqlalchemy import (
     column,
     func,
     literal,
+    literal_column,
     select,
     type_coerce,
     values,
@@ -39,6 +40,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ..instruments import InstrumentRegistry
+from ..instruments.csv_dialect import formula_safe_sql
 from ..models import Assessment, AssessmentStatus, Patient, Score, Site
 from .layout import long_variables
 from .source import Selection, iter_assessments
@@ -64,8 +66,9 @@ def long_copy_query(selection: Selection) -> Any:
     position = func.coalesce(positions.c.position, len(order))
     query = (
         select(
-            Patient.study_id,
-            Site.code,
+            # The tables are not aliased: the expressions name them.
+            literal_column(formula_safe_sql("patients.study_id")),
+            literal_column(formula_safe_sql("sites.code")),
             Assessment.timepoint,
             type_coerce(local_day - Patient.surgery_date, Integer),
             func.to_char(func.timezone("UTC", Assessment.completed_at), ISO_UTC),

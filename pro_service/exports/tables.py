@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import IO, Generic, TypeVar
 
+from ..instruments.csv_dialect import formula_safe
 from .layout import WideLayout
 from .source import ExportedAssessment
 
@@ -72,7 +73,13 @@ def number_text(value: float) -> str:
 
 def _csv_common(a: ExportedAssessment) -> tuple[str | int, ...]:
     days = a.days_from_surgery
-    return (a.study_id, a.site, a.timepoint, "" if days is None else days, iso_utc(a.completed_at))
+    return (
+        formula_safe(a.study_id),
+        formula_safe(a.site),
+        a.timepoint,  # a key of the schedule file: lower-case letters, digits and _
+        "" if days is None else days,
+        iso_utc(a.completed_at),
+    )
 
 
 def long_csv_rows(assessments: Iterable[ExportedAssessment]) -> Iterator[tuple[str | int, ...]]:

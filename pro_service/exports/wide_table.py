@@ -34,6 +34,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ..instruments import InstrumentRegistry
+from ..instruments.csv_dialect import formula_safe_sql
 from ..models import AssessmentStatus
 from .layout import WideLayout, wide_layout
 from .source import Selection, iter_assessments
@@ -129,6 +130,9 @@ def wide_pivot_query(
     completed = (
         f"to_char(c.completed_at AT TIME ZONE 'UTC', '{ISO_UTC}')" if as_text else "c.completed_at"
     )
+    # CSV text is formula-safe as the Python path writes it; sav/dta get the values as stored.
+    study_id = formula_safe_sql("c.study_id") if as_text else "c.study_id"
+    site = formula_safe_sql("c.site") if as_text else "c.site"
     version_columns = "".join(f", v.v{n}" for n in range(len(versions)))
     score_columns = "".join(f", s.s{n}" for n in range(len(scores)))
     item_columns = "".join(f", r.i{n}" for n in range(len(items)))
@@ -160,7 +164,7 @@ r AS (
     WHERE r.instrument_id IN :instrument_ids AND r.assessment_id IN (SELECT id FROM chosen)
     GROUP BY r.assessment_id
 )
-SELECT c.study_id, c.site, c.timepoint, c.days, {completed}, c.language
+SELECT {study_id}, {site}, c.timepoint, c.days, {completed}, c.language
        {version_columns}, s.algorithms {score_columns} {item_columns}
 FROM chosen c
 CROSS JOIN LATERAL (

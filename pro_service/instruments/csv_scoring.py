@@ -40,7 +40,7 @@ from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
-from .csv_dialect import sniff_csv
+from .csv_dialect import formula_safe, sniff_csv
 from .csv_plan import ColumnPlan, build_plan, question_column
 from .model import Instrument
 from .registry import InstrumentRegistry
@@ -90,21 +90,8 @@ class CsvScoringResult:
 # --------------------------------------------------------------------------------------------
 # Formula-safe cells (OWASP "CSV injection")
 
-_FORMULA_STARTS = frozenset("=+-@\t\r")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 #: A cell (in cells joined with NUL) that may need a quote; NUL never occurs in CSV text.
 _FORMULA_CELL = re.compile(r"(?:^|\x00)[=+\-@\t\r]")
-
-
-def formula_safe(cell: str) -> str:
-    """``cell`` with a leading ``'`` when a spreadsheet would read it as a formula.
-
-    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets the quote
-    (OWASP's advice for CSV files); a number such as ``-1.5`` or ``+3`` stays as it is.
-    """
-    if cell and cell[0] in _FORMULA_STARTS and not _NUMBER.fullmatch(cell):
-        return "'" + cell
-    return cell
 
 
 def _formula_safe_column(column: Sequence[str]) -> Sequence[str]:

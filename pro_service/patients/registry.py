@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
 from ..crypto import Vault
+from ..instruments.csv_dialect import looks_like_formula
 from ..messaging.outbox import (
     LINK_KINDS,
     ResendRefused,
@@ -93,6 +94,15 @@ def check_study_id(
     study_id = study_id.strip()
     if not study_id:
         raise PatientDataError("study_id", N_("A study ID is required."))
+    if looks_like_formula(study_id):
+        raise PatientDataError(
+            "study_id",
+            N_(
+                "%(study_id)s cannot be a study ID: it starts with a character that spreadsheets "
+                "read as the start of a formula (= + - @)."
+            ),
+            study_id=study_id,
+        )
     if site.study_id_pattern and not re.fullmatch(site.study_id_pattern, study_id):
         raise PatientDataError(
             "study_id",

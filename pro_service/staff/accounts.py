@@ -41,8 +41,11 @@ def create_site(
     sending_end: str = "20:00",
 ) -> Site:
     code = code.strip().upper()
-    if not re.fullmatch(r"[A-Z0-9-]{2,32}", code):
-        raise StaffDataError("code", f"{code!r} must be 2-32 letters, digits or dashes")
+    if not re.fullmatch(r"[A-Z0-9][A-Z0-9-]{1,31}", code):
+        raise StaffDataError(
+            "code",
+            f"{code!r} must be 2-32 letters, digits or dashes, starting with one of the first two",
+        )
     if session.scalar(select(Site.id).where(Site.code == code)) is not None:
         raise StaffDataError("code", f"a site with code {code!r} already exists")
     if not re.fullmatch(r"[A-Za-z]{2}", country):

@@ -33,6 +33,7 @@ from ...audit.browse import (
     iter_audit_rows,
 )
 from ...extensions import db
+from ...instruments.csv_dialect import formula_safe
 from ...staff import access
 from . import bp
 from .auth import staff_page
@@ -228,9 +229,7 @@ def audit_trail_export() -> ResponseReturnValue:
 
 def _safe_cell(value: Any) -> Any:
     """Text that a spreadsheet would run as a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return formula_safe(value) if isinstance(value, str) else value
 
 
 def _json(value: Any) -> str:
