@@ -94,6 +94,11 @@ class MessageStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+#: The largest id an integer primary key holds (PostgreSQL ``integer``): anything larger that
+#: arrives from a request names no row.
+MAX_ID = 2**31 - 1
+
+
 def _enum_values(enum_cls: type[enum.Enum]) -> str:
     return ", ".join(f"'{member.value}'" for member in enum_cls)
 

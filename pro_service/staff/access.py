@@ -12,11 +12,13 @@ Objects of a site the user may not see answer "not found" (the caller turns
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..exports.access import EXPORT_ROLES
-from ..models import Assessment, Patient, Role, Site, StaffUser
+from ..models import MAX_ID, Assessment, Patient, Role, Site, StaffUser
 
 PATIENT_VIEWER_ROLES = frozenset({Role.NURSE.value, Role.INVESTIGATOR.value, Role.ADMIN.value})
 PATIENT_EDITOR_ROLES = frozenset({Role.NURSE.value})
@@ -30,6 +32,9 @@ __all__ = [
     "PATIENT_VIEWER_ROLES",
     "NotVisible",
 ]
+
+
+T = TypeVar("T")
 
 
 class NotVisible(LookupError):
@@ -77,8 +82,15 @@ def _check_site(user: StaffUser, site_id: int) -> None:
         raise NotVisible("another site's object")
 
 
+def _get(session: Session, model: type[T], ident: int) -> T | None:
+    """The row with this id; an id no integer column can hold (from a tampered form) is none."""
+    if not 1 <= ident <= MAX_ID:
+        return None
+    return session.get(model, ident)
+
+
 def site_for(session: Session, user: StaffUser, site_id: int) -> Site:
-    site = session.get(Site, site_id)
+    site = _get(session, Site, site_id)
     if site is None:
         raise NotVisible("no such site")
     _check_site(user, site.id)
@@ -86,7 +98,7 @@ def site_for(session: Session, user: StaffUser, site_id: int) -> Site:
 
 
 def patient_for(session: Session, user: StaffUser, patient_id: int) -> Patient:
-    patient = session.get(Patient, patient_id)
+    patient = _get(session, Patient, patient_id)
     if patient is None:
         raise NotVisible("no such patient")
     _check_site(user, patient.site_id)
@@ -94,7 +106,7 @@ def patient_for(session: Session, user: StaffUser, patient_id: int) -> Patient:
 
 
 def assessment_for(session: Session, user: StaffUser, assessment_id: int) -> Assessment:
-    assessment = session.get(Assessment, assessment_id)
+    assessment = _get(session, Assessment, assessment_id)
     if assessment is None:
         raise NotVisible("no such assessment")
     _check_site(user, assessment.patient.site_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Flask, Response
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .numbers import IdConverter
+
 
 def _security_headers(response: Response) -> Response:
     response.headers.setdefault(
@@ -25,6 +27,7 @@ def register_web(app: Flask) -> None:
     from .staff import register as register_staff_pages
     from .twilio import bp as twilio_bp
 
+    app.url_map.converters["id"] = IdConverter
     app.register_blueprint(health_bp)
     register_patient_pages(app)
     register_staff_pages(app)

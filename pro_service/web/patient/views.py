@@ -20,6 +20,7 @@ from ...answering.responses import AssessmentClosed
 from ...extensions import db
 from ...instruments import InstrumentRegistry
 from ...models import AssessmentStatus
+from ..numbers import whole_number
 from . import bp
 from .errors import BadForm, LinkUnavailable
 
@@ -145,7 +146,8 @@ def _welcome(token: str, link: Link) -> ResponseReturnValue:
 
 
 def _screen_number(number: str, flow: Flow, token: str) -> FlowScreen:
-    flow_screen = flow.screen(int(number)) if number.isdigit() and len(number) < 6 else None
+    screen = whole_number(number, high=99_999)
+    flow_screen = flow.screen(screen) if screen is not None else None
     if flow_screen is None:
         raise BadForm(
             _("This page does not exist in the questionnaire."),

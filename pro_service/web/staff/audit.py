@@ -35,6 +35,7 @@ from ...audit.browse import (
 from ...extensions import db
 from ...instruments.csv_dialect import formula_safe
 from ...staff import access
+from ..numbers import whole_number
 from . import bp
 from .auth import staff_page
 
@@ -128,8 +129,7 @@ def _problem_text(exc: AuditFilterError) -> str:
 
 
 def _cursor(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    return whole_number(request.args.get(name, ""), low=0)
 
 
 def _filter_args(form: AuditFilterForm) -> dict[str, Any]:

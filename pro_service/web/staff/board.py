@@ -20,6 +20,7 @@ from wtforms import BooleanField, SelectField
 from ...extensions import db
 from ...patients.board import DISPLAY_STATUSES, BoardFilters, load_board
 from ...staff import access
+from ..numbers import whole_number
 from . import bp
 from .auth import staff_page
 from .labels import PATIENT_STATUS as PATIENT_STATUS_LABELS
@@ -58,9 +59,9 @@ def _escaped(labels: Mapping[K, object]) -> dict[K, Markup]:
 
 
 def _page_number() -> tuple[int, str | None]:
-    raw = request.args.get("page", "1").strip()
-    if raw.isdigit() and int(raw) >= 1:
-        return int(raw), None
+    page = whole_number(request.args.get("page", "1"), high=10**6)
+    if page is not None:
+        return page, None
     return 1, str(_l("Page: the page number must be a whole number, 1 or more."))
 
 
@@ -82,9 +83,10 @@ def board() -> ResponseReturnValue:
     sites = access.visible_sites(session, user)
     raw_site = request.args.get("site")
     if raw_site is not None:
-        if not raw_site.isdigit():
+        site_id = whole_number(raw_site)
+        if site_id is None:
             abort(404)
-        site = access.site_for(session, user, int(raw_site))
+        site = access.site_for(session, user, site_id)
     elif sites:
         site = sites[0]
     else:

@@ -83,7 +83,7 @@ def _helpers(time_zone: str) -> dict[str, object]:
     }
 
 
-@bp.get("/patients/<int:patient_id>")
+@bp.get("/patients/<id:patient_id>")
 @staff_page(*access.PATIENT_VIEWER_ROLES)
 def patient(patient_id: int):
     record = _patient_or_404(patient_id)
@@ -103,7 +103,7 @@ def patient(patient_id: int):
     )
 
 
-@bp.get("/assessments/<int:assessment_id>")
+@bp.get("/assessments/<id:assessment_id>")
 @staff_page(*access.PATIENT_VIEWER_ROLES)
 def assessment(assessment_id: int):
     record = access.assessment_for(db.session, g.user, assessment_id)
@@ -145,7 +145,7 @@ def _chart_texts(series: ScoreSeries, reference: str) -> charts.ChartTexts:
     )
 
 
-@bp.get("/patients/<int:patient_id>/chart/<scale>.svg")
+@bp.get("/patients/<id:patient_id>/chart/<scale>.svg")
 @staff_page(*access.PATIENT_VIEWER_ROLES)
 def patient_chart(patient_id: int, scale: str):
     record = _patient_or_404(patient_id)

@@ -42,6 +42,7 @@ from ...patients.schedule_changes import (
 from ...scheduling.assessments import OPEN_STATES, display_status, local_today
 from ...staff import access
 from ..i18n import LANGUAGE_NAMES
+from ..numbers import whole_number
 from . import bp
 from .auth import staff_page, staff_url
 from .labels import PATIENT_STATUS as PATIENT_STATUS_LABELS
@@ -198,7 +199,10 @@ def register_patient() -> ResponseReturnValue:
     form.site.choices = [SelectChoice(str(s.id), f"{s.code} – {s.name}") for s in sites]
     form.language.choices = _language_choices(blank=str(_l("The site's default language")))
     if request.method == "GET":
-        chosen = request.args.get("site", type=int)
+        raw_site = request.args.get("site")
+        chosen = whole_number(raw_site)
+        if raw_site is not None and chosen is None:
+            abort(404)
         site = _site_or_404(chosen) if chosen is not None else None
         if site is None and len(sites) == 1:
             site = sites[0]
@@ -206,9 +210,9 @@ def register_patient() -> ResponseReturnValue:
             form.site.data = site.id
             form.language.data = site.default_language
     else:
-        raw = request.form.get("site", "")
-        if raw.strip().isdigit():
-            _site_or_404(int(raw))  # another site's id: 404, nothing saved
+        posted = whole_number(request.form.get("site", ""))
+        if posted is not None:
+            _site_or_404(posted)  # another site's id: 404, nothing saved
     if form.validate_on_submit():
         site = _site_or_404(form.site.data)
         try:
@@ -238,7 +242,7 @@ def register_patient() -> ResponseReturnValue:
 # --- edit --------------------------------------------------------------------------------------
 
 
-@bp.route("/patients/<int:patient_id>/edit", methods=["GET", "POST"])
+@bp.route("/patients/<id:patient_id>/edit", methods=["GET", "POST"])
 @staff_page(NURSE)
 def edit_patient(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)
@@ -338,7 +342,7 @@ def _timepoint_rows(patient: Patient, anchor: str) -> list[dict[str, Any]]:
 
 
 @bp.route(
-    "/patients/<int:patient_id>/surgery", methods=["GET", "POST"], endpoint="change_surgery_date"
+    "/patients/<id:patient_id>/surgery", methods=["GET", "POST"], endpoint="change_surgery_date"
 )
 @staff_page(NURSE)
 def change_surgery_date_view(patient_id: int) -> ResponseReturnValue:
@@ -383,7 +387,7 @@ def change_surgery_date_view(patient_id: int) -> ResponseReturnValue:
 # --- status ------------------------------------------------------------------------------------
 
 
-@bp.route("/patients/<int:patient_id>/status", methods=["GET", "POST"])
+@bp.route("/patients/<id:patient_id>/status", methods=["GET", "POST"])
 @staff_page(NURSE)
 def change_status(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)
@@ -449,7 +453,7 @@ def change_status(patient_id: int) -> ResponseReturnValue:
 # --- SMS actions -------------------------------------------------------------------------------
 
 
-@bp.post("/patients/<int:patient_id>/resend")
+@bp.post("/patients/<id:patient_id>/resend")
 @staff_page(NURSE)
 def resend_link(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)
@@ -458,9 +462,10 @@ def resend_link(patient_id: int) -> ResponseReturnValue:
         abort(400)
     assessment = None
     if form.assessment_id.data:
-        if not str(form.assessment_id.data).isdigit():
+        assessment_id = whole_number(form.assessment_id.data)
+        if assessment_id is None:
             abort(404)
-        assessment = access.assessment_for(db.session, g.user, int(form.assessment_id.data))
+        assessment = access.assessment_for(db.session, g.user, assessment_id)
         if assessment.patient_id != patient.id:
             abort(404)
     try:
@@ -476,7 +481,7 @@ def resend_link(patient_id: int) -> ResponseReturnValue:
     return redirect(patient_page_url(patient))
 
 
-@bp.post("/patients/<int:patient_id>/opt-in")
+@bp.post("/patients/<id:patient_id>/opt-in")
 @staff_page(NURSE)
 def opt_in(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)
@@ -505,7 +510,7 @@ def opt_in(patient_id: int) -> ResponseReturnValue:
     return redirect(patient_page_url(patient))
 
 
-@bp.post("/patients/<int:patient_id>/phone")
+@bp.post("/patients/<id:patient_id>/phone")
 @staff_page(NURSE)
 def show_phone(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)

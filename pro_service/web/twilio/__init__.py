@@ -16,6 +16,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from ...clock import utcnow
 from ...extensions import csrf, db
 from ...messaging.events import UnknownStatus, apply_status_callback, handle_inbound
+from ..numbers import whole_number
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,7 @@ def status_callback() -> tuple[str, int]:
     status = request.form.get("MessageStatus", "").strip()
     if not sid or not status:
         abort(400, "MessageSid and MessageStatus are required")
-    raw_id = request.args.get("m", "")
-    message_id = int(raw_id) if raw_id.isdigit() else None
+    message_id = whole_number(request.args.get("m", ""))
     try:
         result = apply_status_callback(
             db.session,
