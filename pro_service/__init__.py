@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+from . import logging_privacy
 from .settings import PROJECT_ROOT, Settings, load_settings
 
 TRANSLATIONS_DIR = PROJECT_ROOT / "translations"
@@ -54,6 +55,7 @@ def create_base_app(overrides: Mapping[str, Any] | None = None, *, database: boo
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging_privacy.install()
     app.config.update(
         PRO_SETTINGS=settings,
         SECRET_KEY=settings.secret_key,

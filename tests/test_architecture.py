@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "pro_service"
 DOC = REPO / "docs" / "architecture.md"
 
-CORE = {"clock", "crypto", "db", "extensions", "migrate", "models", "rate_limit", "settings"}
+CORE = {"clock", "crypto", "db", "extensions", "logging_privacy", "migrate", "models"}
+CORE |= {"rate_limit", "settings"}
 CORE_PACKAGES = {"migrations"}
 DOMAINS = ("instruments", "audit", "scheduling", "messaging", "answering", "patients")
 DOMAINS += ("exports", "staff")
