@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, String, bindparam, delete, func, literal, select, true
+from sqlalchemy import Connection, String, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import RateLimitCounter, UTCDateTime
@@ -74,52 +74,6 @@ def _decide(
     return Decision(allowed=count <= limit.requests, count=count, retry_after_seconds=retry_after)
 
 
-@dataclass(frozen=True)
-class CountedQuery:
-    """A query to run together with counting a request (:func:`hit_and_fetch`), built once.
-
-    On PostgreSQL both go to the server as one statement, the counter's upsert as a CTE: one
-    round trip instead of two, on every request of a rate-limited page. The query must return
-    at most one row and its first column must never be NULL in a row it finds.
-    """
-
-    query: Select[Any]
-    together: Select[Any]
-
-    @classmethod
-    def of(cls, query: Select[Any]) -> CountedQuery:
-        counted = _COUNT["postgresql"].cte("counted")
-        found = query.subquery("found")
-        together = select(counted.c.count, *found.c).select_from(counted.outerjoin(found, true()))
-        return cls(query=query, together=together)
-
-
-def hit_and_fetch(
-    connection: Connection,
-    *,
-    now: datetime,
-    bucket: str,
-    limit: Limit,
-    counted_query: CountedQuery,
-    parameters: dict[str, Any],
-) -> tuple[Decision, tuple[Any, ...] | None]:
-    """:func:`hit`, and the row ``counted_query`` finds with ``parameters`` (None if none).
-
-    The row is fetched even when the request is over the limit; what to do then is the
-    caller's. Same connection rules as :func:`hit`: its own, in autocommit mode.
-    """
-    if connection.dialect.name != "postgresql":
-        decision = hit(connection, now=now, bucket=bucket, limit=limit)
-        found = connection.execute(counted_query.query, parameters).first()
-        return decision, None if found is None else tuple(found)
-    start = window_start(now, limit.window_seconds)
-    row = connection.execute(
-        counted_query.together, {**parameters, "bucket": bucket, "window_start": start}
-    ).one()
-    decision = _decide(connection, now=now, start=start, count=int(row[0]), limit=limit)
-    return decision, None if row[1] is None else tuple(row)[1:]
-
-
 def _count_statement(dialect: str) -> Any:
     """The counting upsert, built once (bound parameters ``bucket`` and ``window_start``)."""
     if dialect == "postgresql":
@@ -171,6 +125,21 @@ def peek(connection: Connection, *, now: datetime, bucket: str, limit: Limit) ->
         1, int((start + timedelta(seconds=limit.window_seconds) - now).total_seconds())
     )
     return Decision(allowed=count < limit.requests, count=count, retry_after_seconds=retry_after)
+
+
+def release(connection: Connection, *, now: datetime, bucket: str, limit: Limit) -> None:
+    """Give back one count of the current window (an attempt reserved with :func:`hit` that
+    turned out not to be a failure)."""
+    start = window_start(now, limit.window_seconds)
+    connection.execute(
+        update(RateLimitCounter)
+        .where(
+            RateLimitCounter.bucket == bucket,
+            RateLimitCounter.window_start == start,
+            RateLimitCounter.count > 0,
+        )
+        .values(count=RateLimitCounter.count - 1)
+    )
 
 
 def clear(connection: Connection, *, bucket: str) -> None:

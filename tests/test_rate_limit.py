@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 
 from pro_service import rate_limit
-from pro_service.models import RateLimitCounter, Site
+from pro_service.models import RateLimitCounter
 
 LIMIT = rate_limit.Limit(requests=2, window_seconds=60)
 
@@ -41,36 +41,3 @@ def test_old_windows_are_cleared_when_a_new_one_starts(session, now):
     rate_limit.hit(session.connection(), now=now - timedelta(hours=3), bucket=bucket, limit=LIMIT)
     rate_limit.hit(session.connection(), now=now, bucket=bucket, limit=LIMIT)
     assert session.scalar(select(func.count()).select_from(RateLimitCounter)) == 1
-
-
-def test_a_query_counted_with_the_request_finds_its_row_and_counts_over_the_limit(session, now):
-    """``hit_and_fetch`` (one statement on PostgreSQL) counts exactly as ``hit`` does."""
-    sites = select(Site.code).where(Site.code == bindparam("code"))
-    counted = rate_limit.CountedQuery.of(sites)
-    session.add(
-        Site(
-            code="FOUND",
-            name="Found",
-            country="SE",
-            time_zone="Europe/Stockholm",
-            default_language="sv",
-            created_at=now,
-        )
-    )
-    session.flush()
-    bucket = rate_limit.bucket_for("patient-link", "198.51.100.9", "secret")
-    results = [
-        rate_limit.hit_and_fetch(
-            session.connection(),
-            now=now,
-            bucket=bucket,
-            limit=LIMIT,
-            counted_query=counted,
-            parameters={"code": code},
-        )
-        for code in ("FOUND", "MISSING", "FOUND")
-    ]
-    assert [(d.allowed, d.count) for d, _row in results] == [(True, 1), (True, 2), (False, 3)]
-    assert [row for _d, row in results] == [("FOUND",), None, ("FOUND",)]
-    stored = session.scalar(select(RateLimitCounter.count).where(RateLimitCounter.bucket == bucket))
-    assert stored == 3

@@ -109,38 +109,35 @@ _FIND_LINK = (
 
 
 _LINK_FIELDS = tuple(_FIND_LINK.selected_columns.keys())[:-1]
-_COUNT_AND_FIND_LINK = rate_limit.CountedQuery.of(_FIND_LINK)
 
 
-def open_link(
-    connection: Connection, *, now: datetime, token: str, bucket: str, limit: rate_limit.Limit
-) -> tuple[rate_limit.Decision, Link | None]:
-    """Count the request against the client's rate limit and find the link carrying ``token``.
+def open_link(connection: Connection, *, token: str) -> Link | None:
+    """The link carrying ``token``, whatever its assessment's state; None if there is none.
 
-    One round trip on PostgreSQL (:func:`rate_limit.hit_and_fetch`); ``connection`` is in
-    autocommit mode, as the count must commit by itself. The link is found whatever its
-    assessment's state; None if there is none. It is looked up by the SHA-256 of the token
-    (unique index), then compared in constant time.
+    It is looked up by the SHA-256 of the token (unique index), then compared in constant time.
+    Nothing is counted here: only a failed look-up counts against the client's limit (the
+    caller's :func:`count_failed_lookup`), so a patient's own pages are never limited.
     """
     if not _TOKEN_SHAPE.match(token):
-        return rate_limit.hit(connection, now=now, bucket=bucket, limit=limit), None
+        return None
     wanted = hash_token(token)
-    decision, row = rate_limit.hit_and_fetch(
-        connection,
-        now=now,
-        bucket=bucket,
-        limit=limit,
-        counted_query=_COUNT_AND_FIND_LINK,
-        parameters={"token_hash": wanted},
-    )
+    row = connection.execute(_FIND_LINK, {"token_hash": wanted}).first()
     if row is None:
-        return decision, None
+        return None
     *fields, token_hash = row
     if token_hash is None or not hmac.compare_digest(token_hash.encode(), wanted.encode()):
-        return decision, None
+        return None
     values = dict(zip(_LINK_FIELDS, fields, strict=True))
     values["instruments"] = tuple(values["instruments"])  # a JSON list in the database
-    return decision, Link(**values)
+    return Link(**values)
+
+
+def count_failed_lookup(
+    connection: Connection, *, now: datetime, bucket: str, limit: rate_limit.Limit
+) -> rate_limit.Decision:
+    """Count a request whose token names no link (guessing, or a mistyped link) against the
+    client's limit; ``connection`` in autocommit mode, so the count outlives the request."""
+    return rate_limit.hit(connection, now=now, bucket=bucket, limit=limit)
 
 
 def accepts_answers(link: Link, now: datetime) -> bool:

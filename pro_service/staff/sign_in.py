@@ -3,15 +3,18 @@
 A session row exists from the moment the password is right; it is ``verified`` once every
 required factor has been checked. The cookie holds only the random session token.
 
-Throttling counts failed attempts (wrong password, wrong second-factor code, wrong current
-password on the account page) in ``rate_limit_counters``, so it holds across web workers: per
-account (the normalised email, whether or not such an account exists, so the answer does not
-tell) and per client address. The windows are fixed (:mod:`.rate_limit`): after
-``ACCOUNT_LIMIT.requests`` failures in one window further attempts are refused until it ends.
-The counters are written on their own autocommit connection, so a count survives the request's
-rollback. Look before an attempt (:func:`throttled_for`) and count only failures
-(:func:`count_failure`); parallel attempts that all looked before any failed was counted can
-pass the limit by the number of requests in flight, each of which costs an argon2 hash.
+Throttling (password, second-factor code, current password on the account page) is kept in
+``rate_limit_counters``, so it holds across web workers, on its own autocommit connection, so a
+count survives the request's rollback:
+- Per account (the normalised email, whether or not such an account exists, so the answer does
+  not tell): every attempt is counted *before* it is checked (:func:`reserve`, one atomic
+  upsert), so of any number of parallel attempts at most ``ACCOUNT_LIMIT.requests`` per window
+  reach the password check; the rest are refused until the window ends. A right password gives
+  its count back (:func:`settle_success`).
+- Per client address, failures only slow down: past ``ADDRESS_SLOW_AFTER`` failures in a window
+  each further attempt from that address waits a little longer (at most
+  ``ADDRESS_MAX_DELAY_SECONDS``), and is never refused. Staff behind a hospital's shared address
+  are never locked out by someone else's guessing; each account still locks on its own.
 """
 
 from __future__ import annotations
@@ -47,10 +50,13 @@ def normalise_email(email: str) -> str:
 
 # --- Throttling of failed attempts -----------------------------------------------------------
 
-#: Failed attempts per account (normalised email) in one fixed window of 15 minutes.
+#: Attempts per account (normalised email) in one fixed window of 15 minutes.
 ACCOUNT_LIMIT = rate_limit.Limit(requests=5, window_seconds=15 * 60)
-#: Failed attempts per client address: higher, because a hospital's staff may share one address.
-ADDRESS_LIMIT = rate_limit.Limit(requests=30, window_seconds=15 * 60)
+#: Failed attempts per client address, counted in windows of 15 minutes: they only slow down.
+ADDRESS_WINDOW = rate_limit.Limit(requests=30, window_seconds=15 * 60)
+ADDRESS_SLOW_AFTER = ADDRESS_WINDOW.requests
+ADDRESS_DELAY_STEP_SECONDS = 0.25
+ADDRESS_MAX_DELAY_SECONDS = 3.0
 #: Who is trying to sign in, as the audit log names them: never a password or a clear email.
 ANONYMOUS = Actor("anonymous")
 
@@ -75,27 +81,49 @@ class Attempt:
         return {"account_hash": self.account[:16], "address_hash": self.address[:16]}
 
 
-def throttled_for(connection: Connection, *, now: datetime, attempt: Attempt) -> int | None:
-    """Seconds to wait if this account or address has failed too often, else None."""
-    waits = [
-        decision.retry_after_seconds
-        for decision in (
-            rate_limit.peek(connection, now=now, bucket=attempt.account, limit=ACCOUNT_LIMIT),
-            rate_limit.peek(connection, now=now, bucket=attempt.address, limit=ADDRESS_LIMIT),
-        )
-        if not decision.allowed
-    ]
-    return max(waits) if waits else None
+@dataclass(frozen=True)
+class Reservation:
+    """The outcome of :func:`reserve`: refused (seconds to wait) or go on after ``delay``."""
+
+    wait_seconds: int | None
+    delay_seconds: float
+
+
+def address_delay(failures: int) -> float:
+    """How long an attempt from an address with ``failures`` in this window waits."""
+    over = failures - ADDRESS_SLOW_AFTER
+    return (
+        0.0 if over < 0 else min(ADDRESS_MAX_DELAY_SECONDS, (over + 1) * ADDRESS_DELAY_STEP_SECONDS)
+    )
+
+
+def reserve(connection: Connection, *, now: datetime, attempt: Attempt) -> Reservation:
+    """Count this attempt for its account before it is checked (``connection``: autocommit).
+
+    Atomic: parallel attempts each get their own count, and those past the limit are refused
+    without checking anything. The address is only looked at, for the slow-down.
+    """
+    account = rate_limit.hit(connection, now=now, bucket=attempt.account, limit=ACCOUNT_LIMIT)
+    address = rate_limit.peek(connection, now=now, bucket=attempt.address, limit=ADDRESS_WINDOW)
+    return Reservation(
+        wait_seconds=None if account.allowed else account.retry_after_seconds,
+        delay_seconds=address_delay(address.count),
+    )
 
 
 def count_failure(connection: Connection, *, now: datetime, attempt: Attempt) -> None:
-    """Count one failed attempt for the account and for the address (``connection``: autocommit)."""
-    rate_limit.hit(connection, now=now, bucket=attempt.account, limit=ACCOUNT_LIMIT)
-    rate_limit.hit(connection, now=now, bucket=attempt.address, limit=ADDRESS_LIMIT)
+    """A reserved attempt failed: count it for the address (the account counted it already)."""
+    rate_limit.hit(connection, now=now, bucket=attempt.address, limit=ADDRESS_WINDOW)
+
+
+def settle_success(connection: Connection, *, now: datetime, attempt: Attempt) -> None:
+    """A reserved attempt was right (e.g. the current password on the account page): its
+    count goes back to the account."""
+    rate_limit.release(connection, now=now, bucket=attempt.account, limit=ACCOUNT_LIMIT)
 
 
 def forget_failures(connection: Connection, *, attempt: Attempt) -> None:
-    """After a complete sign-in: forget this account's failures (never the address's)."""
+    """After a complete sign-in: forget this account's attempts (never the address's)."""
     rate_limit.clear(connection, bucket=attempt.account)
 
 

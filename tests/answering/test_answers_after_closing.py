@@ -18,21 +18,14 @@ from pro_service.answering.responses import AssessmentClosed
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import Assessment, AssessmentStatus
-from pro_service.rate_limit import Limit
 
 from .helpers import stored_answers
 
 
 def _open_link(token: str) -> questionnaire.Link:
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        decision, link = questionnaire.open_link(
-            connection,
-            now=utcnow(),
-            token=token,
-            bucket="tests",
-            limit=Limit(requests=1000, window_seconds=60),
-        )
-    assert decision.allowed and link is not None
+        link = questionnaire.open_link(connection, token=token)
+    assert link is not None
     return link
 
 

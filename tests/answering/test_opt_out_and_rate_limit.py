@@ -134,3 +134,51 @@ def test_without_a_trusted_proxy_a_forged_forwarded_header_does_not_escape_the_l
     ]
     assert statuses[-1] == 429
     app.extensions["pro_db"]["engine"].dispose()
+
+
+def test_a_patients_own_pages_are_never_limited_and_their_answers_are_kept(limited, app_overrides):
+    """The probe's case: a patient's POST answered 429 and lost the page's answers. Only failed
+    look-ups count now, so a valid link goes on working behind an address full of guesses."""
+    from pages import csrf_of
+
+    app = create_app(limited)
+    client = app.test_client()
+    with app.app_context():
+        from pro_service.clock import utcnow
+        from pro_service.scheduling.assessments import current_token, local_today, update_windows
+
+        from builders import build_patient, build_site
+
+        now = utcnow()
+        site = build_site(db.session, now=now, code="TEST")
+        patient = build_patient(
+            app,
+            db.session,
+            now=now,
+            site=site,
+            study_id="T-1",
+            phone=None,
+            inclusion_date=local_today(site, now),
+        )
+        update_windows(db.session, now=now, vault=app.extensions["vault"])
+        token = current_token(patient.assessments[0], app.extensions["vault"])
+        assessment_id = patient.assessments[0].id
+        db.session.commit()
+    guesses = [client.get("/q/xxxxxxxxxxxxxxxxxxxxxxxx").status_code for _ in range(4)]
+    assert guesses == [404, 404, 404, 429]  # the address is over its limit for guesses
+    for _ in range(5):  # more requests than the limit, all the patient's own
+        page = client.get(f"/q/{token}/s/1")
+        assert page.status_code == 200
+    saved = client.post(
+        f"/q/{token}/s/1",
+        data={"csrf_token": csrf_of(page.text), "screen": "1", "nav": "next", "q1": "2"},
+    )
+    assert saved.status_code == 303
+    with app.app_context():
+        from pro_service.models import Response
+
+        stored = db.session.scalars(
+            select(Response.code).where(Response.assessment_id == assessment_id)
+        ).all()
+    assert stored == [2]
+    app.extensions["pro_db"]["engine"].dispose()

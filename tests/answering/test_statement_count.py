@@ -22,12 +22,12 @@ from pro_service.models import Assessment, Response
 from .helpers import stored_answers
 from pages import csrf_of
 
-#: Statements of a GET of a screen. PostgreSQL: counting the request and finding the link (one
-#: statement), the stored answers. Elsewhere the count and the lookup are two statements.
-GET_STATEMENTS = {"postgresql": 2, "sqlite": 3}
-#: Statements of a POST of a screen. PostgreSQL: count and lookup, then the answers and the
-#: assessment's status in one statement. Elsewhere: count, lookup, upsert, status.
-POST_STATEMENTS = {"postgresql": 2, "sqlite": 4}
+#: Statements of a GET of a screen: finding the link, the stored answers (a valid link is never
+#: counted against the rate limit: only failed look-ups are).
+GET_STATEMENTS = {"postgresql": 2, "sqlite": 2}
+#: Statements of a POST of a screen. PostgreSQL: the lookup, then the answers and the
+#: assessment's status in one statement. Elsewhere: lookup, upsert, status.
+POST_STATEMENTS = {"postgresql": 2, "sqlite": 3}
 #: When a client address starts a new rate-limit window, old windows' rows are deleted.
 WINDOW_CLEAN_UP = "DELETE FROM rate_limit_counters"
 

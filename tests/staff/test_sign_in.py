@@ -7,6 +7,7 @@ import re
 import time
 from datetime import timedelta
 
+import pytest
 import time_machine
 from argon2 import PasswordHasher
 from sqlalchemy import select
@@ -183,16 +184,82 @@ def _client_at(app, address):
     return client
 
 
-def test_failures_from_one_address_are_throttled_whatever_the_account(app, staff_study):
+def test_failures_from_a_shared_address_slow_it_down_but_never_lock_colleagues_out(
+    app, staff_study, monkeypatch
+):
+    """A hospital's staff share one address: someone's guessing there must not lock them out."""
+    import pro_service.web.staff.auth as auth_views
+
+    waits: list[float] = []
+    monkeypatch.setattr(auth_views.time, "sleep", waits.append)
+    guesses = sign_in.ADDRESS_SLOW_AFTER + 4
     attacker = _client_at(app, "203.0.113.9")
-    for number in range(sign_in.ADDRESS_LIMIT.requests):
-        sign_in_with_password(attacker, f"someone{number}@example.org", "wrong password!!")
-    refused = sign_in_with_password(attacker, staff_study.email("nurse_hel"))
-    assert refused.status_code == 429
-    assert THROTTLED in refused.text
-    # the same account from another address is not affected
-    colleague = _client_at(app, "198.51.100.7")
+    for number in range(guesses):  # a new account each time: no account lock helps here
+        response = sign_in_with_password(attacker, f"someone{number}@example.org", "wrong!!!!")
+        assert response.status_code == 200
+    assert waits == [sign_in.address_delay(n) for n in range(sign_in.ADDRESS_SLOW_AFTER, guesses)]
+    assert waits == sorted(waits) and 0 < waits[0] <= waits[-1] <= sign_in.ADDRESS_MAX_DELAY_SECONDS
+    colleague = _client_at(app, "203.0.113.9")  # the same hospital address
     assert sign_in_with_password(colleague, staff_study.email("nurse_hel")).status_code == 302
+    assert waits[-1] == sign_in.address_delay(guesses)  # slowed down, not refused
+    elsewhere = _client_at(app, "198.51.100.7")
+    waits.clear()
+    assert sign_in_with_password(elsewhere, staff_study.email("nurse_upp")).status_code == 302
+    assert waits == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # real concurrency
+def test_a_parallel_burst_of_wrong_passwords_reaches_the_check_at_most_the_limit(app, staff_study):
+    from concurrent.futures import ThreadPoolExecutor
+
+    email = staff_study.email("nurse_upp")
+    clients = [app.test_client() for _ in range(20)]
+    pages = [client.get("/staff/login?lang=en") for client in clients]
+
+    def attempt(n: int) -> int:
+        return (
+            clients[n]
+            .post(
+                "/staff/login",
+                data={
+                    "email": email,
+                    "password": "a wrong password",
+                    "csrf_token": csrf_of(pages[n].text),
+                },
+            )
+            .status_code
+        )
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(attempt, range(20)))
+    actions = read(
+        app,
+        lambda s: [
+            e.action
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.action.like("staff.sign_in_%")))
+        ],
+    )
+    assert actions.count("staff.sign_in_failed") == sign_in.ACCOUNT_LIMIT.requests
+    assert actions.count("staff.sign_in_throttled") == 20 - sign_in.ACCOUNT_LIMIT.requests
+    assert sorted(statuses) == [200] * 5 + [429] * 15
+
+
+def test_a_right_current_password_gives_its_count_back(app, sign_in, staff_study):
+    client = sign_in("nurse_upp")
+    for n in range(6):  # more changes than the account limit of attempts
+        new = f"a new long password {n}"
+        old = PASSWORD if n == 0 else f"a new long password {n - 1}"
+        page = client.get("/staff/account?lang=en")
+        response = client.post(
+            "/staff/account/password",
+            data={
+                "current_password": old,
+                "new_password": new,
+                "repeat_password": new,
+                "csrf_token": csrf_of(page.text),
+            },
+        )
+        assert response.status_code == 302, (n, response.status_code)
 
 
 def test_an_outdated_password_hash_is_upgraded_at_sign_in(app, client, staff_study):

@@ -1,4 +1,4 @@
-"""Per-request set-up of the patient blueprint: language, rate limit, link lookup, CSRF."""
+"""Per-request set-up of the patient blueprint: language, link lookup, failed-lookup limit, CSRF."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from sqlalchemy import Connection
 from werkzeug.wrappers import Response
 
 from ... import LANGUAGES, rate_limit
-from ...answering.questionnaire import open_link
+from ...answering.questionnaire import count_failed_lookup, open_link
 from ...clock import utcnow
 from ...extensions import csrf, db
 from ..i18n import LANGUAGE_NAMES
 from . import bp
 from .errors import TooManyRequests
 
-#: Link requests counted per client address per minute (``PRO_LINK_RATE_LIMIT`` per window).
-WINDOW_SECONDS = 60
+#: Failed link look-ups allowed per client address per minute (``PRO_LINK_RATE_LIMIT``).
+WINDOW = 60
 #: Requests whose views only read: every GET of the patient pages.
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 
@@ -35,14 +35,20 @@ def _prepare() -> ResponseReturnValue | None:
         session["language"] = chosen
         g.explicit_language = chosen
 
-    settings = current_app.config["PRO_SETTINGS"]
-    limit = rate_limit.Limit(requests=settings.link_rate_limit, window_seconds=WINDOW_SECONDS)
-    bucket = rate_limit.bucket_for("patient-link", request.remote_addr or "", settings.secret_key)
     token = (request.view_args or {}).get("token", "")
-    with _counting_connection() as connection:
-        decision, g.link = open_link(connection, now=g.now, token=token, bucket=bucket, limit=limit)
-    if not decision.allowed:
-        raise TooManyRequests(retry_after=decision.retry_after_seconds)
+    with _lookup_connection() as connection:
+        g.link = open_link(connection, token=token)
+        if g.link is None:
+            # Only a token that names no link counts: a patient's own pages are never limited,
+            # and a limited request is one whose answers had nowhere to go anyway.
+            settings = current_app.config["PRO_SETTINGS"]
+            limit = rate_limit.Limit(requests=settings.link_rate_limit, window_seconds=WINDOW)
+            bucket = rate_limit.bucket_for(
+                "patient-link", request.remote_addr or "", settings.secret_key
+            )
+            decision = count_failed_lookup(connection, now=g.now, bucket=bucket, limit=limit)
+            if not decision.allowed:
+                raise TooManyRequests(retry_after=decision.retry_after_seconds)
     if g.link is not None:
         g.patient_language = g.link.patient_language
 
@@ -52,12 +58,13 @@ def _prepare() -> ResponseReturnValue | None:
 
 
 @contextmanager
-def _counting_connection() -> Iterator[Connection]:
-    """An autocommit connection to count the request on (the count commits by itself).
+def _lookup_connection() -> Iterator[Connection]:
+    """An autocommit connection to find the link on, and to count a failed look-up on (the
+    count commits by itself).
 
     A page that only reads uses the request's own connection, which then has no transaction
-    to begin and roll back. A page that writes counts on a connection of its own, so that the
-    count holds even if the request's transaction is rolled back.
+    to begin and roll back. A page that writes uses a connection of its own, so that a count
+    holds even if the request's transaction is rolled back.
     """
     if request.method in READ_ONLY_METHODS:
         yield db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

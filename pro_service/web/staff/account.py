@@ -21,6 +21,7 @@ from .auth import (
     count_failure,
     finish_sign_in,
     refuse_if_throttled,
+    settle_success,
     staff_page,
 )
 
@@ -123,6 +124,7 @@ def change_password() -> ResponseReturnValue:
         getattr(form, error.field).errors.append(_password_error(error))
         return _render_account(password_form=form), 400
     db.session.commit()
+    settle_success(attempt)
     if ended:
         flash(_("Your password is changed. You were signed out everywhere else."), "info")
     else:

@@ -8,6 +8,7 @@ then is the session ``verified``. Failed passwords and codes are throttled in th
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -195,10 +196,14 @@ def throttled_message(seconds: int) -> str:
 
 
 def refuse_if_throttled(attempt: sign_in.Attempt, email: str, step: str) -> str | None:
-    """The message for a throttled attempt (audited and committed), or None to go on."""
+    """Reserve the attempt: the message if it is refused (audited and committed), or None to go
+    on (after the slow-down of an address with many failures)."""
     with counters() as connection:
-        wait = sign_in.throttled_for(connection, now=g.now, attempt=attempt)
+        reservation = sign_in.reserve(connection, now=g.now, attempt=attempt)
+    wait = reservation.wait_seconds
     if wait is None:
+        if reservation.delay_seconds:
+            time.sleep(reservation.delay_seconds)
         return None
     user_id = sign_in.user_id_for(db.session, email)
     sign_in.record_throttled(db.session, now=g.now, attempt=attempt, user_id=user_id, step=step)
@@ -207,12 +212,19 @@ def refuse_if_throttled(attempt: sign_in.Attempt, email: str, step: str) -> str 
 
 
 def count_failure(attempt: sign_in.Attempt, email: str, step: str) -> None:
-    """Audit a failed attempt, commit, then count it (after the commit: no lock is held)."""
+    """Audit a failed attempt, commit, then count it for the address (after the commit: no lock
+    is held)."""
     user_id = sign_in.user_id_for(db.session, email)
     sign_in.record_failure(db.session, now=g.now, attempt=attempt, user_id=user_id, step=step)
     db.session.commit()
     with counters() as connection:
         sign_in.count_failure(connection, now=g.now, attempt=attempt)
+
+
+def settle_success(attempt: sign_in.Attempt) -> None:
+    """A reserved attempt was right: its count goes back to the account."""
+    with counters() as connection:
+        sign_in.settle_success(connection, now=g.now, attempt=attempt)
 
 
 def finish_sign_in(row: StaffSession) -> Response:
@@ -243,6 +255,7 @@ def login() -> ResponseReturnValue:
             count_failure(attempt, form.email.data, "password")
             form.password.errors.append(_("The email or the password is not right."))
             return render_template("staff/login.html", form=form), 200
+        settle_success(attempt)  # the password was right: only failures use up the limit
         if g.get("staff_session") is not None:
             sign_in.end_session(db.session, now=g.now, row=g.staff_session, why="new sign-in")
         new = sign_in.start_session(db.session, now=g.now, user=user, verified=False)
