@@ -6,7 +6,8 @@ The protocol, per message:
    locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises writers),
    then a conditional ``UPDATE ... SET status='sending' WHERE status='pending' ... RETURNING
    id``. Only the process whose UPDATE changed the row sends it. The claim also sets a lease:
-   ``next_attempt_at = now + LEASE``.
+   ``next_attempt_at = now + LEASE``, renewed for every message still held before each send, so
+   a slow provider never lets recovery take back a message its worker is about to send.
 2. **Check** just before sending: the patient is active, not opted out, has a number; the time
    point is still open and its link exists; otherwise the message is cancelled (or failed and the
    patient flagged, for a missing number) - never silently dropped.
@@ -18,6 +19,10 @@ The protocol, per message:
    timed out): ask the provider for a message with the same text to the same number since the
    claim. Found: ``sent`` with that id. Not found: ``pending`` again, to be sent once more.
 
+``attempts`` counts provider calls that came back (accepted, refused or timed out), never claims:
+a message handed back after a crash has used no attempt, and a message is given up only after
+``MAX_ATTEMPTS`` real answers from the provider.
+
 Guarantee: at most one provider call is in flight per message at any time, and a message is
 only sent again after the provider said it does not have it, so no message goes twice unless the
 provider loses track of a message it accepted. A message is never lost: a crash leaves it
@@ -27,6 +32,7 @@ provider loses track of a message it accepted. A message is never lost: a crash 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -34,6 +40,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
+from ..clock import utcnow
 from ..crypto import Vault
 from ..models import Assessment, MessageStatus, OutboxMessage, Patient, Site
 from ..scheduling.assessments import OPEN_STATES, current_token, local_today
@@ -72,6 +79,9 @@ class Dispatcher:
     base_url: str
     worker: str  # identifies this process in claimed_by
     lease: timedelta = LEASE
+    #: The wall clock, read only to renew leases while a batch is being sent (a pass's ``now``
+    #: stands still while a slow provider makes the real time run on).
+    clock: Callable[[], datetime] = utcnow
 
     def status_callback(self, message_id: int) -> str:
         return f"{self.base_url}/twilio/status?m={message_id}"
@@ -144,7 +154,6 @@ def claim_due(
             claimed_by=worker,
             claimed_at=now,
             next_attempt_at=now + lease,
-            attempts=OutboxMessage.attempts + 1,
             updated_at=now,
         )
         .returning(OutboxMessage.id)
@@ -283,6 +292,7 @@ def send_claimed(
         outcome = exc
     # Lock the row again: a status callback may have arrived while the call was in flight.
     session.refresh(message, with_for_update=True)
+    message.attempts += 1  # a provider call that came back; a crash mid-call counts nothing
     if isinstance(outcome, ProviderMessage):
         mark_sent(session, message, now=now, sid=outcome.sid, provider_status=outcome.status)
         session.commit()
@@ -371,7 +381,10 @@ def dispatch_due(
     summary = DispatchSummary()
     ids = claim_due(session, now=now, worker=dispatcher.worker, limit=batch, lease=dispatcher.lease)
     summary.claimed = len(ids)
-    for message_id in ids:
+    for position, message_id in enumerate(ids):
+        # Every message still held gets a fresh lease before each send, so however slow the
+        # provider, recovery never takes back a message this worker is about to send.
+        renew_leases(session, dispatcher, ids[position:])
         try:
             summary.add(send_claimed(session, dispatcher, now=now, message_id=message_id))
         except Exception:
@@ -379,6 +392,21 @@ def dispatch_due(
             session.rollback()
             log.exception("dispatch of message %s failed; it will be reconciled", message_id)
     return summary
+
+
+def renew_leases(session: Session, dispatcher: Dispatcher, message_ids: list[int]) -> None:
+    """Extend the lease of the messages this worker still holds (commits)."""
+    session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id.in_(message_ids),
+            OutboxMessage.status == MessageStatus.SENDING.value,
+            OutboxMessage.claimed_by == dispatcher.worker,
+        )
+        .values(next_attempt_at=dispatcher.clock() + dispatcher.lease)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
 
 
 # --- reconciliation --------------------------------------------------------------------------

@@ -155,6 +155,22 @@ def _statuses(database_url):
     return dict(rows)
 
 
+def _wait_for_leases_to_lapse(database_url, deadline):
+    """Until the dead process's claims have lapsed (polling the database, not the clock)."""
+    engine = make_engine(database_url)
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            latest = conn.scalar(
+                select(func.max(OutboxMessage.next_attempt_at)).where(
+                    OutboxMessage.status == "sending"
+                )
+            )
+        if latest is None or latest < datetime.now(UTC):
+            break
+        time.sleep(0.2)
+    engine.dispose()
+
+
 def _run(args, env):
     return subprocess.run(  # noqa: S603
         [PRO_SERVICE, *args], env=env, capture_output=True, text=True, timeout=300, check=False
@@ -225,19 +241,7 @@ def test_a_scheduler_killed_mid_dispatch_and_restarted_loses_nothing_and_repeats
     fake_twilio.delay = 0.0
     assert _statuses(database_url).get("sending", 0) >= 1
 
-    # Wait for the dead process's claims to lapse (the lease is 2 s here).
-    engine = make_engine(database_url)
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            latest = conn.scalar(
-                select(func.max(OutboxMessage.next_attempt_at)).where(
-                    OutboxMessage.status == "sending"
-                )
-            )
-        if latest is None or latest < datetime.now(UTC):
-            break
-        time.sleep(0.2)
-    engine.dispose()
+    _wait_for_leases_to_lapse(database_url, deadline)
 
     result = _run(["jobs", "run", "all"], env)
     assert result.returncode == 0, result.stderr
@@ -250,3 +254,62 @@ def test_a_scheduler_killed_mid_dispatch_and_restarted_loses_nothing_and_repeats
     counts = fake_twilio.counts()
     assert len(fake_twilio.messages) == 400
     assert all(counts[n] == 1 for n in numbers)
+
+
+def test_a_slow_provider_with_recovery_running_and_a_kill_loses_and_repeats_nothing(
+    database_url, fake_twilio, tmp_path
+):
+    """The probe's case: the provider answers slowly, so a claimed batch takes longer than the
+    claim's lease, while another process runs recovery the whole time; then the dispatcher is
+    killed mid-batch and a new process finishes. Every message is sent exactly once, none is
+    given up, and no hand-back is counted as an attempt."""
+    import threading
+
+    numbers = _seed(database_url, 40)
+    env = _env(
+        database_url,
+        fake_twilio,
+        tmp_path,
+        PRO_TWILIO_TIMEOUT_SECONDS="0.6",
+        PRO_SMS_CLAIM_LEASE_SECONDS="2",
+    )
+    fake_twilio.delay = 0.25  # 40 messages take 10 s: five leases
+    dispatching = subprocess.Popen(  # noqa: S603
+        [PRO_SERVICE, "jobs", "run", "dispatch"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stop = threading.Event()
+    recovery_runs: list[subprocess.CompletedProcess[str]] = []
+
+    def recover() -> None:  # a second scheduler process, reconciling as it does every minute
+        while not stop.is_set():
+            recovery_runs.append(_run(["jobs", "run", "reconcile"], env))
+
+    recovering = threading.Thread(target=recover)
+    recovering.start()
+    deadline = time.monotonic() + 120
+    while len(fake_twilio.messages) < 25 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    dispatching.send_signal(signal.SIGKILL)  # mid-call: the 25th message exists at Twilio
+    dispatching.wait()
+    stop.set()
+    recovering.join()
+    fake_twilio.delay = 0.0
+    assert recovery_runs and all(r.returncode == 0 for r in recovery_runs)
+
+    # After the dead process's lease, a new process settles the one in flight and sends the rest.
+    _wait_for_leases_to_lapse(database_url, deadline)
+    result = _run(["jobs", "run", "all"], env)
+    assert result.returncode == 0, result.stderr
+
+    assert _statuses(database_url) == {"sent": 40}, result.stdout  # none lost, none given up
+    counts = fake_twilio.counts()
+    assert len(fake_twilio.messages) == 40  # none twice
+    assert all(counts[n] == 1 for n in numbers)
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        attempts = conn.scalars(select(OutboxMessage.attempts)).all()
+    engine.dispose()
+    assert max(attempts) <= 1, sorted(attempts)  # one provider call each, at most
