@@ -37,16 +37,7 @@ def make_link(app) -> Callable[..., Link]:  # type: ignore[no-untyped-def]
             actor = Actor.operator("tests")
             site = session.scalar(select(Site).where(Site.code == "TEST"))
             if site is None:
-                site = build_site(
-                    session,
-                    now=now,
-                    actor=actor,
-                    code="TEST",
-                    name="Test site",
-                    country="SE",
-                    time_zone="Europe/Stockholm",
-                    default_language="sv",
-                )
+                site = build_site(session, now=now, actor=actor, code="TEST")
             n = next(_counter)
             patient = build_patient(
                 app,

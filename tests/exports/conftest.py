@@ -61,24 +61,8 @@ def _answer(session, app, assessment, *, now, language, rng, fraction):
 def study(app, session, now) -> Study:
     rng = random.Random(6)
     sites = {
-        "SE-UPP": build_site(
-            session,
-            now=now,
-            code="SE-UPP",
-            name="Uppsala",
-            country="SE",
-            time_zone="Europe/Stockholm",
-            default_language="sv",
-        ),
-        "FI-HEL": build_site(
-            session,
-            now=now,
-            code="FI-HEL",
-            name="Helsinki",
-            country="FI",
-            time_zone="Europe/Helsinki",
-            default_language="fi",
-        ),
+        "SE-UPP": build_site(session, now=now, code="SE-UPP"),
+        "FI-HEL": build_site(session, now=now, code="FI-HEL"),
     }
     plan = [
         # study id, site, language, surgery, completed time points (answered fraction)

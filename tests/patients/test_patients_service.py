@@ -19,10 +19,6 @@ def site(session, now):
         session,
         now=now,
         code="SE-UPP",
-        name="Uppsala",
-        country="SE",
-        time_zone="Europe/Stockholm",
-        default_language="sv",
         study_id_pattern=r"UPP-\d{3}",
     )
     session.commit()

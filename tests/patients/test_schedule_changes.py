@@ -22,15 +22,7 @@ NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # Monday 16 March 2026, 11:00 in
 
 @pytest.fixture
 def ctx(app, session):
-    site = build_site(
-        session,
-        now=NOW,
-        code="SE-LUN",
-        name="Lund",
-        country="SE",
-        time_zone="Europe/Stockholm",
-        default_language="sv",
-    )
+    site = build_site(session, now=NOW, code="SE-LUN", name="Lund")
     patient = build_patient(
         app,
         session,
@@ -159,15 +151,7 @@ def test_removing_the_surgery_date_cancels_unstarted_surgery_time_points(ctx, se
 
 
 def test_setting_a_first_surgery_date_creates_the_surgery_time_points(app, session):
-    site = build_site(
-        session,
-        now=NOW,
-        code="FI-HEL",
-        name="Helsinki",
-        country="FI",
-        time_zone="Europe/Helsinki",
-        default_language="fi",
-    )
+    site = build_site(session, now=NOW, code="FI-HEL")
     patient = build_patient(
         app,
         session,
