@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -58,6 +59,14 @@ def demo_command() -> None:
 def dev_command(host: str, port: int) -> None:
     """Run the web server and the scheduler process together (development)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def _stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # Ctrl-C and `kill` stop both, however this was started: a process started in the
+    # background (a CI runner, nohup, `make test &`) inherits SIGINT as ignored.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     scheduler = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "pro_service", "scheduler"], env=os.environ.copy()
     )
@@ -68,6 +77,12 @@ def dev_command(host: str, port: int) -> None:
     )
     try:
         run_simple(host, port, app, use_reloader=False, threaded=True)
+    except KeyboardInterrupt:
+        click.echo("Stopping the web server and the scheduler process.")
     finally:
         scheduler.terminate()
-        scheduler.wait(timeout=10)
+        try:
+            scheduler.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            scheduler.kill()
+            scheduler.wait()

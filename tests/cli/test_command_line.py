@@ -96,9 +96,15 @@ def test_a_broken_schedule_stops_start_up_naming_the_field(tmp_path, fresh_insta
     assert "timepoints[1].anchor" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("stop_with", "started_in_background"),
+    [("SIGINT", False), ("SIGINT", True), ("SIGTERM", False), ("SIGTERM", True)],
+)
 def test_dev_serves_the_web_app_and_runs_the_scheduler_process_until_stopped(
-    tmp_path, fresh_instance
+    tmp_path, fresh_instance, stop_with, started_in_background
 ):
+    """Stopped with Ctrl-C or kill, also when started in the background (as a CI runner or
+    ``nohup`` does: SIGINT inherited as ignored), and leaves no process behind."""
     import signal
     import socket
     import threading
@@ -111,6 +117,10 @@ def test_dev_serves_the_web_app_and_runs_the_scheduler_process_until_stopped(
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
     env.update(fresh_instance)
+
+    def in_background() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     process = subprocess.Popen(  # noqa: S603
         [PRO_SERVICE, "dev", "--port", str(port)],
         env=env,
@@ -118,6 +128,7 @@ def test_dev_serves_the_web_app_and_runs_the_scheduler_process_until_stopped(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=in_background if started_in_background else None,  # noqa: PLW1509
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
@@ -138,10 +149,16 @@ def test_dev_serves_the_web_app_and_runs_the_scheduler_process_until_stopped(
 
         scheduler_pid = int(re.search(r"Scheduler process pid (\d+)", "".join(lines)).group(1))
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        process.send_signal(getattr(signal, stop_with))
+        try:
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:  # the test fails below; leave nothing running
+                process.kill()
+                process.wait()
         reader.join(timeout=10)
         process.stdout.close()
+    assert process.returncode is not None
     assert any("job windows: opened 0, expired 0" in x for x in lines)
     # Stopping dev stops its scheduler process too.
     with pytest.raises(ProcessLookupError):
