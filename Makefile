@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# The port `make run` serves on: `make run PORT=5050` when 5000 is taken.
+PORT ?= 5000
 
 .PHONY: run test lint translations bench bench-patient bench-board clean
 
@@ -20,8 +22,8 @@ translations: $(STAMP)
 
 run: $(STAMP) translations
 	$(BIN)/pro-service db upgrade
-	$(BIN)/pro-service demo
-	$(BIN)/pro-service dev
+	PRO_PUBLIC_BASE_URL=$${PRO_PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)} $(BIN)/pro-service demo
+	PRO_PUBLIC_BASE_URL=$${PRO_PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)} $(BIN)/pro-service dev --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
