@@ -75,6 +75,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         settings.questionnaire_dir / "messages.yaml", settings.public_base_url
     )
 
+    from .answering.missing import load_missing_reasons
+
+    app.extensions["missing_reasons"] = load_missing_reasons(
+        settings.questionnaire_dir / "missing-reasons.yaml"
+    )
+
     from .cli import register_commands
     from .web import register_web
 

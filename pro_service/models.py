@@ -223,6 +223,16 @@ class Assessment(Base):
     # whenever a new link is issued) and the local day of the next reminder (None: no more).
     invitation_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_reminder_on: Mapped[date | None] = mapped_column(Date, index=True)
+    # Missing data (answering/missing.py): why a missed time point has no answers, a code from
+    # questionnaires/missing-reasons.yaml, with free text for "other"; who recorded it, when.
+    missing_reason: Mapped[str | None] = mapped_column(String(40))
+    missing_reason_text: Mapped[str | None] = mapped_column(Text)
+    missing_reason_by: Mapped[str | None] = mapped_column(String(80))
+    missing_reason_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # How the answers were collected (electronic, paper, telephone) and who entered them (a staff
+    # id for paper and telephone; None for the patient's own electronic answers).
+    mode: Mapped[str | None] = mapped_column(String(20))
+    entered_by: Mapped[str | None] = mapped_column(String(80))
 
     patient: Mapped[Patient] = relationship(back_populates="assessments")
     responses: Mapped[list[Response]] = relationship(
@@ -234,6 +244,9 @@ class Assessment(Base):
         UniqueConstraint("patient_id", "timepoint"),
         CheckConstraint(f"status IN ({_enum_values(AssessmentStatus)})", name="status"),
         CheckConstraint("window_opens <= due_date AND due_date <= window_closes", name="window"),
+        CheckConstraint(
+            "mode IS NULL OR mode IN ('electronic', 'paper', 'telephone')", name="mode"
+        ),
         Index("ix_assessments_status_window", "status", "window_opens", "window_closes"),
         Index("ix_assessments_status_closes", "status", "window_closes"),
         Index("ix_assessments_status_invitation", "status", "invitation_queued_at"),
