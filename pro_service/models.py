@@ -244,9 +244,6 @@ class Assessment(Base):
         UniqueConstraint("patient_id", "timepoint"),
         CheckConstraint(f"status IN ({_enum_values(AssessmentStatus)})", name="status"),
         CheckConstraint("window_opens <= due_date AND due_date <= window_closes", name="window"),
-        CheckConstraint(
-            "mode IS NULL OR mode IN ('electronic', 'paper', 'telephone')", name="mode"
-        ),
         Index("ix_assessments_status_window", "status", "window_opens", "window_closes"),
         Index("ix_assessments_status_closes", "status", "window_closes"),
         Index("ix_assessments_status_invitation", "status", "invitation_queued_at"),

@@ -18,29 +18,28 @@ branch_labels = None
 depends_on = None
 
 
+COLUMNS = ("missing_reason", "missing_reason_text", "missing_reason_by", "missing_reason_at")
+COLUMNS += ("mode", "entered_by")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("assessments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("missing_reason", sa.String(length=40), nullable=True))
-        batch_op.add_column(sa.Column("missing_reason_text", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("missing_reason_by", sa.String(length=80), nullable=True))
-        batch_op.add_column(
-            sa.Column(
-                "missing_reason_at", pro_service.models.UTCDateTime(timezone=True), nullable=True
-            )
-        )
-        batch_op.add_column(sa.Column("mode", sa.String(length=20), nullable=True))
-        batch_op.add_column(sa.Column("entered_by", sa.String(length=80), nullable=True))
-        batch_op.create_check_constraint(
-            "mode", "mode IS NULL OR mode IN ('electronic', 'paper', 'telephone')"
-        )
+    # Plain ADD/DROP COLUMN (no table rebuild: SQLite refuses to drop the assessments table that
+    # answers and scores reference). The mode's allowed values are checked by the service.
+    op.add_column("assessments", sa.Column("missing_reason", sa.String(length=40), nullable=True))
+    op.add_column("assessments", sa.Column("missing_reason_text", sa.Text(), nullable=True))
+    op.add_column(
+        "assessments", sa.Column("missing_reason_by", sa.String(length=80), nullable=True)
+    )
+    op.add_column(
+        "assessments",
+        sa.Column(
+            "missing_reason_at", pro_service.models.UTCDateTime(timezone=True), nullable=True
+        ),
+    )
+    op.add_column("assessments", sa.Column("mode", sa.String(length=20), nullable=True))
+    op.add_column("assessments", sa.Column("entered_by", sa.String(length=80), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("assessments", schema=None) as batch_op:
-        batch_op.drop_constraint(op.f("ck_assessments_mode"), type_="check")
-        batch_op.drop_column("entered_by")
-        batch_op.drop_column("mode")
-        batch_op.drop_column("missing_reason_at")
-        batch_op.drop_column("missing_reason_by")
-        batch_op.drop_column("missing_reason_text")
-        batch_op.drop_column("missing_reason")
+    for column in reversed(COLUMNS):
+        op.drop_column("assessments", column)
