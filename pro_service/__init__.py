@@ -98,6 +98,13 @@ def create_base_app(overrides: Mapping[str, Any] | None = None, *, database: boo
     app.extensions["message_texts"] = load_message_texts(
         settings.questionnaire_dir / "messages.yaml", settings.public_base_url
     )
+
+    from .answering.missing_reasons import load_missing_reasons
+
+    app.extensions["missing_reasons"] = load_missing_reasons(
+        settings.questionnaire_dir / "missing-reasons.yaml"
+    )
+
     return app
 
 

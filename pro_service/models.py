@@ -228,6 +228,16 @@ class Assessment(Base):
     # whenever a new link is issued) and the local day of the next reminder (None: no more).
     invitation_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_reminder_on: Mapped[date | None] = mapped_column(Date, index=True)
+    # Missing data (answering/missing.py): why a missed time point has no answers, a code from
+    # questionnaires/missing-reasons.yaml, with free text for "other"; who recorded it, when.
+    missing_reason: Mapped[str | None] = mapped_column(String(40))
+    missing_reason_text: Mapped[str | None] = mapped_column(Text)
+    missing_reason_by: Mapped[str | None] = mapped_column(String(80))
+    missing_reason_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # How the answers were collected (electronic, paper, telephone) and who entered them (a staff
+    # id for paper and telephone; None for the patient's own electronic answers).
+    mode: Mapped[str | None] = mapped_column(String(20))
+    entered_by: Mapped[str | None] = mapped_column(String(80))
 
     patient: Mapped[Patient] = relationship(back_populates="assessments")
     responses: Mapped[list[Response]] = relationship(
