@@ -11,6 +11,7 @@ from pro_service import create_app
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import AuditEvent, OutboxMessage, Patient, RateLimitCounter
+from pro_service.web.patient import hooks
 
 from pages import csrf_of, load
 
@@ -80,7 +81,12 @@ def test_a_patient_can_stop_messages_from_the_thank_you_page(app, client, link):
 
 
 @pytest.fixture
-def limited(app_overrides):
+def limited(app_overrides, monkeypatch):
+    """A limit of three failed look-ups a minute, with the pages' clock held in the middle of
+    one minute: requests that straddled a minute boundary would be counted in two windows."""
+    now = utcnow()
+    held = now.replace(second=30, microsecond=0)
+    monkeypatch.setattr(hooks, "utcnow", lambda: held)
     return {**app_overrides, "link_rate_limit": 3}
 
 
