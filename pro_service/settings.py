@@ -20,6 +20,8 @@ _DEV_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1lbmNyeXB0aW9uLWtleSE="  # Fernet k
 
 ENVIRONMENTS = ("development", "test", "production")
 SMS_BACKENDS = ("console", "twilio")
+#: The most SMS one scheduler process may have in flight (PRO_SMS_POOL_SIZE).
+MAX_SMS_POOL_SIZE = 64
 
 
 class ConfigurationError(RuntimeError):
@@ -45,6 +47,7 @@ class Settings:
     twilio_api_base_url: str
     twilio_timeout_seconds: float
     sms_claim_lease_seconds: int
+    sms_pool_size: int
     default_language: str
     max_request_bytes: int
     log_level: str
@@ -162,6 +165,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     timeout = number("PRO_TWILIO_TIMEOUT_SECONDS", "10", float)
     claim_lease = number("PRO_SMS_CLAIM_LEASE_SECONDS", "300", int)
+    sms_pool_size = number("PRO_SMS_POOL_SIZE", "8", int)
+    if sms_pool_size > MAX_SMS_POOL_SIZE:
+        problems.append(
+            f"PRO_SMS_POOL_SIZE must be at most {MAX_SMS_POOL_SIZE} SMS in flight per scheduler "
+            f"process, not {sms_pool_size}"
+        )
     if claim_lease <= 3 * timeout and not problems:
         problems.append(
             "PRO_SMS_CLAIM_LEASE_SECONDS must be more than three times PRO_TWILIO_TIMEOUT_SECONDS "
@@ -210,6 +219,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ).rstrip("/"),
         twilio_timeout_seconds=timeout,
         sms_claim_lease_seconds=claim_lease,
+        sms_pool_size=sms_pool_size,
         default_language=default_language,
         max_request_bytes=max_request_bytes,
         log_level=(_get(env_map, "PRO_LOG_LEVEL") or "INFO").upper(),

@@ -1,16 +1,18 @@
 """SMS backends: ``console`` (development: logged and shown on the outbox page) and ``twilio``.
 
 A backend sends one text to one E.164 number and reports what happened in one of four ways:
-a :class:`ProviderMessage` (accepted), :class:`TransientSmsError` (429, 5xx, connection refused:
-safe to retry later), :class:`AmbiguousSmsError` (a timeout after the request left: the message
-may exist, so it must be reconciled before any resend) or :class:`PermanentSmsError` (this
-message will never go; ``recipient_problem`` says whether the number itself is at fault).
+a :class:`ProviderMessage` (accepted), :class:`TransientSmsError` (5xx, connection refused: safe
+to retry later; :class:`RateLimitedSmsError` for a 429, with the provider's Retry-After),
+:class:`AmbiguousSmsError` (a timeout after the request left: the message may exist, so it must
+be reconciled before any resend) or :class:`PermanentSmsError` (this message will never go;
+``recipient_problem`` says whether the number itself is at fault). A backend may be used by
+several dispatch threads at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ..settings import Settings
@@ -35,6 +37,15 @@ class SmsError(Exception):
 
 class TransientSmsError(SmsError):
     """Nothing was sent; try again later (rate limit, server error, connection refused)."""
+
+
+class RateLimitedSmsError(TransientSmsError):
+    """The provider asks us to slow down (HTTP 429): nothing was sent and nothing is wrong with
+    the message. ``retry_after``: how long the provider asked us to wait, when it said so."""
+
+    def __init__(self, code: str, message: str, retry_after: timedelta | None = None) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
 
 
 class AmbiguousSmsError(SmsError):

@@ -6,22 +6,27 @@ The protocol, per message:
    locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises writers),
    then a conditional ``UPDATE ... SET status='sending' WHERE status='pending' ... RETURNING
    id``. Only the process whose UPDATE changed the row sends it. The claim also sets a lease:
-   ``next_attempt_at = now + LEASE``, renewed for every message still held before each send, so
-   a slow provider never lets recovery take back a message its worker is about to send.
+   ``next_attempt_at = now + LEASE``. The lease is renewed when the message's own provider call
+   starts, so it always covers the call in flight however long the calls before it took; a
+   batch sent one by one (``dispatch_due``) also renews every message it still holds before each
+   send. A process claims only as many messages as it has free senders (see ``dispatch_pool``).
 2. **Check** just before sending: the patient is active, not opted out, has a number; the time
    point is still open and its link exists; otherwise the message is cancelled (or failed and the
    patient flagged, for a missing number) - never silently dropped.
 3. **Send**, then record the result in a second transaction: ``sent`` with the provider's id;
-   ``pending`` again with a backoff after 429/5xx/connection refused (bounded by MAX_ATTEMPTS);
+   ``pending`` again with a backoff after 5xx/connection refused (bounded by MAX_ATTEMPTS);
+   ``pending`` again after the provider's ``Retry-After`` on a 429 (a rate limit says "not
+   now", never "not this message": it is not counted towards giving up);
    ``failed`` and the patient flagged after a permanent error; still ``sending`` with a short lease
    after a timeout, because the message may exist.
 4. **Reconcile** every ``sending`` message whose lease ran out (its process died, or the provider
    timed out): ask the provider for a message with the same text to the same number since the
    claim. Found: ``sent`` with that id. Not found: ``pending`` again, to be sent once more.
 
-``attempts`` counts provider calls that came back (accepted, refused or timed out), never claims:
-a message handed back after a crash has used no attempt, and a message is given up only after
-``MAX_ATTEMPTS`` real answers from the provider.
+``attempts`` counts provider calls whose answer (or lack of one) this service recorded: a claim,
+or a message handed back by reconciliation after its process died, is not an attempt. So a
+message is failed only after MAX_ATTEMPTS real refusals or unanswered calls, never because
+processes crashed or the provider was slow.
 
 Guarantee: at most one provider call is in flight per message at any time, and a message is
 only sent again after the provider said it does not have it, so no message goes twice unless the
@@ -48,6 +53,7 @@ from .backends import (
     AmbiguousSmsError,
     PermanentSmsError,
     ProviderMessage,
+    RateLimitedSmsError,
     SmsBackend,
     SmsError,
 )
@@ -61,6 +67,8 @@ LEASE = timedelta(minutes=5)  # far longer than one provider call (timeout + ret
 FIRST_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 AMBIGUOUS_RECHECK = timedelta(seconds=30)
+#: How long to wait after a 429 that named no Retry-After.
+RATE_LIMIT_WAIT = timedelta(seconds=5)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -95,17 +103,33 @@ class DispatchSummary:
     cancelled: int = 0
     ambiguous: int = 0
     claimed: int = 0
+    rate_limited: int = 0
+    #: The longest wait a provider's rate limit asked for (None: no 429 seen).
+    rate_limit_wait: timedelta | None = None
     notes: list[str] = field(default_factory=list)
 
     def add(self, other: DispatchSummary) -> None:
-        for name in ("sent", "retrying", "failed", "cancelled", "ambiguous", "claimed"):
+        for name in (
+            "sent",
+            "retrying",
+            "failed",
+            "cancelled",
+            "ambiguous",
+            "claimed",
+            "rate_limited",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.rate_limit_wait is not None:
+            self.rate_limit_wait = max(self.rate_limit_wait or timedelta(0), other.rate_limit_wait)
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"claimed {self.claimed}, sent {self.sent}, retrying {self.retrying}, "
             f"failed {self.failed}, cancelled {self.cancelled}, unclear {self.ambiguous}"
         )
+        if self.rate_limited:
+            text += f", rate-limited {self.rate_limited}"
+        return text
 
 
 # --- claiming --------------------------------------------------------------------------------
@@ -281,7 +305,11 @@ def send_claimed(
         summary.cancelled += 1
         return summary
     to = dispatcher.vault.decrypt(patient.phone_encrypted)
-    session.commit()  # end the read transaction: no locks or snapshot held during the call
+    # Renew the lease for this call, and end the read transaction: no locks or snapshot are
+    # held during the call. Reconciliation leaves the message alone until the call is over.
+    message.next_attempt_at = now + dispatcher.lease
+    message.updated_at = now
+    session.commit()
 
     outcome: ProviderMessage | SmsError
     try:
@@ -292,7 +320,8 @@ def send_claimed(
         outcome = exc
     # Lock the row again: a status callback may have arrived while the call was in flight.
     session.refresh(message, with_for_update=True)
-    message.attempts += 1  # a provider call that came back; a crash mid-call counts nothing
+    if not isinstance(outcome, RateLimitedSmsError):
+        message.attempts += 1  # an answer, a refusal or no answer: a real attempt
     if isinstance(outcome, ProviderMessage):
         mark_sent(session, message, now=now, sid=outcome.sid, provider_status=outcome.status)
         session.commit()
@@ -324,6 +353,14 @@ def send_claimed(
                 code=problem.code,
             )
         summary.failed += 1
+    elif isinstance(problem, RateLimitedSmsError):  # "not now": wait as long as asked
+        wait = problem.retry_after if problem.retry_after is not None else RATE_LIMIT_WAIT
+        message.status = MessageStatus.PENDING.value
+        message.error_code, message.error_message = problem.code, problem.message
+        message.next_attempt_at = now + wait
+        message.updated_at = now
+        summary.rate_limited += 1
+        summary.rate_limit_wait = wait
     elif message.attempts >= MAX_ATTEMPTS:  # transient, and out of attempts
         _finish(
             message,

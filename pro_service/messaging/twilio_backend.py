@@ -2,11 +2,18 @@
 
 ``PRO_TWILIO_API_BASE_URL`` replaces the library's ``https://api.twilio.com`` (the ``api``
 domain's ``base_url``), which is how tests run the real library against a fake server.
+
+The backend is used by several dispatch threads at once: each thread gets its own client (its
+own HTTP session and kept-alive connection), so the answer a thread reads - including a 429's
+``Retry-After`` - is always the answer to its own request.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import threading
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 import requests
 import urllib3
@@ -14,14 +21,19 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from ..clock import utcnow
 from ..settings import Settings
 from .backends import (
     AmbiguousSmsError,
     PermanentSmsError,
     ProviderMessage,
+    RateLimitedSmsError,
     SmsError,
     TransientSmsError,
 )
+
+#: The longest Retry-After honoured (a longer one is treated as this long, then asked again).
+MAX_RETRY_AFTER = timedelta(hours=1)
 
 # Error codes that say the patient's number cannot get our SMS (flag the patient for the nurses).
 INVALID_NUMBER_CODES = frozenset(
@@ -55,6 +67,38 @@ def classify_error_code(code: int | str | None) -> str | None:
     return None
 
 
+def parse_retry_after(value: str | None, *, now: datetime) -> timedelta | None:
+    """A ``Retry-After`` header (seconds, or an HTTP date) as a wait, capped; None if absent or
+    unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        wait = timedelta(seconds=int(text))
+    else:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        wait = max(timedelta(0), when - now)
+    return min(wait, MAX_RETRY_AFTER)
+
+
+class _HttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """The library's client, remembering the ``Retry-After`` of the last 429 it received."""
+
+    retry_after: str | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self.retry_after = None
+        response = super().request(*args, **kwargs)
+        if response.status_code == 429:
+            self.retry_after = response.headers.get("Retry-After")
+        return response
+
+
 class TwilioBackend:
     name = "twilio"
 
@@ -63,12 +107,30 @@ class TwilioBackend:
             raise ValueError("the Twilio backend needs PRO_TWILIO_ACCOUNT_SID and AUTH_TOKEN")
         self._from = settings.twilio_from
         self._service = settings.twilio_messaging_service_sid
-        self._client = Client(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token,
-            http_client=TwilioHttpClient(timeout=settings.twilio_timeout_seconds),
-        )
-        self._client.api.base_url = settings.twilio_api_base_url
+        self._account_sid = settings.twilio_account_sid
+        self._auth_token = settings.twilio_auth_token
+        self._timeout = settings.twilio_timeout_seconds
+        self._base_url = settings.twilio_api_base_url
+        self._local = threading.local()
+
+    @property
+    def _client(self) -> Client:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            http = _HttpClient(timeout=self._timeout)
+            client = Client(self._account_sid, self._auth_token, http_client=http)
+            client.api.base_url = self._base_url
+            self._local.client = client
+            self._local.http = http
+        return client
+
+    def _rest_error(self, exc: TwilioRestException) -> SmsError:
+        if exc.status == 429:
+            http: _HttpClient = self._local.http
+            wait = parse_retry_after(http.retry_after, now=utcnow())
+            code = str(exc.code) if exc.code is not None else "429"
+            return RateLimitedSmsError(code, exc.msg or "HTTP 429", retry_after=wait)
+        return _rest_error(exc)
 
     def send(self, *, to: str, body: str, status_callback: str | None) -> ProviderMessage:
         kwargs: dict[str, str] = {"to": to, "body": body}
@@ -81,7 +143,7 @@ class TwilioBackend:
         try:
             message = self._client.messages.create(**kwargs)
         except TwilioRestException as exc:
-            raise _rest_error(exc) from exc
+            raise self._rest_error(exc) from exc
         except requests.exceptions.RequestException as exc:
             if _never_left(exc):
                 raise TransientSmsError("connection", "Twilio could not be reached") from exc
@@ -107,7 +169,7 @@ class TwilioBackend:
                 to=to, date_sent_after=since - timedelta(days=1), page_size=100
             )
         except TwilioRestException as exc:
-            raise _rest_error(exc) from exc
+            raise self._rest_error(exc) from exc
         except (requests.exceptions.RequestException, TwilioException) as exc:
             raise TransientSmsError("reconcile", f"cannot list messages: {exc}") from exc
         for message in candidates:

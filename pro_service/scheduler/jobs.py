@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -17,18 +18,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Flask, current_app
+from sqlalchemy.orm import sessionmaker
 
 from ..clock import utcnow
 from ..extensions import db
 from ..messaging.backends import SmsBackend, make_backend
-from ..messaging.dispatch import Dispatcher, DispatchSummary, dispatch_due, reconcile_stuck
+from ..messaging.dispatch import Dispatcher, DispatchSummary, reconcile_stuck
+from ..messaging.dispatch_pool import RateLimitPause, dispatch_concurrently
 from ..messaging.outbox import queue_invitations, queue_reminders
 from ..scheduling.assessments import update_windows
 
 log = logging.getLogger(__name__)
 
-# One dispatch run stops claiming new batches after this long (the next run continues).
-DISPATCH_RUN_SECONDS = 50.0
+# One reconciliation run stops taking new messages after this long (the next run continues).
+RECONCILE_RUN_SECONDS = 50.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def job_reconcile() -> str:
     total = DispatchSummary()
     work = dispatcher(current_app)
     started = time.monotonic()
-    while time.monotonic() - started < DISPATCH_RUN_SECONDS:
+    while time.monotonic() - started < RECONCILE_RUN_SECONDS:
         summary = reconcile_stuck(db.session, work, now=utcnow())
         total.add(summary)
         if summary.claimed == 0:
@@ -118,22 +121,35 @@ def job_reconcile() -> str:
     return str(total)
 
 
+def dispatch_stop(app: Flask) -> threading.Event:
+    """Set to make a running dispatch finish its calls in flight and return (scheduler stop)."""
+    stop: threading.Event = app.extensions.setdefault("sms_dispatch_stop", threading.Event())
+    return stop
+
+
 def job_dispatch() -> str:
     """Send due messages inside each site's sending hours: claim atomically, then send.
+
+    Up to PRO_SMS_POOL_SIZE messages in flight at once; claims continuously while messages are
+    due (one run lasts until none are), claiming only as many as there are free senders. After a
+    429 the process pauses claiming for Twilio's Retry-After.
 
     At-most-once per claim (the claim is committed before the provider call; a crash leaves the
     message 'sending' for reconciliation), at-least-once overall (reconciliation resends what the
     provider does not have): together, exactly once.
     """
-    total = DispatchSummary()
-    work = dispatcher(current_app)
-    started = time.monotonic()
-    while time.monotonic() - started < DISPATCH_RUN_SECONDS:
-        summary = dispatch_due(db.session, work, now=utcnow())
-        total.add(summary)
-        if summary.claimed == 0:
-            break
-    return str(total)
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    pause: RateLimitPause = app.extensions.setdefault("sms_rate_limit_pause", RateLimitPause())
+    make_session = sessionmaker(bind=db.engine, expire_on_commit=False)
+    summary = dispatch_concurrently(
+        make_session,
+        dispatcher(app),
+        clock=utcnow,
+        size=app.config["PRO_SETTINGS"].sms_pool_size,
+        pause=pause,
+        stop=dispatch_stop(app),
+    )
+    return str(summary)
 
 
 JOBS: dict[str, Job] = {

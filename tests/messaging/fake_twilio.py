@@ -7,8 +7,11 @@ JSON message resource; list with To / DateSent> / PageSize / Page and paging fie
 
 Knobs: ``script`` (a queue of behaviours for the next create requests: an HTTP error with a
 Twilio code, a timeout before or after the message is created), ``permanent`` (a code per
-recipient), ``delay`` (seconds before every create answer), ``rate_limit`` (creates per second
-answered with 429 above it; off by default). ``count(to)`` counts messages per recipient.
+recipient), ``delay`` (seconds before every create answer: a slow provider; the message exists
+from the moment the request arrives), ``rate_limit`` (creates per second answered with 429 above
+it; off by default) with ``rate_limit_retry_after`` (the ``Retry-After`` header those 429s carry,
+or None for none). ``count(to)`` counts messages per recipient; ``in_flight_peak`` is the most
+create requests the fake was answering at one time.
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ class Behaviour:
     status: int = 500
     code: int | None = None
     seconds: float = 0.0
+    retry_after: str | None = None
 
 
-def error(status: int, code: int | None = None) -> Behaviour:
-    return Behaviour("error", status=status, code=code)
+def error(status: int, code: int | None = None, retry_after: str | None = None) -> Behaviour:
+    """An HTTP error with a Twilio code; ``retry_after`` is sent as the Retry-After header."""
+    return Behaviour("error", status=status, code=code, retry_after=retry_after)
 
 
 def timeout_after_create(seconds: float) -> Behaviour:
@@ -67,6 +72,9 @@ class FakeTwilio:
         self.permanent: dict[str, int] = {}
         self.delay = 0.0
         self.rate_limit: float | None = None
+        self.rate_limit_retry_after: str | None = "1"
+        self.in_flight = 0
+        self.in_flight_peak = 0
         self.create_requests = 0
         self.list_requests = 0
         self._window_start = time.monotonic()
@@ -122,7 +130,7 @@ class FakeTwilio:
                     self._window_start, self._window_count = now, 0
                 self._window_count += 1
                 if self._window_count > self.rate_limit:
-                    return error(429, 20429)
+                    return error(429, 20429, retry_after=self.rate_limit_retry_after)
         return None
 
     def create(self, form: dict[str, str]) -> dict[str, Any]:
@@ -169,10 +177,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
+    def _send(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps(payload).encode()
         try:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -180,7 +192,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def _error(self, status: int, code: int | None, message: str) -> None:
+    def _error(
+        self, status: int, code: int | None, message: str, retry_after: str | None = None
+    ) -> None:
         self._send(
             status,
             {
@@ -189,6 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "more_info": f"https://www.twilio.com/docs/errors/{code}",
                 "status": status,
             },
+            headers=None if retry_after is None else {"Retry-After": retry_after},
         )
 
     def _authorised(self) -> bool:
@@ -217,9 +232,25 @@ class _Handler(BaseHTTPRequestHandler):
         if not form.get("From") and not form.get("MessagingServiceSid"):
             self._error(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required.")
             return
+        with fake.lock:
+            fake.in_flight += 1
+            fake.in_flight_peak = max(fake.in_flight_peak, fake.in_flight)
+        try:
+            self._create(form)
+        finally:
+            with fake.lock:
+                fake.in_flight -= 1
+
+    def _create(self, form: dict[str, str]) -> None:
+        fake = self.server_fake
         behaviour = fake.next_behaviour()
         if behaviour is not None and behaviour.kind == "error":
-            self._error(behaviour.status, behaviour.code, f"injected error {behaviour.code}")
+            self._error(
+                behaviour.status,
+                behaviour.code,
+                f"injected error {behaviour.code}",
+                retry_after=behaviour.retry_after,
+            )
             return
         if behaviour is not None and behaviour.kind == "timeout_before_create":
             time.sleep(behaviour.seconds)

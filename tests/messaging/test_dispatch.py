@@ -82,10 +82,8 @@ def test_nothing_is_sent_outside_the_sites_sending_hours(app, session, queued, f
     assert _dispatch(app, session, datetime(2026, 3, 17, 8, 0, tzinfo=UTC)).sent == 1
 
 
-@pytest.mark.parametrize(("status", "code"), [(429, 20429), (500, None), (503, None)])
-def test_rate_limits_and_server_errors_are_retried_after_a_backoff(
-    app, session, queued, fake_twilio, status, code
-):
+@pytest.mark.parametrize(("status", "code"), [(500, None), (503, None)])
+def test_server_errors_are_retried_after_a_backoff(app, session, queued, fake_twilio, status, code):
     fake_twilio.script.extend([error(status, code), error(status, code)])
     assert _dispatch(app, session).retrying == 1
     message = _message(session)
@@ -96,6 +94,27 @@ def test_rate_limits_and_server_errors_are_retried_after_a_backoff(
     assert _dispatch(app, session, NOW + timedelta(seconds=90)).sent == 1
     assert fake_twilio.count(NUMBER) == 1
     assert _message(session).attempts == 3
+
+
+@pytest.mark.parametrize(("retry_after", "wait"), [("7", 7), (None, 5)])
+def test_a_rate_limited_message_waits_for_retry_after_and_is_never_given_up_for_it(
+    app, session, queued, fake_twilio, retry_after, wait
+):
+    fake_twilio.script.extend([error(429, 20429, retry_after=retry_after)] * (MAX_ATTEMPTS + 1))
+    at = NOW
+    for _ in range(MAX_ATTEMPTS + 1):
+        summary = _dispatch(app, session, at)
+        assert (summary.rate_limited, summary.rate_limit_wait) == (1, timedelta(seconds=wait))
+        message = _message(session)
+        assert (message.status, message.next_attempt_at) == (
+            "pending",
+            at + timedelta(seconds=wait),
+        )
+        assert _dispatch(app, session, at + timedelta(seconds=wait - 1)).claimed == 0
+        at += timedelta(seconds=wait)
+    assert _dispatch(app, session, at).sent == 1
+    assert fake_twilio.count(NUMBER) == 1
+    assert _message(session).attempts == 1  # the 429s were not attempts
 
 
 def test_retries_stop_at_the_bound_and_the_message_is_failed(app, session, queued, fake_twilio):

@@ -214,45 +214,73 @@ def test_two_scheduler_processes_racing_send_every_message_exactly_once(
     assert {str(r.pid) for r in racers} <= pids, "both processes sent a share at the same time"
 
 
-def test_a_scheduler_killed_mid_dispatch_and_restarted_loses_nothing_and_repeats_nothing(
+def test_a_scheduler_killed_mid_dispatch_with_a_slow_provider_loses_nothing_and_repeats_nothing(
     database_url, fake_twilio, tmp_path
 ):
-    numbers = _seed(database_url, 400)
+    """Twilio answers slowly: the whole queue takes far longer than one claim's lease (200 x
+    0.5 s / 8 senders = 12.5 s against a 7 s lease), the process is SIGKILLed with calls in
+    flight, and a restart settles everything: each number gets its SMS exactly once, and no
+    message is failed for the crash or the provider's slowness."""
+    numbers = _seed(database_url, 200)
     env = _env(
         database_url,
         fake_twilio,
         tmp_path,
-        PRO_TWILIO_TIMEOUT_SECONDS="0.6",
-        PRO_SMS_CLAIM_LEASE_SECONDS="2",
+        PRO_TWILIO_TIMEOUT_SECONDS="2",
+        PRO_SMS_CLAIM_LEASE_SECONDS="7",
+        PRO_SMS_POOL_SIZE="8",
     )
-    fake_twilio.delay = 0.3  # every answer comes late, so the kill lands mid-call
+    fake_twilio.delay = 0.5  # every answer comes late, so the kill lands mid-call
     process = subprocess.Popen(  # noqa: S603
         [PRO_SERVICE, "jobs", "run", "dispatch"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while len(fake_twilio.messages) < 8 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 180
+    while len(fake_twilio.messages) < 60 and time.monotonic() < deadline:
         time.sleep(0.002)
-    # The 8th message exists at Twilio; the process is still waiting for the answer.
+    # Messages exist at Twilio whose answers the process is still waiting for.
     process.send_signal(signal.SIGKILL)
     process.wait()
-    fake_twilio.delay = 0.0
+    assert fake_twilio.in_flight_peak == 8  # the pool had 8 calls in flight, not more
     assert _statuses(database_url).get("sending", 0) >= 1
 
     _wait_for_leases_to_lapse(database_url, deadline)
+    engine = make_engine(database_url)
 
-    result = _run(["jobs", "run", "all"], env)
+    result = _run(["jobs", "run", "all"], env)  # the restart, with Twilio still slow
     assert result.returncode == 0, result.stderr
     reconcile_line = next(
         line for line in result.stdout.splitlines() if line.startswith("reconcile")
     )
-    assert " sent 1," in reconcile_line or " sent 2," in reconcile_line, reconcile_line
+    found = int(reconcile_line.split(" sent ")[1].split(",")[0])
+    assert 1 <= found <= 8, reconcile_line  # the calls in flight at the kill, found at Twilio
 
-    assert _statuses(database_url) == {"sent": 400}, result.stderr[-3000:] + result.stdout
+    assert _statuses(database_url) == {"sent": 200}, result.stderr[-3000:] + result.stdout
     counts = fake_twilio.counts()
-    assert len(fake_twilio.messages) == 400
+    assert len(fake_twilio.messages) == 200
+    assert all(counts[n] == 1 for n in numbers)
+    with engine.connect() as conn:
+        most_attempts = conn.scalar(select(func.max(OutboxMessage.attempts)))
+    engine.dispose()
+    assert most_attempts == 1  # neither the claims lost in the crash nor the hand-backs counted
+
+
+def test_a_rate_limited_scheduler_honours_retry_after_and_sends_everything_once(
+    database_url, fake_twilio, tmp_path
+):
+    """Twilio allows 20 creates a second and answers the rest with 429 and Retry-After: 1."""
+    numbers = _seed(database_url, 300)
+    env = _env(database_url, fake_twilio, tmp_path, PRO_SMS_POOL_SIZE="8")
+    fake_twilio.rate_limit = 20
+    fake_twilio.rate_limit_retry_after = "1"
+    result = _run(["jobs", "run", "dispatch"], env)
+    assert result.returncode == 0, result.stderr
+    assert "rate-limited" in result.stdout  # the limit was reached and obeyed
+    assert _statuses(database_url) == {"sent": 300}, result.stdout
+    counts = fake_twilio.counts()
+    assert len(fake_twilio.messages) == 300
     assert all(counts[n] == 1 for n in numbers)
 
 
