@@ -47,8 +47,26 @@ def _pages(app, make_link, lang: str) -> list[tuple[str, str]]:
     ]
 
 
+BROKEN_NUMBER_RUNS = """() => {
+  const broken = [];
+  for (const el of document.querySelectorAll('h1, h2, h3, #progress-label')) {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/\\d+\\s?[\u2013\\-\\/]\\s?\\d+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+        if (lines.size > 1) broken.push(m[0] + ' in ' + el.textContent.trim());
+      }
+    }
+  }
+  return broken;
+}"""
+
+
 def _check_layout(page, name: str) -> list[str]:
-    problems = []
+    problems = [f"{name}: {run} breaks across lines" for run in page.evaluate(BROKEN_NUMBER_RUNS)]
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     if overflow > 0:
         problems.append(f"{name}: {overflow}px sideways scrolling")
@@ -91,6 +109,10 @@ def test_every_patient_page_passes_axe_at_320px_and_200_percent_text(app, make_l
         page.locator(".button.secondary").click()
         page.locator("button[type=submit]").click()
         visit("messages stopped", pages[-1][1] + "/stopped", 200)
+        # The used link again, as another browser opens it: "your answers were received".
+        context.clear_cookies()
+        visit("answers received", pages[-1][1], 200)
+        assert page.locator("h1").count() == 1
         context.close()
     assert problems == []
 
@@ -111,3 +133,26 @@ def test_the_busy_page_passes_axe(app_overrides, monkeypatch):
         problems.extend(_check_layout(page, "busy"))
     app.extensions["pro_db"]["engine"].dispose()
     assert problems == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_number_ranges_in_headings_never_break_across_lines(app, make_link):
+    """The Finnish 7-point heading broke as "1–" / "7" on some phone widths; every width from
+    320 px up, at normal and double text size, in every language, keeps a range on one line."""
+    links = {lang: make_link(language=lang) for lang in LOCALES}
+    broken: list[str] = []
+    with serve(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 320, "height": 640})
+        for lang, link in links.items():
+            for width in range(320, 431, 10):
+                page.set_viewport_size({"width": width, "height": 640})
+                for number in (1, 8):
+                    page.goto(base + link.screen(number))
+                    for size in ("100%", "200%"):
+                        page.evaluate(f"document.documentElement.style.fontSize = '{size}'")
+                        broken += [
+                            f"{lang} {width}px {size}: {run}"
+                            for run in page.evaluate(BROKEN_NUMBER_RUNS)
+                        ]
+    app.extensions["pro_db"]["engine"].dispose()
+    assert broken == []

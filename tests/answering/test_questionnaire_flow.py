@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 from sqlalchemy import func, select
@@ -133,7 +134,24 @@ def test_review_lists_skipped_items_and_submitting_twice_completes_once(app, cli
     html = review.get_data(as_text=True)
     assert "You have not answered 1 question." in html
     assert f"Question {skipped} (page 3)" in html
-    assert f'href="/q/{link.token}/s/3"' in html
+    assert f'href="/q/{link.token}/s/3?from=review"' in html
+    # every answer is on the page, under its page's heading, the skipped one marked
+    shown = dict(
+        re.findall(
+            r'<span class="item-number">(\d+)\.</span>.*?</dt>\s*<dd>(.*?)</dd>',
+            unescape(html),
+            flags=re.S,
+        )
+    )
+    assert shown == {
+        str(n): (
+            (c30 if n in c30.items else pan26).label(n, answers[n], "en")
+            if n in answers
+            else '<em class="unanswered">Not answered</em>'
+        )
+        for n in [*c30.items, *pan26.items]
+    }
+    assert "Page 3: Symptoms" in html
 
     token = csrf_of(html)
     first = client.post(f"{link.url}/submit", data={"csrf_token": token})
@@ -172,14 +190,18 @@ def test_review_lists_skipped_items_and_submitting_twice_completes_once(app, cli
     assert stored == pytest.approx(expected)
 
 
-def test_a_completed_link_is_a_kind_page_on_another_device(app, client, link):
+def test_a_completed_link_says_the_answers_were_received_on_another_device(app, client, link):
     html = client.get(f"{link.url}/review").get_data(as_text=True)
     client.post(f"{link.url}/submit", data={"csrf_token": csrf_of(html)})
     other = app.test_client()
     for url in (link.url, link.screen(1), f"{link.url}/thanks", f"{link.url}/review"):
         response = other.get(url)
-        assert response.status_code == 404
-        assert "Länken kan inte användas" in response.get_data(as_text=True)
+        assert response.status_code == 200, url
+        page = _main(response.get_data(as_text=True))
+        assert "Dina svar har kommit fram" in page
+        assert "Länken kan inte användas" not in page
+        assert "<form" not in page and "radio" not in page  # no answers, nothing to send
+
     # In the browser that submitted, the back button leads to "thank you", not an error.
     assert client.get(link.screen(1)).headers["Location"].endswith(f"/q/{link.token}/thanks")
 
@@ -236,12 +258,53 @@ def test_a_browser_that_had_the_link_open_sees_thank_you_only_shortly_after_comp
     assert phone.get(link.url).headers["Location"].endswith(f"/q/{link.token}/thanks")
     later = app.test_client()
     later.get(link.screen(1))  # (already completed: this browser never saw it open)
-    assert later.get(link.url).status_code == 404
+    assert later.get(link.url).status_code == 200
+    assert "Your answers have been received" not in later.get(link.url).text  # (Swedish)
+    assert "Dina svar har kommit fram" in later.get(link.url).text
     with app.app_context():
         completed_at = db.session.get(Assessment, link.assessment_id).completed_at
     # Without having seen the thank-you page, the phone gets the kind page half an hour later.
     second_phone = app.test_client()
     second_phone.get(link.screen(1))  # completed already: nothing is remembered
     with time_machine.travel(completed_at.timestamp() + 31 * 60):
-        assert second_phone.get(link.url).status_code == 404
+        received = second_phone.get(link.url)
+        assert received.status_code == 200
+        assert "Dina svar har kommit fram" in received.text
         assert phone.get(link.url).status_code == 303  # it has seen "thank you" before
+
+
+def test_answering_a_skipped_question_from_the_review_page_returns_to_the_review(
+    app, client, make_link
+):
+    link = make_link(language="en")
+    _post_screen(client, link, 1, {1: 1, 2: 1, 3: 1, 4: 1})  # question 5 skipped
+    review = client.get(f"{link.url}/review").text
+    assert f'href="/q/{link.token}/s/1?from=review"' in review
+    screen = client.get(f"{link.url}/s/1?from=review").text
+    assert "Save and return to review" in screen
+    assert 'name="nav" value="review"' in screen
+    data = {"csrf_token": csrf_of(screen), "screen": "1", "nav": "review"}
+    data.update({f"q{n}": "1" for n in (1, 2, 3, 4, 5)})
+    response = client.post(link.screen(1), data=data)
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/q/{link.token}/review")
+    assert stored_answers(app, link.assessment_id) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    # opened the usual way, the screen goes on to the next page
+    assert "Save and return to review" not in client.get(link.screen(1)).text
+
+
+def test_the_paraphrase_notice_appears_once_for_both_questionnaires(client, make_link):
+    link = make_link(language="en")
+    for url in (link.url + "/welcome", link.screen(1), f"{link.url}/review"):
+        html = client.get(url).text
+        footer = html.split('<footer class="site-footer">', 1)[1]
+        assert footer.count('<p class="notice">') == 1, url
+        assert "not the licensed EORTC text of" in footer
+        assert "QLQ-C30" in footer and "QLQ-PAN26" in footer
+
+
+def test_a_number_range_in_a_heading_is_kept_on_one_line(client, make_link):
+    link = make_link(language="fi")
+    html = client.get(link.screen(8)).text
+    assert '<span class="nowrap">1–7</span>' in html
+    assert '<p id="progress-label">' in html

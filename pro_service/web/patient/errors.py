@@ -1,6 +1,7 @@
 """Kind error pages of the patient blueprint, always in the patient's language, never a 500 page.
 
-Status codes: 404 for every link that cannot be used (no hint whether it exists), 400 for a form
+Status codes: 200 with "your answers were received" for a link whose answers were sent, 404 for
+every other link that cannot be used (no hint whether it exists), 400 for a form
 that cannot be saved (nothing from it is saved), 413 for an oversized body, 429 over the rate
 limit, 500 for an unexpected fault (earlier answers stay saved).
 """
@@ -23,6 +24,10 @@ class LinkUnavailable(HTTPException):
     """The link is unknown, expired, cancelled or used up: all look the same to the visitor."""
 
     code = 404
+
+
+class AlreadyAnswered(Exception):
+    """The link's answers were sent: the page says they were received (200, nothing shown)."""
 
 
 class BadForm(HTTPException):
@@ -53,6 +58,12 @@ def _rollback() -> None:
 def _link_unavailable(_error: LinkUnavailable) -> ResponseReturnValue:
     _rollback()
     return render_template("patient/unavailable.html"), 404
+
+
+@bp.errorhandler(AlreadyAnswered)
+def _already_answered(_error: AlreadyAnswered) -> ResponseReturnValue:
+    _rollback()
+    return render_template("patient/received.html"), 200
 
 
 @bp.errorhandler(BadForm)

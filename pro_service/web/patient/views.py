@@ -6,12 +6,15 @@ redirect (POST/redirect/GET, so reloading never re-sends answers).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+from babel.lists import format_list
 from flask import current_app, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
+from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
 
 from ...answering import questionnaire
@@ -22,7 +25,7 @@ from ...instruments import InstrumentRegistry
 from ...models import AssessmentStatus
 from ..numbers import whole_number
 from . import bp
-from .errors import BadForm, LinkUnavailable
+from .errors import AlreadyAnswered, BadForm, LinkUnavailable
 
 #: How many links a browser session remembers (opened, completed) for the thank-you page.
 REMEMBERED_COMPLETIONS = 5
@@ -30,6 +33,24 @@ REMEMBERED_COMPLETIONS = 5
 JUST_COMPLETED = timedelta(minutes=30)
 #: Reading speed assumed for "about N minutes": items answered per minute.
 ITEMS_PER_MINUTE = 5
+
+
+#: A number range or fraction ("1–7", "3/7") that must not be broken across lines.
+_NUMBER_RUN = re.compile(r"\d+(?:\s?[–\-/]\s?\d+)+")
+
+
+@bp.app_template_filter("keep_numbers_together")
+def keep_numbers_together(text: str) -> Markup:
+    """Escape ``text`` and keep each number range on one line: at 320 px a Finnish heading
+    otherwise broke as "1–" / "7"."""
+    out: list[str] = []
+    position = 0
+    for match in _NUMBER_RUN.finditer(text):
+        out.append(str(escape(text[position : match.start()])))
+        out.append(f'<span class="nowrap">{escape(match.group())}</span>')
+        position = match.end()
+    out.append(str(escape(text[position:])))
+    return Markup("".join(out))  # noqa: S704 - every part is escaped above
 
 
 def _registry() -> InstrumentRegistry:
@@ -42,8 +63,11 @@ def _language() -> str:
 
 
 def _usable() -> Link:
-    """This link if its assessment still accepts answers; otherwise the kind 404 page."""
+    """This link if its assessment still accepts answers; otherwise the kind 404 page, or for a
+    link whose answers were sent, a page saying they were received."""
     link: Link | None = g.link
+    if link is not None and link.status == AssessmentStatus.COMPLETED.value:
+        raise AlreadyAnswered()
     if link is None or not questionnaire.accepts_answers(link, g.now):
         raise LinkUnavailable()
     _remember("visited", link)
@@ -82,12 +106,26 @@ def _flow(link: Link) -> Flow:
 
 
 def _notices(flow: Flow) -> list[str]:
-    """The paraphrase notice of every instrument shown without its licensed text."""
+    """One notice naming every instrument shown in paraphrase instead of its licensed text.
+
+    A single instrument keeps its own notice from its file; several share one sentence, so the
+    page does not repeat the same disclaimer once per instrument.
+    """
     lang = _language()
-    return [
-        instrument.paraphrase_notice[lang]
+    paraphrased = [
+        instrument
         for instrument in flow.instruments
         if instrument.text_source == "paraphrase" and not instrument.is_licensed(lang)
+    ]
+    if len(paraphrased) <= 1:
+        return [instrument.paraphrase_notice[lang] for instrument in paraphrased]
+    names = format_list([instrument.name[lang] for instrument in paraphrased], locale=lang)
+    return [
+        _(
+            "The question texts are the project's own simplified paraphrases for development "
+            "and demonstration. They are not the licensed EORTC text of %(instruments)s.",
+            instruments=names,
+        )
     ]
 
 
@@ -182,7 +220,8 @@ def screen(token: str, number: str) -> ResponseReturnValue:
     if request.method == "POST":
         return _save_screen(token, link, flow, flow_screen)
     answers = _answers(link)
-    return _render_screen(token, flow, flow_screen, answers)
+    from_review = request.args.get("from") == "review"
+    return _render_screen(token, flow, flow_screen, answers, from_review=from_review)
 
 
 def _save_screen(
@@ -214,7 +253,12 @@ def _save_screen(
 
 
 def _render_screen(
-    token: str, flow: Flow, flow_screen: FlowScreen, answers: dict[int, int]
+    token: str,
+    flow: Flow,
+    flow_screen: FlowScreen,
+    answers: dict[int, int],
+    *,
+    from_review: bool = False,
 ) -> ResponseReturnValue:
     lang = _language()
     instrument = flow_screen.instrument
@@ -242,6 +286,7 @@ def _render_screen(
         heading=heading or instrument.name[lang],
         recall=shared_recall,
         items=items,
+        from_review=from_review,
         notices=_notices(flow),
     )
 
@@ -261,11 +306,27 @@ def review(token: str) -> ResponseReturnValue:
         }
         for flow_screen, items in flow.unanswered(answers)
     ]
+    screens = [
+        {
+            "number": flow_screen.number,
+            "heading": (flow_screen.screen.heading or flow_screen.instrument.name)[lang],
+            "items": [
+                (
+                    n,
+                    flow_screen.instrument.item_text(n, lang),
+                    flow_screen.instrument.label(n, answers[n], lang) if n in answers else None,
+                )
+                for n in flow_screen.items
+            ],
+        }
+        for flow_screen in flow.screens
+    ]
     return render_template(
         "patient/review.html",
         token=token,
         total=flow.total,
         missing=missing,
+        screens=screens,
         missing_count=sum(len(items) for _screen, items in flow.unanswered(answers)),
         notices=_notices(flow),
     )
@@ -291,13 +352,19 @@ def submit(token: str) -> ResponseReturnValue:
 def thanks(token: str) -> ResponseReturnValue:
     link = _finished_here()
     if link is None:
+        if g.link is not None and g.link.status == AssessmentStatus.COMPLETED.value:
+            raise AlreadyAnswered()  # sent from another browser: "received", nothing shown
         raise LinkUnavailable()
     return render_template("patient/thanks.html", token=token, opted_out=link.opted_out)
 
 
 def _opt_out_allowed() -> Link:
     link = _finished_here()
-    return link if link is not None else _usable()
+    if link is not None:
+        return link
+    if g.link is not None and g.link.status == AssessmentStatus.COMPLETED.value:
+        raise LinkUnavailable()  # stopping messages is offered only where the answers were sent
+    return _usable()
 
 
 @bp.route("/<token>/stop", methods=["GET", "POST"])
