@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from pro_service.extensions import db
@@ -50,15 +51,16 @@ def test_a_patient_answers_everything_in_swedish_then_finnish_after_a_break(app,
         assert page.locator("html").get_attribute("lang") == "sv"
         page.get_by_role("link", name="Börja").click()
         for number in range(1, 8):
-            assert page.locator("#progress-label").inner_text() == f"Sida {number} av 15"
+            expect(page.locator("#progress-label")).to_have_text(f"Sida {number} av 15")
             swedish_items += _answer_screen(page, plan)
             if number == 2:
                 # Back keeps the answers just given on screen 2 and those of screen 1.
                 page.get_by_role("button", name="Tillbaka").click()
-                assert page.locator("#progress-label").inner_text() == "Sida 1 av 15"
-                assert page.locator("input[type=radio]:checked").count() == 5
+                expect(page.locator("#progress-label")).to_have_text("Sida 1 av 15")
+                expect(page.locator("input[type=radio]:checked")).to_have_count(5)
                 page.get_by_role("button", name="Nästa").click()
-                assert page.locator("input[type=radio]:checked").count() == 2
+                expect(page.locator("#progress-label")).to_have_text("Sida 2 av 15")
+                expect(page.locator("input[type=radio]:checked")).to_have_count(2)
             page.get_by_role("button", name="Nästa").click()
         context.close()  # the phone is put away halfway
 
@@ -66,17 +68,17 @@ def test_a_patient_answers_everything_in_swedish_then_finnish_after_a_break(app,
         context = browser.new_context(viewport=PHONE, locale="sv-SE")
         page = context.new_page()
         page.goto(f"{base}/q/{link.token}")
-        assert page.locator("#progress-label").inner_text() == "Sida 8 av 15"
+        expect(page.locator("#progress-label")).to_have_text("Sida 8 av 15")
         page.get_by_role("link", name="Suomi").click()
         assert page.locator("html").get_attribute("lang") == "fi"
         for number in range(8, 16):
-            assert page.locator("#progress-label").inner_text() == f"Sivu {number}/15"
+            expect(page.locator("#progress-label")).to_have_text(f"Sivu {number}/15")
             finnish_items += _answer_screen(page, plan)
             page.locator("button[value=next]").click()
-        assert page.locator("h1").inner_text() == "Tarkista vastauksesi"
+        expect(page.locator("h1")).to_have_text("Tarkista vastauksesi")
         assert "Olet vastannut kaikkiin kysymyksiin." in page.content()
         page.get_by_role("button", name="Lähetä vastaukseni").click()
-        assert page.locator("h1").inner_text() == "Kiitos"
+        expect(page.locator("h1")).to_have_text("Kiitos")
         context.close()
 
     assert sorted(swedish_items + finnish_items) == sorted(plan)
@@ -114,7 +116,7 @@ def test_the_questionnaire_works_with_javascript_switched_off(app, make_link):
         page.get_by_role("link", name="Start").click()
         page.locator("label[for=q1-3]").click()
         page.get_by_role("button", name="Next").click()
-        assert page.locator("#progress-label").inner_text() == "Page 2 of 15"
+        expect(page.locator("#progress-label")).to_have_text("Page 2 of 15")
         page.get_by_role("link", name="Suomi").click()
         assert page.locator("html").get_attribute("lang") == "fi"
         context.close()

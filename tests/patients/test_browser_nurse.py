@@ -3,6 +3,7 @@ the board change once that patient has answered the questionnaire from the SMS l
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pyotp
@@ -49,13 +50,18 @@ def _open_link(app, study_id: str) -> str:
 
 def _answer_all(page) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("link", name="Start").click()
-    while page.locator("button[value=next]").count():
+    page.wait_for_url(re.compile(r"/s/1(\?.*)?$"))
+    # Each "Next" waits for the following page to arrive: reading the page while the browser
+    # is between two documents would find no button and stop early.
+    while (screen := re.search(r"/s/(\d+)(\?.*)?$", page.url)) is not None:
+        number = int(screen.group(1))
         names = page.eval_on_selector_all(
             "fieldset.item input[type=radio]", "els => [...new Set(els.map(e => e.name))]"
         )
         for name in names:
             page.locator(f"input[name={name}]").first.check()
         page.locator("button[value=next]").click()
+        page.wait_for_url(re.compile(rf"/s/{number + 1}(\?.*)?$|/review(\?.*)?$"))
     page.get_by_role("button", name="Send my answers").click()
     assert page.locator("h1").inner_text() == "Thank you"
 
