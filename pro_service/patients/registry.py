@@ -44,6 +44,7 @@ from .schedule_changes import (
     recompute_timepoints,
     require_reason,
 )
+from .study_ids import example_study_id
 
 LANGUAGES = ("sv", "fi", "en")
 MAX_INCLUSION_AGE = timedelta(days=365)
@@ -104,11 +105,21 @@ def check_study_id(
             study_id=study_id,
         )
     if site.study_id_pattern and not re.fullmatch(site.study_id_pattern, study_id):
+        example = example_study_id(site.study_id_pattern)
+        if example is None:
+            raise PatientDataError(
+                "study_id",
+                N_(
+                    "%(study_id)s does not have this site's study ID format. The administrator "
+                    "can tell you the format."
+                ),
+                study_id=study_id,
+            )
         raise PatientDataError(
             "study_id",
-            N_("%(study_id)s does not have this site's study ID format (%(pattern)s)."),
+            N_("%(study_id)s does not have this site's study ID format, for example %(example)s."),
             study_id=study_id,
-            pattern=site.study_id_pattern,
+            example=example,
         )
     query = select(Patient.id).where(Patient.study_id == study_id)
     if patient_id is not None:

@@ -108,7 +108,8 @@ def test_one_bad_row_saves_nothing_and_every_problem_is_reported(runner, session
         "line 6, column surgery_date: The surgery date is before the inclusion date.",
         "line 7, column inclusion_date: '31/12/2025' is not a date (YYYY-MM-DD)",
         "line 7, column language: The language must be sv, fi or en, not de.",
-        "line 8, column study_id: XX-107 does not have this site's study ID format",
+        "line 8, column study_id: XX-107 does not have this site's study ID format, for example "
+        "UPP-001.",
         "line 9, column site: no site with code 'SE-XXX'",
         "line 10, column phone: This is not a valid mobile phone number",
     ]

@@ -143,6 +143,12 @@ def test_the_site_can_be_preselected_in_the_address(sign_in, staff_study):
     assert '<option selected value="fi">' in page.text
 
 
+def test_the_study_id_hint_gives_an_example_never_the_regular_expression(sign_in, staff_study):
+    page = sign_in("nurse_upp").get("/staff/patients/new").text
+    assert "As on the inclusion form, for example UPP-001." in page
+    assert "\\d" not in page
+
+
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [
@@ -151,7 +157,11 @@ def test_the_site_can_be_preselected_in_the_address(sign_in, staff_study):
         ({"phone": "+1 555 0100"}, "phone", "not a valid mobile phone number"),
         ({"phone": ""}, "phone", "This field is required."),
         ({"study_id": "UPP-001"}, "study_id", "A patient with study ID UPP-001 already exists."),
-        ({"study_id": "HEL-010"}, "study_id", "does not have this site&#39;s study ID format"),
+        (
+            {"study_id": "HEL-010"},
+            "study_id",
+            "HEL-010 does not have this site&#39;s study ID format, for example UPP-001.",
+        ),
         ({"inclusion_date": "1956-03-01"}, "inclusion_date", "more than a year ago"),
         ({"inclusion_date": "2999-01-01"}, "inclusion_date", "more than 30 days ahead"),
         ({"inclusion_date": "yesterday"}, "inclusion_date", "Not a valid date value."),

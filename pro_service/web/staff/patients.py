@@ -39,6 +39,7 @@ from ...patients.schedule_changes import (
     change_surgery_date,
     end_participation,
 )
+from ...patients.study_ids import example_study_id
 from ...scheduling.assessments import OPEN_STATES, display_status, local_today
 from ...staff import access
 from ..i18n import LANGUAGE_NAMES
@@ -236,7 +237,26 @@ def register_patient() -> ResponseReturnValue:
             db.session.commit()
             flash(_("Patient %(study_id)s is registered.", study_id=patient.study_id), "info")
             return redirect(patient_page_url(patient))
-    return render_template("staff/patients/register.html", form=form, sites=sites)
+    return render_template(
+        "staff/patients/register.html", form=form, sites=sites, study_id_hint=_study_id_hint(sites)
+    )
+
+
+def _study_id_hint(sites: list[Site]) -> str:
+    """An example study ID of each site's format (never the format's regular expression)."""
+    examples = [
+        (site.code, example)
+        for site in sites
+        if (example := example_study_id(site.study_id_pattern)) is not None
+    ]
+    if not examples:
+        return _("As on the inclusion form.")
+    if len(examples) == 1:
+        return _("As on the inclusion form, for example %(example)s.", example=examples[0][1])
+    return _(
+        "As on the inclusion form, for example %(examples)s.",
+        examples=", ".join(f"{example} ({code})" for code, example in examples),
+    )
 
 
 # --- edit --------------------------------------------------------------------------------------
