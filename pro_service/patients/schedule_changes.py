@@ -195,8 +195,12 @@ def change_surgery_date(
     new_date: date | None,
     reason: str,
 ) -> list[Assessment]:
-    """Set, move or remove the surgery date; returns the time points that changed."""
-    reason = require_reason(reason)
+    """Set, move or remove the surgery date; returns the time points that changed.
+
+    A change or a removal needs a reason; the first surgery date entered does not (it corrects
+    nothing), though a reason given is recorded.
+    """
+    given_reason = require_reason(reason) if patient.surgery_date is not None else reason.strip()
     if patient.status != PatientStatus.ACTIVE.value:
         raise ScheduleChangeError(
             "surgery_date",
@@ -230,7 +234,7 @@ def change_surgery_date(
         site_id=patient.site_id,
         before={"surgery_date": old_date, **result.before},
         after={"surgery_date": new_date, **result.after},
-        reason=reason,
+        reason=given_reason or None,
     )
     return result.changed
 

@@ -479,6 +479,33 @@ def test_bad_surgery_dates_are_refused(
     assert _events(app, "patient.surgery_date_changed") == []
 
 
+def test_a_first_surgery_date_needs_no_reason_but_a_change_does_and_says_so(
+    app, sign_in, staff_study
+):
+    client = sign_in("nurse_upp")
+    registered = client.post(
+        "/staff/patients/new",
+        data={**_register_form(staff_study, surgery_date=""), "csrf_token": _token(client)},
+    )
+    assert registered.status_code == 302
+    pid = _patient(app, "UPP-010").id
+    first = client.get(f"/staff/patients/{pid}/surgery").text
+    assert "(required)" not in first
+    assert "Not needed for the first surgery date." in first
+    response = _surgery(client, pid, (TODAY + timedelta(days=20)).isoformat(), "")
+    assert response.status_code == 302
+    assert _patient(app, "UPP-010").surgery_date == TODAY + timedelta(days=20)
+    assert _events(app, "patient.surgery_date_changed")[-1].reason is None
+
+    change = client.get(f"/staff/patients/{pid}/surgery").text
+    reason_field = change.split('<label for="reason"', 1)[1].split("</div>", 1)[0]
+    assert "Reason for the change (required)" in reason_field
+    assert 'aria-required="true"' in reason_field
+    refused = _surgery(client, pid, (TODAY + timedelta(days=25)).isoformat(), "")
+    assert "A reason is required" in refused.text.split('id="reason-errors"', 1)[1]
+    assert _patient(app, "UPP-010").surgery_date == TODAY + timedelta(days=20)
+
+
 # --- status ------------------------------------------------------------------------------------
 
 
