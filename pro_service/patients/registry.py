@@ -31,8 +31,9 @@ from ..messaging.outbox import (
     announce_again_after_opt_in,
     queue_resend,
 )
+from ..messaging.texts import patient_link
 from ..models import Assessment, MessageStatus, OutboxMessage, Patient, PatientStatus, Site
-from ..scheduling.assessments import OPEN_STATES, create_assessments, local_today
+from ..scheduling.assessments import OPEN_STATES, create_assessments, current_token, local_today
 from ..scheduling.schedule import Schedule
 from .phones import InvalidPhoneNumber, normalise_phone
 from .schedule_changes import (
@@ -441,8 +442,9 @@ def resend_link(
     """Send the current link again (``assessment``, else the open time point closing first).
 
     Refused (``PatientDataError`` on field ``resend``) when there is no open link, the patient
-    opted out or left the study, a resend is still waiting to go out, or RESEND_LIMIT resends
-    of this time point were queued in the last RESEND_PERIOD.
+    opted out or left the study, the number is marked as not working, a message with the link
+    (invitation, reminder or resend) is still waiting to go out, or RESEND_LIMIT resends of
+    this time point were queued in the last RESEND_PERIOD.
     """
     if assessment is None:
         candidates = open_assessments(patient)
@@ -459,6 +461,26 @@ def resend_link(
         raise PatientDataError(
             "resend", N_("The patient has opted out of SMS; opt them back in first.")
         )
+    if patient.phone_invalid:
+        raise PatientDataError(
+            "resend",
+            N_(
+                "The phone number is marked as not working, so the link cannot be sent to it. "
+                "Correct the number first (Edit details), or show the link and give it to the "
+                "patient another way."
+            ),
+        )
+    waiting = session.scalar(
+        select(OutboxMessage.kind).where(
+            OutboxMessage.assessment_id == assessment.id,
+            OutboxMessage.kind.in_(LINK_KINDS),
+            OutboxMessage.status == MessageStatus.PENDING.value,
+        )
+    )
+    if waiting is not None:  # an invitation or a reminder carrying the link goes out anyway
+        raise PatientDataError(
+            "resend", N_("The link is already waiting to be sent (within sending hours).")
+        )
     resends = session.scalars(
         select(OutboxMessage.status).where(
             OutboxMessage.assessment_id == assessment.id,
@@ -466,10 +488,6 @@ def resend_link(
             OutboxMessage.created_at > now - RESEND_PERIOD,
         )
     ).all()
-    if MessageStatus.PENDING.value in resends:
-        raise PatientDataError(
-            "resend", N_("The link is already waiting to be sent again (within sending hours).")
-        )
     if len(resends) >= RESEND_LIMIT:
         raise PatientDataError(
             "resend",
@@ -516,6 +534,37 @@ def opt_back_in(
         reason=reason_text,
     )
     return announced
+
+
+def reveal_link(
+    session: Session,
+    *,
+    now: datetime,
+    actor: Actor,
+    vault: Vault,
+    base_url: str,
+    patient: Patient,
+    assessment: Assessment,
+) -> str:
+    """The current questionnaire link of an open time point, for a nurse to give the patient
+    another way (read out on the telephone, when the number does not work). Audited, without
+    the link."""
+    if assessment.patient_id != patient.id or assessment.status not in OPEN_STATES:
+        raise PatientDataError("link", N_("The patient has no open questionnaire link."))
+    token = current_token(assessment, vault)
+    if token is None:
+        raise PatientDataError("link", N_("The patient has no open questionnaire link."))
+    record(
+        session,
+        now=now,
+        actor=actor,
+        action="assessment.link_viewed",
+        object_type="assessment",
+        object_id=assessment.id,
+        site_id=patient.site_id,
+        after={"timepoint": assessment.timepoint},
+    )
+    return patient_link(base_url, token)
 
 
 def record_phone_viewed(session: Session, *, now: datetime, actor: Actor, patient: Patient) -> None:

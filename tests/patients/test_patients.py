@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from pro_service.models import (
     Patient,
     StaffUser,
 )
-from pro_service.scheduling.assessments import update_windows
+from pro_service.scheduling.assessments import current_token, update_windows
 
 from pages import csrf_of, read
 
@@ -593,7 +594,7 @@ def test_resending_the_link_is_limited(app, sign_in, staff_study):
             message.status = MessageStatus.SENT.value
 
     assert "The questionnaire link will be sent again" in resend()
-    assert "already waiting to be sent again" in resend()  # the first has not gone out yet
+    assert "already waiting to be sent" in resend()  # the first has not gone out yet
     _change(app, mark_sent)
     assert "will be sent again" in resend()
     _change(app, mark_sent)
@@ -608,6 +609,104 @@ def test_resending_the_link_is_limited(app, sign_in, staff_study):
     )
     assert count == 3
     assert len(_events(app, "message.resend_queued")) == 3
+
+
+def _pending_invitation(app, pid) -> int:
+    now = utcnow()
+    preop = _timepoints(app, pid)["preop"].id
+
+    def add(s):
+        s.add(
+            OutboxMessage(
+                patient_id=pid,
+                assessment_id=preop,
+                kind="invitation",
+                language="sv",
+                scheduled_for=now,
+                status=MessageStatus.PENDING.value,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    _change(app, add)
+    return preop
+
+
+def test_a_resend_while_the_invitation_waits_is_refused_so_the_patient_gets_one_sms(
+    app, sign_in, staff_study
+):
+    pid = staff_study.patients["UPP-001"]
+    _open_windows(app)
+    preop = _pending_invitation(app, pid)
+    client = sign_in("nurse_upp")
+    response = client.post(
+        f"/staff/patients/{pid}/resend",
+        data={"csrf_token": _token(client), "assessment_id": str(preop)},
+        follow_redirects=True,
+    )
+    assert "The link is already waiting to be sent (within sending hours)." in response.text
+    kinds = read(app, lambda s: s.scalars(select(OutboxMessage.kind)).all())
+    assert kinds == ["invitation"]
+    assert _events(app, "message.resend_queued") == []
+
+
+def test_a_number_marked_not_working_gets_no_resend_and_the_nurse_can_show_the_link(
+    app, sign_in, staff_study
+):
+    pid = staff_study.patients["UPP-001"]
+    _open_windows(app)
+    _change(app, lambda s: setattr(s.get(Patient, pid), "phone_invalid", True))
+    preop = _timepoints(app, pid)["preop"].id
+    client = sign_in("nurse_upp")
+    page = client.get(f"/staff/patients/{pid}").text
+    assert "Send the link again" not in page
+    assert "correct it before sending the link again" in page
+    assert f'action="/staff/patients/{pid}/link"' in page
+
+    refused = client.post(  # a page opened before the number was flagged
+        f"/staff/patients/{pid}/resend",
+        data={"csrf_token": _token(client), "assessment_id": str(preop)},
+        follow_redirects=True,
+    )
+    assert "The phone number is marked as not working" in refused.text
+    assert "Correct the number first" in refused.text
+    assert _count(app, OutboxMessage) == 0
+
+    shown = client.post(
+        f"/staff/patients/{pid}/link",
+        data={"csrf_token": _token(client), "assessment_id": str(preop)},
+    )
+    assert shown.status_code == 200
+    token = read(
+        app,
+        lambda s: current_token(s.get(Assessment, preop), app.extensions["vault"]),
+    )
+    assert f"https://pro.example.test/q/{token}" in shown.text
+    (event,) = _events(app, "assessment.link_viewed")
+    assert event.object_id == str(preop)
+    assert token not in json.dumps([event.before, event.after, event.reason])
+    # Only the nurses of the patient's own site see the link.
+    other_site = sign_in("nurse_hel")
+    assert (
+        other_site.post(
+            f"/staff/patients/{pid}/link",
+            data={"csrf_token": _token(other_site), "assessment_id": str(preop)},
+        ).status_code
+        == 404
+    )
+    investigator = sign_in("investigator_upp")
+    assert (
+        investigator.post(
+            f"/staff/patients/{pid}/link",
+            data={
+                "csrf_token": csrf_of(investigator.get("/staff/account").text),
+                "assessment_id": str(preop),
+            },
+        ).status_code
+        == 404
+    )
 
 
 def test_resend_of_another_patients_time_point_is_refused(app, sign_in, staff_study):

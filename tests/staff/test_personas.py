@@ -54,6 +54,7 @@ MATRIX: dict[str, Callable[[str], set[str]]] = {
     "staff.resend_link": nurses,
     "staff.opt_in": nurses,
     "staff.show_phone": nurses,
+    "staff.show_link": nurses,
     "staff.audit_trail": lambda site: {"admin"},
     "staff.audit_trail_export": lambda site: {"admin"},
     "staff.exports": lambda site: {"data_manager", "admin"},

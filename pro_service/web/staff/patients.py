@@ -136,6 +136,7 @@ def _language_choices(blank: str | None = None) -> list[SelectChoice]:
 def _patient_action_globals() -> dict[str, Any]:
     return {
         "may_manage_patient": may_manage,
+        "may_see_phone": lambda patient: access.can_see_phone(g.user, patient),
         "patient_open_assessments": patient_service.open_assessments,
         "timepoint_label": timepoint_label,
         "patient_status_label": lambda s: PATIENT_STATUS_LABELS.get(s, s),
@@ -547,6 +548,48 @@ def show_phone(patient_id: int) -> ResponseReturnValue:
         patient=patient,
         number=number,
         display=_pretty(number),
+        back_url=patient_page_url(patient),
+    )
+
+
+@bp.post("/patients/<id:patient_id>/link")
+@staff_page(NURSE)
+def show_link(patient_id: int) -> ResponseReturnValue:
+    """The current questionnaire link, for a nurse to give the patient another way."""
+    patient = _patient_or_404(patient_id)
+    if not access.can_see_phone(g.user, patient):  # the same nurses who may call the patient
+        abort(404)
+    form = ResendForm()
+    if not form.validate_on_submit():
+        abort(400)
+    assessment_id = whole_number(form.assessment_id.data or "")
+    if assessment_id is None:
+        abort(404)
+    assessment = access.assessment_for(db.session, g.user, assessment_id)
+    if assessment.patient_id != patient.id:
+        abort(404)
+    try:
+        url = patient_service.reveal_link(
+            db.session,
+            now=g.now,
+            actor=_actor(),
+            vault=_vault(),
+            base_url=current_app.config["PRO_SETTINGS"].public_base_url,
+            patient=patient,
+            assessment=assessment,
+        )
+    except PatientDataError as exc:
+        db.session.rollback()
+        flash(error_text(exc), "error")
+        return redirect(patient_page_url(patient))
+    db.session.commit()
+    # Rendered, never flashed or put in a URL: the flash lives in the session cookie.
+    return render_template(
+        "staff/patients/link.html",
+        patient=patient,
+        timepoint=timepoint_label(assessment.timepoint),
+        closes=assessment.window_closes,
+        url=url,
         back_url=patient_page_url(patient),
     )
 
