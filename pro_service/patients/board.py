@@ -124,6 +124,11 @@ class Row:
     #: (e.g. no surgery date yet).
     cells: tuple[Cell | None, ...] = ()
 
+    @property
+    def overdue(self) -> bool:
+        """A time point of this patient is past its due date and not answered yet."""
+        return any(cell is not None and cell.status == "overdue" for cell in self.cells)
+
 
 @dataclass(frozen=True)
 class Board:
