@@ -372,7 +372,7 @@ class AnswerLine:
 class InstrumentAnswers:
     key: str  # "qlq-c30:3.0"
     name: str
-    answered_language: str | None
+    answered_languages: tuple[str, ...]  # codes, in the order the answers were given
     lines: tuple[AnswerLine, ...]
 
 
@@ -454,7 +454,7 @@ def assessment_detail(
             InstrumentAnswers(
                 key=key,
                 name=name,
-                answered_language=", ".join(languages) or None,
+                answered_languages=tuple(languages),
                 lines=tuple(lines),
             )
         )

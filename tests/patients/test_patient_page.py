@@ -209,6 +209,11 @@ def test_answers_and_scores_of_a_time_point(app, sign_in, staff_study, answered)
     swedish = client.get(f"/staff/assessments/{answered['m3']}?lang=sv").text
     assert str(escape(c30.item_text(29, "sv"))) in swedish
     assert str(escape(c30.label(29, 5, "sv"))) in swedish
+    # The language the patient answered in is named, never given as a code.
+    answered_in = re.findall(r"Besvarad på: ([^<]*)</p>", swedish)
+    assert answered_in and all(
+        name in {"Svenska", "Suomi", "English"} for line in answered_in for name in line.split(", ")
+    ), answered_in
 
 
 def test_scores_on_the_patient_page_equal_the_stored_ones(app, sign_in, staff_study, answered):

@@ -431,3 +431,41 @@ def test_a_nurse_who_keeps_reading_pages_stays_signed_in(app, sign_in):
         with time_machine.travel(start + timedelta(minutes=minutes), tick=False):
             response = client.get("/staff/board")
             assert response.status_code == 200, f"signed out after {minutes} minutes of reading"
+
+
+def test_enrolment_speaks_the_staff_members_own_language_from_the_password_on(
+    app, client, staff_study
+):
+    """An admin whose account is in Swedish, in an English browser: once the password is
+    checked, the enrolment page, its flash message and the page after it are all Swedish."""
+    admin_id = staff_study.users["admin"]
+    with app.app_context():
+        admin = db.session.get(StaffUser, admin_id)
+        admin.totp_secret_encrypted = None
+        admin.language = "sv"
+        db.session.commit()
+    english = {"Accept-Language": "en-GB,en;q=0.9"}
+    login = client.get("/staff/login", headers=english)
+    assert "Sign in" in login.text  # before the password, the browser's language
+    client.post(
+        "/staff/login",
+        headers=english,
+        data={
+            "email": staff_study.email("admin"),
+            "password": PASSWORD,
+            "csrf_token": csrf_of(login.text),
+        },
+    )
+    page = client.get("/staff/account/two-factor", headers=english)
+    assert "Slå på tvåstegsinloggning" in page.text
+    assert "Turn on two-factor sign-in" not in page.text
+    secret = _secret_on(page.text)
+    done = client.post(
+        "/staff/account/two-factor",
+        headers=english,
+        data={"code": totp_code(secret, int(time.time()) // 30), "csrf_token": csrf_of(page.text)},
+        follow_redirects=True,
+    )
+    assert "Tvåstegsinloggning är påslagen." in done.text
+    assert "Two-factor sign-in is on" not in done.text
+    assert '<html lang="sv">' in done.text

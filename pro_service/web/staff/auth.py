@@ -61,8 +61,10 @@ def _load_user() -> None:
         db.session.commit()  # activity noted (at most once a minute), read-only pages included
     g.staff_session = row
     g.user = row.user if row is not None and row.verified else None
-    if g.user is not None:
-        g.staff_language = g.user.language
+    if row is not None:
+        # From the checked password on, the pages speak the account's language: the
+        # second-factor steps too, so that their messages match the pages after them.
+        g.staff_language = row.user.language
 
 
 @bp.errorhandler(access.NotVisible)
