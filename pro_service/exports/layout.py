@@ -71,6 +71,37 @@ def scale_name(instrument: Instrument, code: str) -> str:
     return code
 
 
+def scale_direction(instrument: Instrument, code: str) -> str:
+    """Which way is better on a scale, for the data dictionary; an unsettled direction says so."""
+    for summary in instrument.summary_scores:
+        if summary.code == code:
+            return "higher is better (summary score)"
+    for scale in instrument.scales:
+        if scale.code != code:
+            continue
+        if scale.type == "symptom":
+            note = "higher is worse (more symptoms or problems)"
+        else:
+            note = "higher is better (better functioning, greater satisfaction)"
+        if not scale.direction_verified:
+            formula = (
+                "(RS-1)/range*100, so 'very much' scores high"
+                if scale.transform == "symptom"
+                else "the functional formula (1-(RS-1)/range)*100, so 'very much' scores low"
+            )
+            note += (
+                "; DIRECTION NOT VERIFIED: the EORTC scoring instructions contradict each other "
+                f"on this scale (a known open point in the manual). Items {_items(scale.items)} "
+                f"are scored with {formula}. Confirm against the licensed form before analysis"
+            )
+        return note
+    return ""
+
+
+def _items(numbers: Sequence[int]) -> str:
+    return " and ".join(str(n) for n in numbers) if len(numbers) <= 2 else str(list(numbers))
+
+
 def instrument_title(instrument: Instrument) -> str:
     return instrument.name[LABEL_LANGUAGE]
 
@@ -136,6 +167,7 @@ def wide_layout(instruments: Sequence[Instrument]) -> WideLayout:
                     f"{instrument_title(instrument)}: {scale_name(instrument, code)} (0-100)",
                     "number",
                     instrument=instrument.id,
+                    notes=scale_direction(instrument, code),
                 ),
             )
         for number in instrument.items:
@@ -161,7 +193,10 @@ def long_variables(instruments: Sequence[Instrument]) -> list[Variable]:
     scale_meanings: dict[str, str] = {}
     for instrument in instruments:
         for code in instrument.score_codes:
-            scale_meanings[code] = f"{instrument_title(instrument)}: {scale_name(instrument, code)}"
+            scale_meanings[code] = (
+                f"{instrument_title(instrument)}: {scale_name(instrument, code)}, "
+                f"{scale_direction(instrument, code)}"
+            )
     return [
         STUDY_ID,
         SITE,

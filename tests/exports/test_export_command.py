@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 
 import pytest
@@ -135,3 +136,26 @@ def test_a_failure_half_way_leaves_no_partial_file_and_the_old_export_untouched(
     assert result.exit_code != 0
     assert out.read_text() == "last week's export\n"
     assert _files(out_dir) == ["scanpan.csv"]  # no .part files left behind
+
+
+def test_the_dictionary_says_which_way_is_better_and_flags_the_unsettled_pan26_scales(
+    runner, study, out_dir
+):
+    out = out_dir / "scanpan.csv"
+    assert runner.invoke(args=["export", "--format", "wide", "-o", str(out)]).exit_code == 0
+    with open(f"{out}.dictionary.csv", newline="", encoding="utf-8") as f:
+        notes = {row["variable"]: row["notes"] for row in csv.DictReader(f)}
+    assert notes["QL2"].startswith("higher is better")
+    assert notes["FA"].startswith("higher is worse")
+    assert notes["PF2"].startswith("higher is better")
+    for scale, items, scores_high in (
+        ("PAN_SA", "53 and 54", True),
+        ("PAN_SX", "55 and 56", False),
+    ):
+        assert notes[scale].startswith("higher is better"), scale
+        assert "DIRECTION NOT VERIFIED" in notes[scale]
+        assert "known open point in the manual" in notes[scale]
+        assert f"Items {items}" in notes[scale]
+        assert ("'very much' scores high" in notes[scale]) is scores_high
+    # every other PAN26 scale is settled and says so without the warning
+    assert "NOT VERIFIED" not in notes["PAN_PP"]
