@@ -80,3 +80,34 @@ def test_demo_shows_the_board_flags_a_nurse_meets(runner, session):
     stopped = session.scalar(select(Patient).where(Patient.study_id == "STO-005"))
     assert stopped.opted_out is True
     assert session.scalar(select(Patient).where(Patient.study_id == "STO-004")).phone_invalid
+
+
+def test_in_the_evening_the_demo_says_when_the_sms_go_out_and_where_links_are(runner, session):
+    import time_machine
+
+    with time_machine.travel("2026-12-04T20:30:00+00:00", tick=False):  # 21:30 in Stockholm
+        result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert "SMS (the console backend writes each SMS" in result.output
+    assert re.search(
+        r"DEMO-STO\s+sending hours 09:00-20:00 Europe/Stockholm, closed now: "
+        r"the next SMS go out at 2026-12-05 09:00",
+        result.output,
+    ), result.output
+    assert "DEMO-HEL" in result.output and "2026-12-05 09:00" in result.output
+    assert "patient page (Show the link)" in result.output
+
+    with time_machine.travel("2026-12-05T10:00:00+00:00", tick=False):  # 11:00 in Stockholm
+        again = runner.invoke(args=["demo"])
+    assert re.search(r"DEMO-STO\s+sending hours .* open now: due SMS go out", again.output)
+
+
+def test_in_development_the_notice_points_to_the_outbox_page(app):
+    from dataclasses import replace
+
+    from pro_service.cli.demo import sms_notice
+
+    settings = app.config["PRO_SETTINGS"]
+    development = sms_notice(replace(settings, env="development"), [])
+    assert f"{settings.public_base_url}/dev/outbox" in "\n".join(development)
+    assert "/dev/outbox" not in "\n".join(sms_notice(settings, []))  # no such page elsewhere

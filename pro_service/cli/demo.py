@@ -14,6 +14,8 @@ from .. import migrate
 from ..clock import utcnow
 from ..demo import seed_demo
 from ..extensions import db
+from ..messaging.outbox import SendingWindow, sending_windows
+from ..settings import Settings
 
 
 @click.command("demo")
@@ -50,6 +52,36 @@ def demo_command() -> None:
         click.echo(
             f"  {link.study_id:8} {link.language}  {link.timepoint:9} {link.status:12} {link.url}"
         )
+    _echo_when_sms_go_out(settings)
+
+
+def _echo_when_sms_go_out(settings: Settings) -> None:
+    """Say when the queued SMS go out: outside a site's sending hours nothing is sent until
+    they open, which looks like a fault on an evening's first try."""
+    for line in sms_notice(settings, sending_windows(db.session, utcnow())):
+        click.echo(line)
+
+
+def sms_notice(settings: Settings, windows: list[SendingWindow]) -> list[str]:
+    backend = (
+        "the console backend writes each SMS to the scheduler's output as it is sent"
+        if settings.sms_backend == "console"
+        else "sent through Twilio"
+    )
+    lines = [f"\nSMS ({backend}):"]
+    for w in windows:
+        hours = f"{w.start:%H:%M}-{w.end:%H:%M} {w.time_zone}"
+        if w.open_now:
+            when = "open now: due SMS go out at the scheduler's next pass (within a minute)"
+        else:
+            when = f"closed now: the next SMS go out at {w.next_opening:%Y-%m-%d %H:%M}"
+        lines.append(f"  {w.site_code:10} sending hours {hours}, {when}")
+    if settings.env == "development":
+        lines.append(
+            f"  Every queued SMS with its text and link: {settings.public_base_url}/dev/outbox"
+        )
+    lines.append("  A nurse finds a patient's current link on the patient page (Show the link).")
+    return lines
 
 
 @click.command("dev")
@@ -73,8 +105,10 @@ def dev_command(host: str, port: int) -> None:
     base = app.config["PRO_SETTINGS"].public_base_url
     click.echo(
         f"\nPRO Service is running at {base}/ : staff pages {base}/staff/ , patient links above."
-        f"\nScheduler process pid {scheduler.pid}. Ctrl-C stops both.\n"
+        f"\nScheduler process pid {scheduler.pid}. Ctrl-C stops both."
     )
+    _echo_when_sms_go_out(app.config["PRO_SETTINGS"])
+    click.echo("")
     try:
         run_simple(host, port, app, use_reloader=False, threaded=True)
     except KeyboardInterrupt:

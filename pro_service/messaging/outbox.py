@@ -77,6 +77,36 @@ def next_sending_time(site: Site, at: datetime) -> datetime:
     return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class SendingWindow:
+    """A site's sending hours as seen at one moment: open now, or when they open next."""
+
+    site_code: str
+    time_zone: str
+    start: time
+    end: time
+    open_now: bool
+    next_opening: datetime  # local time at the site
+
+
+def sending_windows(session: Session, now: datetime) -> list[SendingWindow]:
+    """Every site's sending hours at ``now``, by site code (for operators: when SMS go out)."""
+    windows = []
+    for site in session.scalars(select(Site).order_by(Site.code)):
+        start, end = sending_hours(site)
+        windows.append(
+            SendingWindow(
+                site_code=site.code,
+                time_zone=site.time_zone,
+                start=start,
+                end=end,
+                open_now=in_sending_hours(site, now),
+                next_opening=next_sending_time(site, now).astimezone(ZoneInfo(site.time_zone)),
+            )
+        )
+    return windows
+
+
 # --- reminders arithmetic ------------------------------------------------------------------
 
 
