@@ -25,7 +25,7 @@ def test_patient_and_staff_pages_share_one_head(client, link):
     staff = client.get("/staff/login?lang=sv").text
     patient = client.get(link.url).text
     for html, stylesheet, site in (
-        (staff, "/static/staff/staff.css", "PRO Service personal"),
+        (staff, "/static/staff/staff.css", "PRO Service – personal"),
         (patient, "/static/patient/patient.css", "Hälsoenkät"),
     ):
         head = _head(html)

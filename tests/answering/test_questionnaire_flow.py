@@ -34,7 +34,7 @@ def test_the_link_opens_a_welcome_page_in_the_patients_language(client, make_lin
     assert response.status_code == 200
     assert '<html lang="fi">' in html
     assert "Kysymyksiä terveydestäsi ja hyvinvoinnistasi" in html
-    assert "Vain tutkimuksen tutkimusryhmä näkee vastauksesi" in html  # who sees the answers
+    assert "Vain tutkimusryhmä näkee vastauksesi" in html  # who sees the answers
     assert "noin 11 minuuttia" in html  # how long it takes
     assert f"/q/{link.token}/stop" in html  # how to stop the messages
     assert response.headers["Cache-Control"] == "no-store"

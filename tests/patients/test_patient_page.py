@@ -210,7 +210,7 @@ def test_answers_and_scores_of_a_time_point(app, sign_in, staff_study, answered)
     assert str(escape(c30.item_text(29, "sv"))) in swedish
     assert str(escape(c30.label(29, 5, "sv"))) in swedish
     # The language the patient answered in is named, never given as a code.
-    answered_in = re.findall(r"Besvarad på: ([^<]*)</p>", swedish)
+    answered_in = re.findall(r"Svarsspråk: ([^<]*)</p>", swedish)
     assert answered_in and all(
         name in {"Svenska", "Suomi", "English"} for line in answered_in for name in line.split(", ")
     ), answered_in
