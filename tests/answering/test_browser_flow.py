@@ -125,3 +125,58 @@ def test_the_questionnaire_works_with_javascript_switched_off(app, make_link):
             select(Response).where(Response.assessment_id == link.assessment_id)
         ).all()
         assert [(r.item_number, r.code, r.language) for r in rows] == [(1, 3, "en")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_patient_checks_every_answer_fixes_a_skipped_one_and_the_link_then_says_received(
+    app, make_link
+):
+    """At 320 px: a skipped question is answered from the review page and leads back to it;
+    the review shows every answer; the disclaimer appears once; the used link, opened again
+    on another phone, says the answers were received."""
+    link = make_link(language="en")
+    registry = app.extensions["instruments"]
+    plan = _plan(registry)
+    c30, pan26 = registry.get("qlq-c30", "3.0"), registry.get("qlq-pan26", "1.0")
+    with serve(app) as base, chromium() as browser:
+        context = browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
+        page = context.new_page()
+        page.goto(f"{base}/q/{link.token}")
+        page.get_by_role("link", name="Start").click()
+        for number in range(1, 16):
+            expect(page.locator("#progress-label")).to_have_text(f"Page {number} of 15")
+            names = page.eval_on_selector_all(
+                "fieldset.item input[type=radio]", "els => [...new Set(els.map(e => e.name))]"
+            )
+            for item in (int(name[1:]) for name in names):
+                if item != 7:  # question 7 is skipped
+                    page.locator(f"label[for=q{item}-{plan[item]}]").click()
+            expect(page.locator("footer .notice")).to_have_count(1)
+            page.locator("button[value=next]").click()
+        expect(page.locator("h1")).to_have_text("Check your answers")
+        assert "You have not answered 1 question." in page.content()
+        expect(page.locator(".review-answer dd .unanswered")).to_have_count(1)
+
+        page.locator(".missing a").click()
+        expect(page.get_by_role("button", name="Save and return to review")).to_be_visible()
+        page.locator(f"label[for=q7-{plan[7]}]").click()
+        page.get_by_role("button", name="Save and return to review").click()
+        expect(page.locator("h1")).to_have_text("Check your answers")
+        assert "You have answered every question." in page.content()
+        shown = page.locator(".review-answer dd").all_inner_texts()
+        expected = [
+            (c30 if n in c30.items else pan26).label(n, plan[n], "en")
+            for n in [*c30.items, *pan26.items]
+        ]
+        assert shown == expected
+        page.get_by_role("button", name="Send my answers").click()
+        expect(page.locator("h1")).to_have_text("Thank you")
+
+        other = browser.new_context(viewport={"width": 320, "height": 640}, locale="en-GB")
+        again = other.new_page()
+        response = again.goto(f"{base}/q/{link.token}")
+        assert response.status == 200
+        expect(again.locator("h1")).to_have_text("Your answers have been received")
+        assert again.locator("form").count() == 0
+        other.close()
+        context.close()
