@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # The port `make run` serves on: `make run PORT=5050` when 5000 is taken.
 PORT ?= 5000
 
-.PHONY: run test lint translations bench bench-patient bench-board bench-dispatch clean
+.PHONY: run test lint translations bench bench-patient bench-board bench-dispatch bench-idle clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -33,7 +33,7 @@ lint: $(STAMP)
 test: $(STAMP) translations lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-bench: $(STAMP) bench-patient bench-board bench-dispatch
+bench: $(STAMP) bench-patient bench-board bench-dispatch bench-idle
 	$(BIN)/python bench/bench_score.py
 	$(BIN)/python bench/bench_export.py
 
@@ -48,6 +48,10 @@ bench-board: $(STAMP) translations
 # The 09:00 blast: 2,000 invitations due at once, the fake Twilio answering in 200 ms.
 bench-dispatch: $(STAMP) translations
 	$(BIN)/python bench/bench_dispatch.py
+
+# The scheduler's pass with nothing due, 100,000 patients on PostgreSQL (PRO_TEST_POSTGRES_URL).
+bench-idle: $(STAMP) translations
+	$(BIN)/python bench/bench_idle_pass.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
