@@ -165,3 +165,22 @@ def test_dev_serves_the_web_app_and_runs_the_scheduler_process_until_stopped(
         for _ in range(50):
             os.kill(scheduler_pid, 0)
             time.sleep(0.2)
+
+
+def test_make_run_serves_on_the_port_the_readme_names(tmp_path):
+    """`make run PORT=5051`: the demo's links and the server use that port (dry run)."""
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "make run PORT=" in readme
+    planned = subprocess.run(
+        ["make", "-n", "run", "PORT=5051"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "pro-service dev --port 5051" in planned
+    assert "http://127.0.0.1:5051} .venv/bin/pro-service demo" in planned
