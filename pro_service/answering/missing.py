@@ -39,8 +39,20 @@ __all__ = [
 MISSED = AssessmentStatus.EXPIRED.value
 
 
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark for translation"
+    """Mark ``message`` for the translation catalog; the staff pages translate it."""
+    return message
+
+
 class MissingReasonError(ValueError):
-    """A reason that cannot be recorded; the message names the problem."""
+    """A reason that cannot be recorded. ``field`` names the form field at fault; ``message`` is
+    an English msgid with ``%(name)s`` placeholders filled from ``params``."""
+
+    def __init__(self, field: str, message: str, **params: object) -> None:
+        self.field = field
+        self.message = message
+        self.params = params
+        super().__init__(message % params if params else message)
 
 
 def record_missing_reason(
@@ -60,18 +72,30 @@ def record_missing_reason(
     reason = reasons.get(code)
     if reason is None:
         raise MissingReasonError(
-            f"Unknown missing reason {code!r} (known: {', '.join(reasons.codes)})."
+            "reason",
+            N_("Unknown missing reason %(code)s (known: %(known)s)."),
+            code=repr(code),
+            known=", ".join(reasons.codes),
         )
     if assessment.status != MISSED:
         raise MissingReasonError(
-            f"Time point {assessment.timepoint} is {assessment.status}, not missed: "
-            "only a missed time point carries a missing reason."
+            "reason",
+            N_(
+                "Time point %(timepoint)s is %(status)s, not missed: only a missed time point "
+                "carries a missing reason."
+            ),
+            timepoint=assessment.timepoint,
+            status=assessment.status,
         )
     cleaned = (text or "").strip() or None
     if reason.needs_text and cleaned is None:
-        raise MissingReasonError(f"The reason {code!r} needs a text saying what happened.")
+        raise MissingReasonError(
+            "text", N_("The reason %(code)s needs a text saying what happened."), code=repr(code)
+        )
     if cleaned is not None and len(cleaned) > TEXT_LIMIT:
-        raise MissingReasonError(f"The reason's text is longer than {TEXT_LIMIT} characters.")
+        raise MissingReasonError(
+            "text", N_("The text is longer than %(limit)s characters."), limit=TEXT_LIMIT
+        )
     if not reason.needs_text:
         cleaned = None
     before = {"missing_reason": assessment.missing_reason, "text": assessment.missing_reason_text}
@@ -80,8 +104,13 @@ def record_missing_reason(
             return
         if not (correction_reason or "").strip():
             raise MissingReasonError(
-                f"Time point {assessment.timepoint} already has the reason "
-                f"{assessment.missing_reason!r}: changing it needs a reason for the correction."
+                "correction",
+                N_(
+                    "Time point %(timepoint)s already has the reason %(code)s: changing it "
+                    "needs a reason for the correction."
+                ),
+                timepoint=assessment.timepoint,
+                code=repr(assessment.missing_reason),
             )
     assessment.missing_reason = code
     assessment.missing_reason_text = cleaned

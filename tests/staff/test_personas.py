@@ -55,6 +55,7 @@ MATRIX: dict[str, Callable[[str], set[str]]] = {
     "staff.opt_in": nurses,
     "staff.show_phone": nurses,
     "staff.show_link": nurses,
+    "staff.record_missing_reason": nurses,
     "staff.audit_trail": lambda site: {"admin"},
     "staff.audit_trail_export": lambda site: {"admin"},
     "staff.exports": lambda site: {"data_manager", "admin"},

@@ -20,6 +20,7 @@ def register(app: Flask) -> None:
         auth,
         board,
         exports,
+        missing,
         patient_page,
         patients,
         views,

@@ -10,12 +10,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, current_app, g, render_template
+from flask.typing import ResponseReturnValue
 from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
-from ...models import Patient
+from ...models import Assessment, Patient
 from ...patients import charts
 from ...patients import overview as patient_overview
 from ...patients.overview import CHART_SCALES, ScoreSeries
@@ -24,6 +25,7 @@ from ..i18n import LANGUAGE_NAMES
 from . import bp
 from .auth import staff_page
 from .labels import PATIENT_STATUS, TIMEPOINT_STATUS
+from .missing import MissingReasonForm, missing_reason_context
 
 ANCHORS = {"inclusion": _l("Inclusion"), "surgery": _l("Surgery")}
 MESSAGE_KINDS = {
@@ -106,7 +108,13 @@ def patient(patient_id: int):
 @bp.get("/assessments/<id:assessment_id>")
 @staff_page(*access.PATIENT_VIEWER_ROLES)
 def assessment(assessment_id: int):
-    record = access.assessment_for(db.session, g.user, assessment_id)
+    return assessment_page(access.assessment_for(db.session, g.user, assessment_id))
+
+
+def assessment_page(
+    record: Assessment, *, missing_form: MissingReasonForm | None = None, status: int = 200
+) -> ResponseReturnValue:
+    """One time point: its answers and scores, and for a missed one why it is missing."""
     detail = patient_overview.assessment_detail(
         db.session,
         now=g.now,
@@ -119,8 +127,9 @@ def assessment(assessment_id: int):
         "staff/assessment.html",
         patient=record.patient,
         detail=detail,
+        **missing_reason_context(record, missing_form),
         **_helpers(record.patient.site.time_zone),
-    )
+    ), status
 
 
 def _chart_texts(series: ScoreSeries, reference: str) -> charts.ChartTexts:
