@@ -83,6 +83,8 @@ class BoardFilters:
     opted_out: bool = False
     bad_number: bool = False
     overdue: bool = False
+    #: Patients with a missed time point whose reason is not recorded yet: the nurse's task.
+    needs_reason: bool = False
 
     def validate(self, timepoints: Sequence[str]) -> None:
         if self.status is not None and self.status not in DISPLAY_STATUSES:
@@ -110,6 +112,11 @@ class Cell:
     message_status: str | None = None  # the last (not cancelled) message's status
     message_kind: str | None = None
     reminders_sent: int = 0
+    missing_reason: str | None = None  # a missed time point's recorded reason (a code)
+
+    @property
+    def needs_reason(self) -> bool:
+        return self.status == "missed" and self.missing_reason is None
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,11 @@ class Row:
     def overdue(self) -> bool:
         """A time point of this patient is past its due date and not answered yet."""
         return any(cell is not None and cell.status == "overdue" for cell in self.cells)
+
+    @property
+    def needs_reason(self) -> bool:
+        """A missed time point of this patient has no recorded reason yet (a nurse's task)."""
+        return any(cell is not None and cell.needs_reason for cell in self.cells)
 
 
 @dataclass(frozen=True)
@@ -248,6 +260,17 @@ def _patient_conditions(
             .correlate(Patient)
             .exists()
         )
+    if filters.needs_reason:
+        conditions.append(
+            select(a.id)
+            .where(
+                a.patient_id == Patient.id,
+                a.status == AssessmentStatus.EXPIRED.value,
+                a.missing_reason.is_(None),
+            )
+            .correlate(Patient)
+            .exists()
+        )
     return conditions
 
 
@@ -364,6 +387,7 @@ def _fill_cells(
         Assessment.window_opens,
         Assessment.window_closes,
         Assessment.completed_at,
+        Assessment.missing_reason,
     ).where(Assessment.patient_id.in_(ids))
     if only is not None:
         assessments = assessments.where(Assessment.timepoint == only)
@@ -419,4 +443,5 @@ def _fill_cells(
             message_status=None if m is None else m.status,
             message_kind=None if m is None else m.kind,
             reminders_sent=0 if m is None else int(m.reminders),
+            missing_reason=a.missing_reason,
         )

@@ -387,6 +387,34 @@ def test_flags_show_opted_out_and_bad_numbers(app, sign_in, staff_study):
     assert "0 patients match" in both
 
 
+def test_a_missed_time_point_without_a_reason_is_a_task_on_the_board(app, sign_in, staff_study):
+    ids = staff_study.patients
+
+    def miss(session):  # type: ignore[no-untyped-def]
+        first = session.scalars(
+            select(Assessment)
+            .where(Assessment.patient_id == ids["UPP-002"])
+            .order_by(Assessment.due_date)
+        ).first()
+        first.status = AssessmentStatus.EXPIRED.value
+        return first.id
+
+    missed = write(app, miss)
+    client = sign_in("nurse_upp")
+    page = client.get("/staff/board?lang=en").text
+    rows = board_table(page)[1]
+    assert rows["UPP-002"]["Flags"] == "Reason needed"
+    assert rows["UPP-001"]["Flags"] == ""
+    assert f'href="/staff/assessments/{missed}#missing-reason-title">Reason needed</a>' in page
+    tasks = client.get("/staff/board?needs_reason=y&lang=en").text
+    assert set(board_table(tasks)[1]) == {"UPP-002"}
+
+    write(app, lambda s: setattr(s.get(Assessment, missed), "missing_reason", "too-ill"))
+    done = client.get("/staff/board?needs_reason=y&lang=en").text
+    assert "No patients match these filters." in done
+    assert board_table(client.get("/staff/board?lang=en").text)[1]["UPP-002"]["Flags"] == ""
+
+
 def test_filters_narrow_rows_columns_and_counts(app, sign_in, timeline):
     m3 = app.extensions["schedule"].timepoint("m3").label["en"]
     with time_machine.travel(D, tick=False):

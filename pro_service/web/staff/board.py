@@ -52,6 +52,7 @@ class BoardForm(FlaskForm):  # type: ignore[misc]
     opted_out = BooleanField(_l("Opted out of SMS"))
     bad_number = BooleanField(_l("Bad phone number"))
     overdue = BooleanField(_l("Overdue time point"))
+    needs_reason = BooleanField(_l("Missed, reason not recorded"))
 
 
 def _escaped(labels: Mapping[K, object]) -> dict[K, Markup]:
@@ -127,6 +128,7 @@ def board() -> ResponseReturnValue:
         opted_out=form.opted_out.data,
         bad_number=form.bad_number.data,
         overdue=form.overdue.data,
+        needs_reason=form.needs_reason.data,
     )
     result = load_board(session, now=g.now, site=site, timepoints=keys, filters=filters, page=page)
     reminders = {c.reminders_sent for row in result.rows for c in row.cells if c is not None}
