@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .answering.missing import MissingReasons, record_missing_reason
 from .answering.questionnaire import opt_out
 from .answering.responses import complete_assessment, instruments_of, save_answers
 from .audit import Actor
@@ -119,6 +120,7 @@ def seed_demo(
     schedule: Schedule,
     registry: InstrumentRegistry,
     base_url: str,
+    missing_reasons: MissingReasons | None = None,
 ) -> DemoReport:
     actor = Actor.operator("demo")
     created = session.scalar(select(Site.id).where(Site.code == SITES[0][0])) is None
@@ -206,6 +208,8 @@ def seed_demo(
                     )
         update_windows(session, now=now, vault=vault)
         session.flush()
+        if missing_reasons is not None:
+            _record_a_missing_reason(session, now=now, reasons=missing_reasons)
 
     users = tuple(
         (u.email, u.role)
@@ -243,6 +247,29 @@ def seed_demo(
             )
         )
     return DemoReport(created=created, users=users, password=DEMO_PASSWORD, links=tuple(links))
+
+
+def _record_a_missing_reason(session: Session, *, now: datetime, reasons: MissingReasons) -> None:
+    """STO-003's missed "before surgery" form carries a reason (the patient was in hospital); the
+    other missed time points are left for the nurses' task list on the board."""
+    missed = session.scalars(
+        select(Assessment)
+        .join(Patient)
+        .where(
+            Patient.study_id == "STO-003",
+            Assessment.status == AssessmentStatus.EXPIRED.value,
+        )
+        .order_by(Assessment.due_date)
+    ).first()
+    if missed is not None:
+        record_missing_reason(
+            session,
+            now=now,
+            actor=Actor.operator("demo"),
+            reasons=reasons,
+            assessment=missed,
+            code="in-hospital",
+        )
 
 
 def _local_noon(day: date, tz: str) -> datetime:

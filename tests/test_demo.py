@@ -111,3 +111,19 @@ def test_in_development_the_notice_points_to_the_outbox_page(app):
     development = sms_notice(replace(settings, env="development"), [])
     assert f"{settings.public_base_url}/dev/outbox" in "\n".join(development)
     assert "/dev/outbox" not in "\n".join(sms_notice(settings, []))  # no such page elsewhere
+
+
+def test_the_demo_has_missed_time_points_with_and_without_a_reason(runner, session):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    missed = session.execute(
+        select(Patient.study_id, Assessment.timepoint, Assessment.missing_reason)
+        .join(Patient)
+        .where(Assessment.status == "expired")
+    ).all()
+    reasons = {reason for _sid, _tp, reason in missed}
+    assert "in-hospital" in reasons  # recorded
+    assert None in reasons  # left for the nurses' task list on the board
+    recorded = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "assessment.missing_reason")
+    ).all()
+    assert [e.after["missing_reason"] for e in recorded] == ["in-hospital"]

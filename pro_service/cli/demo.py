@@ -34,6 +34,7 @@ def demo_command() -> None:
         schedule=current_app.extensions["schedule"],
         registry=current_app.extensions["instruments"],
         base_url=settings.public_base_url,
+        missing_reasons=current_app.extensions["missing_reasons"],
     )
     db.session.commit()
     click.echo(
