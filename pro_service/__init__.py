@@ -9,9 +9,8 @@ from typing import Any
 from flask import Flask
 
 from . import logging_privacy
-from .settings import PROJECT_ROOT, Settings, load_settings
+from .settings import TRANSLATIONS_DIR, Settings, load_settings
 
-TRANSLATIONS_DIR = PROJECT_ROOT / "translations"
 LANGUAGES = ("sv", "fi", "en")
 
 
@@ -26,8 +25,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     from .cli import register_commands
     from .web import register_web
-    from .web.i18n import page_translations
+    from .web.i18n import ensure_catalogs, page_translations
 
+    ensure_catalogs(
+        TRANSLATIONS_DIR, LANGUAGES, production=app.config["PRO_SETTINGS"].is_production
+    )
     app.context_processor(page_translations)
     register_web(app)
     register_commands(app)

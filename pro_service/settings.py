@@ -13,6 +13,15 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The study data and compiled catalogs an installed package carries (setup.py puts them there).
+PACKAGE_DATA = Path(__file__).resolve().parent / "_data"
+#: A source checkout (``make run``, the tests, an editable install) uses the top-level sources;
+#: an installed wheel uses the copies inside the package, from any folder.
+SOURCE_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (
+    PROJECT_ROOT / "questionnaires"
+).is_dir()
+DATA_ROOT = PROJECT_ROOT if SOURCE_CHECKOUT else PACKAGE_DATA
+TRANSLATIONS_DIR = DATA_ROOT / "translations"
 
 # Development-only values: never used when PRO_ENV=production (start-up refuses instead).
 _DEV_SECRET_KEY = "development-only-secret-key-not-for-production"  # noqa: S105
@@ -84,9 +93,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError(f"PRO_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
     production = env == "production"
 
-    instance_dir = Path(_get(env_map, "PRO_INSTANCE_DIR") or PROJECT_ROOT / "instance").resolve()
+    # Outside a source checkout the instance folder is the working directory's (never inside
+    # site-packages).
+    default_instance = PROJECT_ROOT / "instance" if SOURCE_CHECKOUT else Path.cwd() / "instance"
+    instance_dir = Path(_get(env_map, "PRO_INSTANCE_DIR") or default_instance).resolve()
     questionnaire_dir = Path(
-        _get(env_map, "PRO_QUESTIONNAIRE_DIR") or PROJECT_ROOT / "questionnaires"
+        _get(env_map, "PRO_QUESTIONNAIRE_DIR") or DATA_ROOT / "questionnaires"
     ).resolve()
     text_dir_raw = _get(env_map, "PRO_INSTRUMENT_TEXT_DIR")
     schedule_raw = _get(env_map, "PRO_SCHEDULE_FILE")

@@ -1,9 +1,14 @@
-"""The package as a hospital's IT builds and installs it: `pip install` from the source tree."""
+"""The package as a hospital's IT builds and installs it: a wheel, installed into a fresh
+virtualenv, run from an empty folder, with no source checkout in sight."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -11,11 +16,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
-def test_building_the_wheel_gives_no_deprecation_warning_and_states_the_licence(tmp_path):
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, str]:
+    """(the wheel, what building it printed), built from a clean copy of the sources (an
+    in-tree build folder could hold files of an earlier build)."""
+    out = tmp_path_factory.mktemp("wheel")
+    source = tmp_path_factory.mktemp("source") / "pro-service"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "instance", "build", "dist", "*.egg-info", "__pycache__", ".*cache"
+        ),
+    )
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out), str(source)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -23,11 +41,106 @@ def test_building_the_wheel_gives_no_deprecation_warning_and_states_the_licence(
     )
     output = built.stdout + built.stderr
     assert built.returncode == 0, output[-3000:]
+    (wheel,) = out.glob("pro_service-*.whl")
+    return wheel, output
+
+
+def test_building_the_wheel_gives_no_deprecation_warning_and_states_the_licence(built):
+    wheel, output = built
     assert "deprecated" not in output.lower(), [
         line for line in output.splitlines() if "deprecat" in line.lower()
     ]
-    (wheel,) = tmp_path.glob("pro_service-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         headers = archive.read(metadata).decode().split("\n\n", 1)[0].splitlines()
     assert "License-Expression: AGPL-3.0-or-later" in headers
+
+
+def test_the_wheel_carries_the_study_data_and_compiled_catalogs(built):
+    wheel, _ = built
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    for name in (
+        "pro_service/_data/questionnaires/qlq-c30/3.0.yaml",
+        "pro_service/_data/questionnaires/qlq-pan26/1.0.yaml",
+        "pro_service/_data/questionnaires/schedules/scanpan.yaml",
+        "pro_service/_data/questionnaires/messages.yaml",
+        "pro_service/_data/questionnaires/missing-reasons.yaml",
+        "pro_service/_data/translations/sv/LC_MESSAGES/messages.mo",
+        "pro_service/_data/translations/fi/LC_MESSAGES/messages.mo",
+        "pro_service/_data/translations/en/LC_MESSAGES/messages.mo",
+    ):
+        assert name in names, name
+
+
+PAGE = """
+import sys
+from pro_service import create_app
+import pro_service
+app = create_app()
+print("package:", pro_service.__file__)
+link = sys.argv[1]
+page = app.test_client().get(link + "?lang=sv")
+print("status:", page.status_code)
+print(page.get_data(as_text=True))
+"""
+
+
+def test_an_installed_wheel_runs_from_an_empty_folder(built, tmp_path):
+    """The README's production recipe without its PostgreSQL: `pip install` the wheel into a
+    fresh virtualenv, then `db upgrade`, `demo` and a Swedish page from an empty folder."""
+    wheel, _ = built
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    # The dependencies come from this environment (no network needed): its site-packages
+    # folder on the new one's path, behind the new one's own.
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(purelib, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        timeout=300,
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
+    env["PRO_PUBLIC_BASE_URL"] = "https://pro.example.test"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(venv / "bin" / "pro-service"), *args],
+            cwd=empty,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    run("db", "upgrade")
+    assert (empty / "instance" / "pro_service.sqlite3").is_file()
+    demo = run("demo")
+    link = re.search(r"https://pro\.example\.test(/q/\S+)", demo.stdout)
+    assert link, demo.stdout
+    page = subprocess.run(
+        [str(python), "-c", PAGE, link.group(1)],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert page.returncode == 0, page.stderr
+    assert f"package: {venv}" in page.stdout  # the installed copy, not this checkout
+    assert "status: 200" in page.stdout
+    assert '<html lang="sv">' in page.stdout
+    assert "Hälsoenkät" in page.stdout, page.stdout[:2000]  # the compiled Swedish catalog

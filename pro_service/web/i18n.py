@@ -3,6 +3,10 @@ the browser."""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from flask import current_app, g, request, session
@@ -12,9 +16,49 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from .. import LANGUAGES
+from ..settings import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 #: The language switch on every page: each language named in itself.
 LANGUAGE_NAMES = (("sv", "Svenska"), ("fi", "Suomi"), ("en", "English"))
+
+
+def ensure_catalogs(directory: Path, languages: Sequence[str], *, production: bool) -> None:
+    """Every language's compiled catalog, compiled now from its ``.po`` where it is missing or
+    older (a checkout installed without ``make``), so that sv and fi pages never fall back to
+    English unnoticed. In production a catalog that cannot be had stops start-up, naming it."""
+    for language in languages:
+        folder = directory / language / "LC_MESSAGES"
+        compiled, source = folder / "messages.mo", folder / "messages.po"
+        fresh = compiled.is_file() and (
+            not source.is_file() or compiled.stat().st_mtime >= source.stat().st_mtime
+        )
+        if fresh:
+            continue
+        if source.is_file():
+            try:
+                _compile(source, compiled, language)
+                continue
+            except OSError as exc:
+                problem = f"cannot write {compiled}: {exc}"
+        else:
+            problem = f"{compiled} is missing (and no {source.name} to compile it from)"
+        if production:
+            raise ConfigurationError(f"translation catalog for {language!r}: {problem}")
+        log.warning("translation catalog for %r: %s; pages fall back to English", language, problem)
+
+
+def _compile(source: Path, target: Path, language: str) -> None:
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with source.open("rb") as po:
+        catalog = read_po(po, locale=language)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with partial.open("wb") as out:
+        write_mo(out, catalog)
+    os.replace(partial, target)  # two processes compiling at once each replace it whole
 
 
 def select_locale() -> str:

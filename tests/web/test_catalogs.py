@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +98,28 @@ def test_translations_keep_the_placeholders_of_the_source(lang):
                     f"{ids[0]!r}: {sorted(_placeholders(string))} != {sorted(expected)}"
                 )
     assert problems == [], f"{lang}: " + "; ".join(problems[:30])
+
+
+def test_a_catalog_left_uncompiled_is_compiled_at_start_up(tmp_path):
+    """An editable install without `make`: the .po files only. The pages must not fall back to
+    English unnoticed, so start-up compiles them."""
+    from pro_service.web.i18n import ensure_catalogs
+
+    for language in ("sv", "fi", "en"):
+        folder = tmp_path / language / "LC_MESSAGES"
+        folder.mkdir(parents=True)
+        shutil.copy(TRANSLATIONS / language / "LC_MESSAGES" / "messages.po", folder)
+    ensure_catalogs(tmp_path, ("sv", "fi", "en"), production=False)
+    compiled = tmp_path / "sv" / "LC_MESSAGES" / "messages.mo"
+    with compiled.open("rb") as f:
+        catalog = read_mo(f)
+    assert catalog.get("Health questionnaire").string == "Hälsoenkät"
+
+
+def test_in_production_a_missing_catalog_stops_start_up_naming_it(tmp_path):
+    from pro_service.settings import ConfigurationError
+    from pro_service.web.i18n import ensure_catalogs
+
+    (tmp_path / "fi" / "LC_MESSAGES").mkdir(parents=True)
+    with pytest.raises(ConfigurationError, match=r"catalog for 'fi': .*fi/LC_MESSAGES/messages.mo"):
+        ensure_catalogs(tmp_path, ("fi",), production=True)
