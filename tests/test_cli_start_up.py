@@ -71,7 +71,7 @@ def test_help_lists_every_command_without_building_an_app_or_importing_commands(
     assert seen["modules"] == []
     for name in COMMANDS:
         assert f"  {name} " in done.stdout
-    assert "Score EORTC QLQ-C30 / QLQ-PAN26 answers in INPUT.csv." in done.stdout
+    assert "Score QLQ-C30 / QLQ-PAN26 answers in INPUT.csv." in done.stdout
 
 
 def test_score_runs_without_database_or_web_pages(tmp_path):

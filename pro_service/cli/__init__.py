@@ -57,7 +57,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "jobs": LazyCommand("scheduler", "jobs_group", "Run the scheduler's jobs by hand."),
     "score": LazyCommand(
-        "score", "score_command", "Score EORTC QLQ-C30 / QLQ-PAN26 answers in INPUT.csv."
+        "score", "score_command", "Score QLQ-C30 / QLQ-PAN26 answers in INPUT.csv."
     ),
     "export": LazyCommand(
         "export",
@@ -68,6 +68,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "export",
         "rescore_command",
         "Recompute stored scores from the stored answers with the current scoring algorithm.",
+    ),
+    "purge-contact-details": LazyCommand(
+        "retention",
+        "purge_contact_details_command",
+        "Erase the phone numbers of patients whose follow-up ended (GDPR data minimisation).",
     ),
     "import-patients": LazyCommand(
         "import_patients",

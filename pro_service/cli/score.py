@@ -93,7 +93,7 @@ def _check_paths(source: Path, target: Path) -> None:
 def score_command(
     input_path: Path, output_path: Path, keep_answers: bool, allow_extra_columns: bool
 ) -> None:
-    """Score EORTC QLQ-C30 / QLQ-PAN26 answers in INPUT.csv.
+    """Score QLQ-C30 / QLQ-PAN26 answers in INPUT.csv.
 
     INPUT.csv has one row per questionnaire and the answer columns q1..q30 (QLQ-C30) and/or
     q31..q56 (QLQ-PAN26); an empty cell is an unanswered item. Columns may be separated by
