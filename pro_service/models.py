@@ -384,6 +384,17 @@ class InboundMessage(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class SchedulerHeartbeat(Base):
+    """The last pass of each scheduler process (or ``jobs run``), so that an operator's
+    ``pro-service check`` can tell whether any scheduler is running."""
+
+    __tablename__ = "scheduler_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(120), primary_key=True)  # host:pid:random
+    last_job: Mapped[str] = mapped_column(String(40))
+    last_pass_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # --- Staff pages: server-side sign-in sessions ----------------------------------------------
 
 

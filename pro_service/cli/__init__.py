@@ -69,6 +69,9 @@ COMMANDS: dict[str, LazyCommand] = {
         "rescore_command",
         "Recompute stored scores from the stored answers with the current scoring algorithm.",
     ),
+    "check": LazyCommand(
+        "check", "check_command", "Say whether this installation is ready: OK or FAIL per check."
+    ),
     "purge-contact-details": LazyCommand(
         "retention",
         "purge_contact_details_command",

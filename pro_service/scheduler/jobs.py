@@ -15,10 +15,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import Flask, current_app
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..clock import utcnow
 from ..extensions import db
@@ -26,6 +27,7 @@ from ..messaging.backends import SmsBackend, make_backend
 from ..messaging.dispatch import Dispatcher, DispatchSummary, reconcile_stuck
 from ..messaging.dispatch_pool import RateLimitPause, dispatch_concurrently
 from ..messaging.outbox import queue_invitations, queue_reminders
+from ..models import SchedulerHeartbeat
 from ..scheduling.assessments import update_windows
 
 log = logging.getLogger(__name__)
@@ -51,11 +53,17 @@ def sms_backend(app: Flask) -> SmsBackend:
     return backend
 
 
-def dispatcher(app: Flask) -> Dispatcher:
-    worker = app.extensions.get("sms_worker_id")
+def worker_id(app: Flask) -> str:
+    """This process's name in claims and heartbeats: host, pid and a random part."""
+    worker: str | None = app.extensions.get("sms_worker_id")
     if worker is None:
         worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         app.extensions["sms_worker_id"] = worker
+    return worker
+
+
+def dispatcher(app: Flask) -> Dispatcher:
+    worker = worker_id(app)
     return Dispatcher(
         backend=sms_backend(app),
         texts=app.extensions["message_texts"],
@@ -164,11 +172,37 @@ JOBS: dict[str, Job] = {
 }
 
 
+#: The job whose every run records the process's heartbeat (every minute, in every pass).
+HEARTBEAT_JOB = "windows"
+#: Heartbeats of processes gone longer than this are forgotten.
+HEARTBEAT_KEPT = timedelta(days=7)
+
+
+def record_heartbeat(session: Session, *, worker: str, job: str, now: datetime) -> None:
+    """Note that ``worker`` ran ``job`` at ``now`` (for ``pro-service check``)."""
+    row = session.get(SchedulerHeartbeat, worker)
+    if row is None:
+        session.add(SchedulerHeartbeat(worker=worker, last_job=job, last_pass_at=now))
+        session.execute(
+            delete(SchedulerHeartbeat).where(SchedulerHeartbeat.last_pass_at < now - HEARTBEAT_KEPT)
+        )
+    else:
+        row.last_job, row.last_pass_at = job, now
+
+
+def last_heartbeat(session: Session) -> datetime | None:
+    """When any scheduler last ran a pass."""
+    return session.scalar(select(func.max(SchedulerHeartbeat.last_pass_at)))
+
+
 def run_job(app: Flask, name: str) -> str:
     job = JOBS[name]
     with app.app_context():
         try:
             summary = job.func()
+            if name == HEARTBEAT_JOB:
+                record_heartbeat(db.session, worker=worker_id(app), job=name, now=utcnow())
+                db.session.commit()
         except Exception:
             db.session.rollback()
             log.exception("job %s failed", name)
