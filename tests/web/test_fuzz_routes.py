@@ -116,7 +116,15 @@ def _fuzz(app, clients):  # type: ignore[no-untyped-def]
             response = client.open(
                 path, method=method, query_string=query, data={**form, "csrf_token": csrf}
             )
-        assert response.status_code < 500, (method, path, query, form, response.status_code)
+        # /readyz answers 503 by design while no scheduler runs (tests/web/test_health.py).
+        expected = {503} if rule.endpoint == "health.readyz" else set()
+        assert response.status_code < 500 or response.status_code in expected, (
+            method,
+            path,
+            query,
+            form,
+            response.status_code,
+        )
 
     run()
 
