@@ -65,6 +65,8 @@ class Settings:
     staff_idle_minutes: int = 30
     # Strict-Transport-Security max-age in production (seconds); 0 sends no HSTS header.
     hsts_max_age: int = 31_536_000
+    #: Bearer token of the Prometheus metrics endpoint; None: the endpoint does not exist.
+    metrics_token: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -201,6 +203,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     trusted_proxy_count = whole("PRO_TRUSTED_PROXY_COUNT", "0", "proxies")
     hsts_max_age = whole("PRO_HSTS_MAX_AGE", "31536000", "seconds")
+    metrics_token = _get(env_map, "PRO_METRICS_TOKEN") or None
+    if metrics_token is not None and len(metrics_token) < 32:
+        problems.append("PRO_METRICS_TOKEN must be at least 32 characters (it guards /metrics)")
 
     if missing or problems:
         lines = []
@@ -239,4 +244,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         link_rate_limit=link_rate_limit,
         staff_idle_minutes=staff_idle_minutes,
         hsts_max_age=hsts_max_age,
+        metrics_token=metrics_token,
     )

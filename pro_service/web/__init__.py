@@ -33,6 +33,9 @@ def register_web(app: Flask) -> None:
     register_staff_pages(app)
     app.register_blueprint(twilio_bp)
     app.register_blueprint(dev_bp)
+    from .metrics import register_metrics
+
+    register_metrics(app)
     trusted = app.config["PRO_SETTINGS"].trusted_proxy_count
     if trusted:
         # The client address (rate limits) and scheme come from this many trusted proxies.
