@@ -474,21 +474,28 @@ def change_status(patient_id: int) -> ResponseReturnValue:
 # --- SMS actions -------------------------------------------------------------------------------
 
 
+def _posted_assessment(patient: Patient, *, required: bool) -> Assessment | None:
+    """The time point a patient's action form names (CSRF checked): 400 for a form that does
+    not validate, 404 for an id that is not a time point of this patient."""
+    form = ResendForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if not form.assessment_id.data and not required:
+        return None
+    assessment_id = whole_number(form.assessment_id.data or "")
+    if assessment_id is None:
+        abort(404)
+    assessment = access.assessment_for(db.session, g.user, assessment_id)
+    if assessment.patient_id != patient.id:
+        abort(404)
+    return assessment
+
+
 @bp.post("/patients/<id:patient_id>/resend")
 @staff_page(NURSE)
 def resend_link(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)
-    form = ResendForm()
-    if not form.validate_on_submit():
-        abort(400)
-    assessment = None
-    if form.assessment_id.data:
-        assessment_id = whole_number(form.assessment_id.data)
-        if assessment_id is None:
-            abort(404)
-        assessment = access.assessment_for(db.session, g.user, assessment_id)
-        if assessment.patient_id != patient.id:
-            abort(404)
+    assessment = _posted_assessment(patient, required=False)
     try:
         patient_service.resend_link(
             db.session, now=g.now, actor=_actor(), patient=patient, assessment=assessment
@@ -559,15 +566,8 @@ def show_link(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)
     if not access.can_see_phone(g.user, patient):  # the same nurses who may call the patient
         abort(404)
-    form = ResendForm()
-    if not form.validate_on_submit():
-        abort(400)
-    assessment_id = whole_number(form.assessment_id.data or "")
-    if assessment_id is None:
-        abort(404)
-    assessment = access.assessment_for(db.session, g.user, assessment_id)
-    if assessment.patient_id != patient.id:
-        abort(404)
+    assessment = _posted_assessment(patient, required=True)
+    assert assessment is not None
     try:
         url = patient_service.reveal_link(
             db.session,
