@@ -32,7 +32,7 @@ from ..instruments import (
 )
 from ..messaging.outbox import cancel_pending_messages
 from ..models import Assessment, AssessmentStatus, Response, Score, UTCDateTime
-from ..scheduling.assessments import close_link, mark_follow_up_complete
+from ..scheduling.assessments import close_link
 
 
 class AssessmentClosed(Exception):
@@ -418,6 +418,4 @@ def complete_assessment(
         site_id=assessment.patient.site_id,
         after={"timepoint": assessment.timepoint, "language": language},
     )
-    # The last time point answered ends the patient's follow-up.
-    mark_follow_up_complete(session, now=now, actor=actor, patient_ids=[assessment.patient_id])
     return True

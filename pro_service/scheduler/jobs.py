@@ -21,7 +21,6 @@ from flask import Flask, current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..audit import Actor
 from ..clock import utcnow
 from ..extensions import db
 from ..messaging.backends import SmsBackend, make_backend
@@ -29,7 +28,7 @@ from ..messaging.dispatch import Dispatcher, DispatchSummary, reconcile_stuck
 from ..messaging.dispatch_pool import RateLimitPause, dispatch_concurrently
 from ..messaging.outbox import queue_invitations, queue_reminders
 from ..models import SchedulerHeartbeat
-from ..scheduling.assessments import mark_follow_up_complete, update_windows
+from ..scheduling.assessments import update_windows
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +82,9 @@ def job_windows() -> str:
     processes, changes nothing more.
     """
     session = db.session
-    now = utcnow()
-    changes = update_windows(session, now=now, vault=current_app.extensions["vault"])
-    finished = mark_follow_up_complete(
-        session,
-        now=now,
-        actor=Actor.operator("scheduler"),
-        patient_ids=[a.patient_id for a in changes.expired],
-    )
+    changes = update_windows(session, now=utcnow(), vault=current_app.extensions["vault"])
     session.commit()
-    summary = f"opened {len(changes.opened)}, expired {len(changes.expired)}"
-    return summary + (f", follow-up complete {len(finished)}" if finished else "")
+    return f"opened {len(changes.opened)}, expired {len(changes.expired)}"
 
 
 def job_invitations() -> str:

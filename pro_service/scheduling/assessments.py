@@ -6,7 +6,7 @@ start of its opening day to the end of its closing day, local time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..audit import Actor, record
 from ..crypto import Vault, hash_token, new_link_token
 from ..models import Assessment, AssessmentStatus, Patient, PatientStatus, Site
 from .schedule import Schedule
@@ -162,53 +161,6 @@ def update_windows(session: Session, *, now: datetime, vault: Vault) -> WindowCh
                 expired.append(assessment)
     session.flush()
     return WindowChanges(opened=opened, expired=expired)
-
-
-def mark_follow_up_complete(
-    session: Session, *, now: datetime, actor: Actor, patient_ids: Iterable[int]
-) -> list[Patient]:
-    """Of ``patient_ids`` (patients one of whose time points just closed), those whose
-    follow-up is over become "follow-up completed" (audited): active, every anchor of the
-    schedule dated (the surgery date is known), and no time point left to open or answer."""
-    ids = sorted(set(patient_ids))
-    if not ids:
-        return []
-    ongoing = (
-        select(Assessment.id)
-        .where(
-            Assessment.patient_id == Patient.id,
-            Assessment.status.in_((AssessmentStatus.SCHEDULED.value, *OPEN_STATES)),
-        )
-        .correlate(Patient)
-        .exists()
-    )
-    finished = list(
-        session.scalars(
-            select(Patient).where(
-                Patient.id.in_(ids),
-                Patient.status == PatientStatus.ACTIVE.value,
-                Patient.surgery_date.is_not(None),
-                ~ongoing,
-            )
-        )
-    )
-    for patient in finished:
-        patient.status = PatientStatus.COMPLETED.value
-        patient.updated_at = now
-        record(
-            session,
-            now=now,
-            actor=actor,
-            action="patient.follow_up_completed",
-            object_type="patient",
-            object_id=patient.id,
-            site_id=patient.site_id,
-            before={"status": PatientStatus.ACTIVE.value},
-            after={"status": PatientStatus.COMPLETED.value},
-            reason="no time point left to open or answer",
-        )
-    session.flush()
-    return finished
 
 
 def _chunks(ids: Sequence[int], size: int = 5_000) -> Iterator[Sequence[int]]:
