@@ -61,10 +61,14 @@ def purge_contact_details(
     """Erase the phone numbers of :func:`purgeable` patients and cancel any SMS still waiting
     for them. Returns who was purged. Running it again finds no one new."""
     purged = purgeable(session, ended_before=ended_before)
+    patients = {
+        p.id: p
+        for p in session.scalars(
+            select(Patient).where(Patient.id.in_([e.patient_id for e in purged]))
+        )
+    }
     for entry in purged:
-        patient = session.get(Patient, entry.patient_id)
-        if patient is None:  # pragma: no cover - deleted meanwhile
-            continue
+        patient = patients[entry.patient_id]
         patient.phone_encrypted = None
         patient.phone_lookup = None
         patient.updated_at = now

@@ -46,14 +46,15 @@ class _DatabaseCollector(Collector):
         points = GaugeMetricFamily(
             "pro_timepoints", "Time points that accept answers, by state", labels=["state"]
         )
+        counted = dict(
+            session.execute(
+                select(Assessment.status, func.count())
+                .where(Assessment.status.in_(OPEN_STATES))
+                .group_by(Assessment.status)
+            ).all()
+        )
         for status in OPEN_STATES:
-            points.add_metric(
-                [status],
-                session.scalar(
-                    select(func.count()).select_from(Assessment).where(Assessment.status == status)
-                )
-                or 0,
-            )
+            points.add_metric([status], counted.get(status, 0))
         overdue = session.scalar(
             select(func.count())
             .select_from(Assessment)
