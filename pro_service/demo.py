@@ -24,7 +24,7 @@ from .scheduling.assessments import current_token, issue_token, local_today, upd
 from .scheduling.schedule import Schedule
 from .staff.accounts import create_site, create_user
 
-DEMO_PASSWORD = "scanpan-demo-password"  # noqa: S105  (printed for the demo; dev only)
+DEMO_PASSWORD = "tulip harbour lantern"  # noqa: S105  (printed for the demo; dev only)
 
 SITES = (
     # code, name, country, time zone, language, study ID pattern

@@ -115,6 +115,9 @@ class Site(Base):
     study_id_pattern: Mapped[str | None] = mapped_column(String(200))
     sending_start: Mapped[str] = mapped_column(String(5), default="09:00")
     sending_end: Mapped[str] = mapped_column(String(5), default="20:00")
+    # The SMS sender this site's messages go out from (an alphanumeric sender ID or an E.164
+    # number); None: the installation's Twilio number or messaging service.
+    sms_sender: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     patients: Mapped[list[Patient]] = relationship(back_populates="site")
@@ -415,6 +418,31 @@ class StaffSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Set once the password (and, where needed, the second factor) has been checked.
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When this browser last entered a two-factor code: the administration pages want one
+    # from the last few minutes.
+    second_factor_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[StaffUser] = relationship()
+
+
+class PasswordLink(Base):
+    """A one-time link to set a password, made by an admin for a new account or a forgotten
+    password. Only the SHA-256 of its token is stored; it works once, until ``expires_at``."""
+
+    __tablename__ = "password_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set when the link is used, or when a newer link for the same account replaces it.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[StaffUser] = relationship(foreign_keys=[user_id])

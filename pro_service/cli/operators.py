@@ -48,7 +48,9 @@ def create_site_command(**fields: str) -> None:
 @click.option("--all-sites", is_flag=True, help="Investigators, data managers, admins: every site")
 @click.option("--name", "display_name", default="")
 @click.option("--language", type=click.Choice(["sv", "fi", "en"]), default="sv", show_default=True)
-@click.password_option(prompt="Password", help="At least 12 characters")
+@click.password_option(
+    prompt="Password", help="At least 12 characters; common or easy-to-guess passwords are refused"
+)
 @with_appcontext
 def create_user_command(
     email: str,

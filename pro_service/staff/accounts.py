@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,10 +13,12 @@ from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
 from ..models import Role, Site, SiteMembership, StaffUser
+from .passwords import PasswordRejected, check_new_password
 
 password_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-
-MIN_PASSWORD_LENGTH = 12
+#: The password hash of an account whose password is not set yet (matches no password: it is
+#: not an argon2 hash); its owner sets one through a set-password link.
+NO_PASSWORD = "!unset"  # noqa: S105  (a marker that is no hash, not a password)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -24,6 +27,103 @@ class StaffDataError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class SiteFields:
+    """A site's editable settings, checked and normalised (see :func:`check_site_fields`)."""
+
+    name: str
+    country: str
+    time_zone: str
+    default_language: str
+    study_id_pattern: str | None
+    sending_start: str
+    sending_end: str
+    sms_sender: str | None
+
+
+#: An SMS sender: an alphanumeric sender ID (3-11 letters, digits or spaces, not only digits)
+#: or an E.164 number.
+_ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{3,11}")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def check_site_fields(
+    *,
+    name: str,
+    country: str,
+    time_zone: str,
+    default_language: str,
+    study_id_pattern: str | None = None,
+    sending_start: str = "09:00",
+    sending_end: str = "20:00",
+    sms_sender: str | None = None,
+) -> SiteFields:
+    """The fields checked and normalised; :class:`StaffDataError` names the first bad one."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise StaffDataError("name", "a site needs a name of at most 200 characters")
+    if not re.fullmatch(r"[A-Za-z]{2}", country):
+        raise StaffDataError("country", f"{country!r} is not a two-letter country code")
+    if not time_zone or time_zone != time_zone.strip():
+        raise StaffDataError("time_zone", f"{time_zone!r} is not a known time zone")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise StaffDataError("time_zone", f"{time_zone!r} is not a known time zone") from exc
+    if default_language not in ("sv", "fi", "en"):
+        raise StaffDataError("default_language", "must be sv, fi or en")
+    for field, value in (("sending_start", sending_start), ("sending_end", sending_end)):
+        if not _TIME.fullmatch(value):
+            raise StaffDataError(field, f"{value!r} is not a time like 09:00")
+    if sending_start >= sending_end:
+        raise StaffDataError("sending_end", "sending hours must end after they start")
+    study_id_pattern = (study_id_pattern or "").strip() or None
+    if study_id_pattern:
+        try:
+            re.compile(study_id_pattern)
+        except re.error as exc:
+            raise StaffDataError("study_id_pattern", f"not a valid pattern: {exc}") from exc
+    sms_sender = (sms_sender or "").strip() or None
+    if sms_sender and not (
+        _ALPHANUMERIC_SENDER.fullmatch(sms_sender) or _E164.fullmatch(sms_sender)
+    ):
+        raise StaffDataError(
+            "sms_sender",
+            f"{sms_sender!r} is neither a sender name of 3-11 letters and digits nor a "
+            "phone number like +46701234567",
+        )
+    return SiteFields(
+        name=name,
+        country=country.upper(),
+        time_zone=time_zone,
+        default_language=default_language,
+        study_id_pattern=study_id_pattern,
+        sending_start=sending_start,
+        sending_end=sending_end,
+        sms_sender=sms_sender,
+    )
+
+
+def site_values(site: Site) -> dict[str, str | None]:
+    """The editable settings of ``site``, as the audit trail records them."""
+    return {
+        "code": site.code,
+        **{f.name: getattr(site, f.name) for f in fields(SiteFields)},
+    }
+
+
+def check_site_code(session: Session, code: str) -> str:
+    code = code.strip().upper()
+    if not re.fullmatch(r"[A-Z0-9][A-Z0-9-]{1,31}", code):
+        raise StaffDataError(
+            "code",
+            f"{code!r} must be 2-32 letters, digits or dashes, starting with one of the first two",
+        )
+    if session.scalar(select(Site.id).where(Site.code == code)) is not None:
+        raise StaffDataError("code", f"a site with code {code!r} already exists")
+    return code
 
 
 def create_site(
@@ -39,44 +139,20 @@ def create_site(
     study_id_pattern: str | None = None,
     sending_start: str = "09:00",
     sending_end: str = "20:00",
+    sms_sender: str | None = None,
 ) -> Site:
-    code = code.strip().upper()
-    if not re.fullmatch(r"[A-Z0-9][A-Z0-9-]{1,31}", code):
-        raise StaffDataError(
-            "code",
-            f"{code!r} must be 2-32 letters, digits or dashes, starting with one of the first two",
-        )
-    if session.scalar(select(Site.id).where(Site.code == code)) is not None:
-        raise StaffDataError("code", f"a site with code {code!r} already exists")
-    if not re.fullmatch(r"[A-Za-z]{2}", country):
-        raise StaffDataError("country", f"{country!r} is not a two-letter country code")
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise StaffDataError("time_zone", f"{time_zone!r} is not a known time zone") from exc
-    if default_language not in ("sv", "fi", "en"):
-        raise StaffDataError("default_language", "must be sv, fi or en")
-    for field, value in (("sending_start", sending_start), ("sending_end", sending_end)):
-        if not _TIME.fullmatch(value):
-            raise StaffDataError(field, f"{value!r} is not a time like 09:00")
-    if sending_start >= sending_end:
-        raise StaffDataError("sending_end", "sending hours must end after they start")
-    if study_id_pattern:
-        try:
-            re.compile(study_id_pattern)
-        except re.error as exc:
-            raise StaffDataError("study_id_pattern", f"not a valid pattern: {exc}") from exc
-    site = Site(
-        code=code,
-        name=name.strip(),
-        country=country.upper(),
+    code = check_site_code(session, code)
+    checked = check_site_fields(
+        name=name,
+        country=country,
         time_zone=time_zone,
         default_language=default_language,
         study_id_pattern=study_id_pattern,
         sending_start=sending_start,
         sending_end=sending_end,
-        created_at=now,
+        sms_sender=sms_sender,
     )
+    site = Site(code=code, created_at=now, **asdict(checked))
     session.add(site)
     session.flush()
     record(
@@ -87,9 +163,35 @@ def create_site(
         object_type="site",
         object_id=site.id,
         site_id=site.id,
-        after={"code": code, "name": site.name, "time_zone": time_zone},
+        after=site_values(site),
     )
     return site
+
+
+def update_site(
+    session: Session, *, now: datetime, actor: Actor, site: Site, changes: SiteFields
+) -> bool:
+    """Apply ``changes`` (checked by :func:`check_site_fields`); audited with before/after.
+    Returns whether anything changed. The code stays: exports and study ids carry it."""
+    before = site_values(site)
+    for name, value in asdict(changes).items():
+        setattr(site, name, value)
+    after = site_values(site)
+    if after == before:
+        return False
+    changed = [k for k in after if after[k] != before[k]]
+    record(
+        session,
+        now=now,
+        actor=actor,
+        action="site.updated",
+        object_type="site",
+        object_id=site.id,
+        site_id=site.id,
+        before={k: before[k] for k in changed},
+        after={k: after[k] for k in changed},
+    )
+    return True
 
 
 def create_user(
@@ -98,7 +200,7 @@ def create_user(
     now: datetime,
     actor: Actor,
     email: str,
-    password: str,
+    password: str | None,
     role: str,
     sites: list[Site],
     all_sites: bool = False,
@@ -112,15 +214,18 @@ def create_user(
         raise StaffDataError("email", f"a user with email {email!r} already exists")
     if role not in {r.value for r in Role}:
         raise StaffDataError("role", f"role must be one of {', '.join(r.value for r in Role)}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise StaffDataError(
-            "password", f"passwords need at least {MIN_PASSWORD_LENGTH} characters"
-        )
+    if language not in ("sv", "fi", "en"):
+        raise StaffDataError("language", "must be sv, fi or en")
+    if password is not None:
+        try:
+            check_new_password(password, context=(email, display_name))
+        except PasswordRejected as exc:
+            raise StaffDataError("password", str(exc)) from exc
     if role == Role.NURSE.value and (all_sites or not sites):
         raise StaffDataError("sites", "a nurse belongs to one or more named sites")
     user = StaffUser(
         email=email,
-        password_hash=password_hasher.hash(password),
+        password_hash=NO_PASSWORD if password is None else password_hasher.hash(password),
         role=role,
         display_name=display_name,
         language=language,
@@ -143,6 +248,9 @@ def create_user(
             "role": role,
             "sites": [s.code for s in sites],
             "all_sites": all_sites,
+            "display_name": display_name,
+            "language": language,
+            "password_set": password is not None,
         },
     )
     return user

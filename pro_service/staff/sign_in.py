@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 from .. import rate_limit
 from ..audit import Actor, record
 from ..models import StaffSession, StaffUser
-from .accounts import MIN_PASSWORD_LENGTH, StaffDataError, password_hasher
+from .accounts import StaffDataError, password_hasher
+from .passwords import PasswordRejected, check_new_password
 
 #: ``last_seen_at`` is written at most this often (a write per request would be wasteful).
 TOUCH_EVERY = timedelta(seconds=60)
@@ -268,7 +269,8 @@ def end_other_sessions(
 
 
 class PasswordChangeError(StaffDataError):
-    """A password change refused; ``reason`` says why (wrong, too_short, unchanged, mismatch)."""
+    """A password change refused; ``reason`` says why: wrong, unchanged, mismatch, or a
+    reason of :class:`~.passwords.PasswordRejected` (too_short, too_long, common, guessable)."""
 
     def __init__(self, field: str, reason: str, message: str) -> None:
         self.reason = reason
@@ -295,10 +297,10 @@ def change_password(
         raise PasswordChangeError(
             "current_password", "wrong", "the current password is not right"
         ) from exc
-    if len(new_password) < MIN_PASSWORD_LENGTH:
-        raise PasswordChangeError(
-            "new_password", "too_short", f"needs at least {MIN_PASSWORD_LENGTH} characters"
-        )
+    try:
+        check_new_password(new_password, context=(user.email, user.display_name))
+    except PasswordRejected as exc:
+        raise PasswordChangeError("new_password", exc.reason, str(exc)) from exc
     if new_password != repeated:
         raise PasswordChangeError("repeat_password", "mismatch", "the two new passwords differ")
     if new_password == current_password:

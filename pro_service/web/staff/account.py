@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 from ...extensions import db
 from ...models import Role, StaffSession, StaffUser
 from ...staff import sign_in, two_factor
-from ...staff.accounts import MIN_PASSWORD_LENGTH
+from ...staff.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from . import bp
 from .auth import (
     CodeForm,
@@ -53,11 +53,32 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
     )
 
 
+#: Why :mod:`pro_service.staff.passwords` refuses a new password.
+POLICY_REASONS = frozenset({"too_short", "too_long", "common", "guessable"})
+
+
+def password_policy_message(reason: str) -> str:
+    """The staff pages' words for a new password that the password rules refuse."""
+    if reason == "too_short":
+        return _("Choose a password of at least %(num)d characters.", num=MIN_PASSWORD_LENGTH)
+    if reason == "too_long":
+        return _("Choose a password of at most %(num)d characters.", num=MAX_PASSWORD_LENGTH)
+    if reason == "common":
+        return _(
+            "This password is on the list of common and breached passwords that attackers try "
+            "first. Choose another, for example a few unrelated words."
+        )
+    return _(
+        "This password is easy to guess: it is built on common words, names, dates, keyboard "
+        "patterns, repeats or your own name. Choose another, for example a few unrelated words."
+    )
+
+
 def _password_error(error: sign_in.PasswordChangeError) -> str:
     if error.reason == "wrong":
         return _("The current password is not right.")
-    if error.reason == "too_short":
-        return _("Choose a password of at least %(num)d characters.", num=MIN_PASSWORD_LENGTH)
+    if error.reason in POLICY_REASONS:
+        return password_policy_message(error.reason)
     if error.reason == "mismatch":
         return _("The two new passwords are not the same.")
     return _("The new password must differ from the current one.")
@@ -121,6 +142,10 @@ def change_password() -> ResponseReturnValue:
         db.session.rollback()
         if error.reason == "wrong":
             count_failure(attempt, user.email, "current_password")
+        else:
+            # The current password was right; only the new one was refused: that is no
+            # failed attempt, and must not lock the account after a few tries.
+            settle_success(attempt)
         getattr(form, error.field).errors.append(_password_error(error))
         return _render_account(password_form=form), 400
     db.session.commit()
