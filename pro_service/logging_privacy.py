@@ -4,7 +4,8 @@ Two measures, set up once by the app factory:
 - The twilio library logs every request's parameters (``To: +4670...``) at INFO and urllib3 its
   URLs at DEBUG; their loggers are held at WARNING whatever the service's level.
 - Every log record of the process, from any library, is built as a :class:`RedactedLogRecord`:
-  its message has link paths (``/q/<token>``) and phone numbers in E.164 form (also URL-encoded)
+  its message has link paths (``/q/<token>``, and staff set-password links
+  ``/staff/set-password/<token>``) and phone numbers in E.164 form (also URL-encoded)
   replaced before any handler sees it, including Flask's "Exception on /q/<token>/s/1 [POST]".
 """
 
@@ -18,6 +19,7 @@ import re
 CHATTY_LOGGERS = ("twilio", "twilio.http_client", "urllib3")
 
 _LINK = re.compile(r"/q/[^/\s?#\"'<>]+")
+_PASSWORD_LINK = re.compile(r"/set-password/[^/\s?#\"'<>]+")
 _PHONE = re.compile(r"(?:\+|%2[Bb])[1-9][0-9]{6,14}\b")
 
 
@@ -25,6 +27,8 @@ def redact(text: str) -> str:
     """``text`` with link tokens and E.164 phone numbers replaced."""
     if "/q/" in text:
         text = _LINK.sub("/q/<link>", text)
+    if "/set-password/" in text:
+        text = _PASSWORD_LINK.sub("/set-password/<link>", text)
     if "+" in text or "%2" in text:
         text = _PHONE.sub("<phone>", text)
     return text

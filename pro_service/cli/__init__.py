@@ -45,6 +45,16 @@ COMMANDS: dict[str, LazyCommand] = {
     "generate-key": LazyCommand(
         "operators", "generate_key_command", "Print a new encryption key for PRO_ENCRYPTION_KEY."
     ),
+    "password-link": LazyCommand(
+        "operators",
+        "password_link_command",
+        "Print a one-time link (72 hours) for a staff user to set their password.",
+    ),
+    "deactivate-user": LazyCommand(
+        "operators",
+        "deactivate_user_command",
+        "Deactivate a staff account (or --reactivate it); ends its sessions at once.",
+    ),
     "reset-two-factor": LazyCommand(
         "operators",
         "reset_two_factor_command",

@@ -8,7 +8,7 @@ from ..audit import Actor
 from ..clock import utcnow
 from ..crypto import generate_key
 from ..extensions import db
-from ..models import Role, Site
+from ..models import Role, Site, StaffUser
 from ..staff.accounts import StaffDataError, create_site, create_user
 
 
@@ -109,3 +109,57 @@ def reset_two_factor_command(email: str) -> None:
         f"Two-factor sign-in is off for {user.email}; {ended} session(s) ended."
         + (" An admin sets it up again at the next sign-in." if user.role == "admin" else "")
     )
+
+
+def _staff_user(email: str) -> StaffUser:
+    user = db.session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"EMAIL: no staff user with email {email!r}")
+    return user
+
+
+@click.command("password-link")
+@click.argument("email")
+@with_appcontext
+def password_link_command(email: str) -> None:
+    """Print a one-time link (72 hours) for a staff user to set their password.
+
+    For a forgotten password or a new account made here; any earlier unused link of the
+    account stops working. Hand the link over by a channel you trust.
+    """
+    from flask import current_app
+
+    from ..staff.password_links import LINK_VALID, issue_link
+
+    user = _staff_user(email)
+    if not user.is_active:
+        raise click.ClickException(f"EMAIL: {user.email} is deactivated; reactivate it first")
+    token = issue_link(db.session, now=utcnow(), actor=Actor.operator(), user=user)
+    db.session.commit()
+    base = current_app.config["PRO_SETTINGS"].public_base_url
+    hours = int(LINK_VALID.total_seconds() // 3600)
+    click.echo(f"Set-password link for {user.email} (works once, for {hours} hours):")
+    click.echo(f"{base}/staff/set-password/{token}")
+
+
+@click.command("deactivate-user")
+@click.argument("email")
+@click.option("--reactivate", is_flag=True, help="Make a deactivated account active again.")
+@with_appcontext
+def deactivate_user_command(email: str, reactivate: bool) -> None:
+    """Deactivate a staff account (or --reactivate it); ends its sessions at once.
+
+    The last active administrator cannot be deactivated.
+    """
+    from ..staff.administration import AdminError, set_active
+
+    user = _staff_user(email)
+    try:
+        ended = set_active(db.session, now=utcnow(), by=None, user=user, active=reactivate)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    if reactivate:
+        click.echo(f"{user.email} is active.")
+    else:
+        click.echo(f"{user.email} is deactivated; {ended} session(s) ended.")

@@ -64,8 +64,11 @@ class PermanentSmsError(SmsError):
 class SmsBackend(Protocol):
     name: str
 
-    def send(self, *, to: str, body: str, status_callback: str | None) -> ProviderMessage:
-        """Send one SMS; raises one of the errors above."""
+    def send(
+        self, *, to: str, body: str, status_callback: str | None, sender: str | None = None
+    ) -> ProviderMessage:
+        """Send one SMS (from ``sender``, the site's own sender, when given); raises one of the
+        errors above."""
 
     def find_sent(self, *, to: str, since: datetime, body: str) -> ProviderMessage | None:
         """The message with this body sent to ``to`` at or after ``since``, if the provider has

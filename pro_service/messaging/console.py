@@ -24,7 +24,9 @@ def mask_number(e164: str) -> str:
 class ConsoleBackend:
     name = "console"
 
-    def send(self, *, to: str, body: str, status_callback: str | None) -> ProviderMessage:
+    def send(
+        self, *, to: str, body: str, status_callback: str | None, sender: str | None = None
+    ) -> ProviderMessage:
         sid = f"CONSOLE{uuid.uuid4().hex}"
         log.info(
             "SMS (console backend) %s to %s: %s",

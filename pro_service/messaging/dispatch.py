@@ -305,6 +305,7 @@ def send_claimed(
         summary.cancelled += 1
         return summary
     to = dispatcher.vault.decrypt(patient.phone_encrypted)
+    sender = patient.site.sms_sender
     # Renew the lease for this call, and end the read transaction: no locks or snapshot are
     # held during the call. Reconciliation leaves the message alone until the call is over.
     message.next_attempt_at = now + dispatcher.lease
@@ -314,7 +315,10 @@ def send_claimed(
     outcome: ProviderMessage | SmsError
     try:
         outcome = dispatcher.backend.send(
-            to=to, body=body, status_callback=dispatcher.status_callback(message.id)
+            to=to,
+            body=body,
+            status_callback=dispatcher.status_callback(message.id),
+            sender=sender,
         )
     except SmsError as exc:
         outcome = exc

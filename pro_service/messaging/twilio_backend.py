@@ -132,11 +132,15 @@ class TwilioBackend:
             return RateLimitedSmsError(code, exc.msg or "HTTP 429", retry_after=wait)
         return _rest_error(exc)
 
-    def send(self, *, to: str, body: str, status_callback: str | None) -> ProviderMessage:
+    def send(
+        self, *, to: str, body: str, status_callback: str | None, sender: str | None = None
+    ) -> ProviderMessage:
         kwargs: dict[str, str] = {"to": to, "body": body}
         if self._service:
             kwargs["messaging_service_sid"] = self._service
-        else:
+        if sender:
+            kwargs["from_"] = sender  # a site's sender (in the messaging service's pool, if any)
+        elif not self._service:
             kwargs["from_"] = self._from or ""
         if status_callback:
             kwargs["status_callback"] = status_callback

@@ -203,9 +203,18 @@ def start_session(
     return NewSession(token=token, row=row)
 
 
-def mark_verified(session: Session, *, now: datetime, row: StaffSession) -> None:
+#: How long a two-factor code counts as fresh for the administration pages.
+FRESH_SECOND_FACTOR = timedelta(minutes=15)
+
+
+def mark_verified(
+    session: Session, *, now: datetime, row: StaffSession, second_factor: bool = False
+) -> None:
+    """The sign-in is complete; ``second_factor``: a two-factor code was part of it."""
     row.verified = True
     row.last_seen_at = now
+    if second_factor:
+        row.second_factor_at = now
     user = row.user
     user.last_login_at = now
     record(
@@ -215,6 +224,25 @@ def mark_verified(session: Session, *, now: datetime, row: StaffSession) -> None
         action="staff.signed_in",
         object_type="staff_user",
         object_id=user.id,
+    )
+
+
+def second_factor_is_fresh(row: StaffSession, *, now: datetime) -> bool:
+    """Whether this browser entered a two-factor code within :data:`FRESH_SECOND_FACTOR`."""
+    at = row.second_factor_at
+    return at is not None and timedelta(0) <= now - at <= FRESH_SECOND_FACTOR
+
+
+def confirm_second_factor(session: Session, *, now: datetime, row: StaffSession) -> None:
+    """A code was entered again (for the administration pages); audited."""
+    row.second_factor_at = now
+    record(
+        session,
+        now=now,
+        actor=Actor.staff(row.user_id),
+        action="staff.second_factor_confirmed",
+        object_type="staff_user",
+        object_id=row.user_id,
     )
 
 

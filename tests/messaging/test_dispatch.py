@@ -74,6 +74,14 @@ def test_an_invitation_is_sent_once_with_the_link_and_a_status_callback(
     assert "/q/" not in str(event.after)
 
 
+def test_a_site_with_its_own_sender_sends_from_it(app, session, queued, fake_twilio):
+    queued.site.sms_sender = "UppsalaPRO"
+    session.commit()
+    assert _dispatch(app, session).sent == 1
+    (sent,) = fake_twilio.messages
+    assert sent["from"] == "UppsalaPRO"
+
+
 def test_nothing_is_sent_outside_the_sites_sending_hours(app, session, queued, fake_twilio):
     evening = datetime(2026, 3, 16, 19, 30, tzinfo=UTC)  # 20:30 in Stockholm
     assert _dispatch(app, session, evening).claimed == 0

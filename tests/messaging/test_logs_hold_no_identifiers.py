@@ -100,3 +100,7 @@ def test_redaction_replaces_links_and_numbers_and_leaves_the_rest():
     assert redact("To: +46701740610, retry 3") == "To: <phone>, retry 3"
     assert redact("Messages.json?To=%2B46701740610&P=1") == "Messages.json?To=<phone>&P=1"
     assert redact("site 46 sent 12 messages at +1 s") == "site 46 sent 12 messages at +1 s"
+    assert (
+        redact("Exception on /staff/set-password/Zx_9-aB [POST]")
+        == "Exception on /staff/set-password/<link> [POST]"
+    )

@@ -14,7 +14,15 @@ import pytest
 from flask import url_for
 from sqlalchemy import func, select
 
-from pro_service.models import Assessment, AuditEvent, OutboxMessage, Patient
+from pro_service.models import (
+    Assessment,
+    AuditEvent,
+    OutboxMessage,
+    PasswordLink,
+    Patient,
+    Site,
+    StaffUser,
+)
 
 from builders import PERSONAS
 from pages import csrf_of, read
@@ -59,11 +67,28 @@ MATRIX: dict[str, Callable[[str], set[str]]] = {
     "staff.audit_trail": lambda site: {"admin"},
     "staff.audit_trail_export": lambda site: {"admin"},
     "staff.exports": lambda site: {"data_manager", "admin"},
+    **{
+        endpoint: (lambda site: {"admin"})
+        for endpoint in (
+            "staff.admin_confirm",
+            "staff.admin_index",
+            "staff.admin_users",
+            "staff.admin_new_user",
+            "staff.admin_user",
+            "staff.admin_deactivate",
+            "staff.admin_reactivate",
+            "staff.admin_reset_two_factor",
+            "staff.admin_password_link",
+            "staff.admin_sites",
+            "staff.admin_new_site",
+            "staff.admin_site",
+        )
+    },
 }
 #: Pages that show one site at a time, chosen with ?site=<id>.
 SITE_PAGES = {"staff.board", "staff.register_patient"}
 #: The sign-in steps work without a verified session; test_sign_in.py walks them.
-SIGN_IN = {"staff.login", "staff.login_code", "staff.logout"}
+SIGN_IN = {"staff.login", "staff.login_code", "staff.logout", "staff.set_password"}
 
 
 def _staff_rules(app):  # type: ignore[no-untyped-def]
@@ -92,6 +117,9 @@ def _objects(app, staff_study, site: str) -> dict[str, object]:
         "assessment_id": assessment_id,
         "scale": "QL2",
         "site": staff_study.sites[site],
+        "site_id": staff_study.sites[site],
+        # an account of that site (the administration pages)
+        "user_id": staff_study.users["nurse_upp" if site == "SE-UPP" else "nurse_hel"],
     }
 
 
@@ -135,6 +163,20 @@ def _state(app) -> tuple[object, ...]:
             ),
             s.scalar(select(func.count()).select_from(OutboxMessage)),
             tuple(s.execute(select(Assessment.id, Assessment.status, Assessment.due_date)).all()),
+            tuple(
+                s.execute(
+                    select(
+                        StaffUser.id,
+                        StaffUser.role,
+                        StaffUser.is_active,
+                        StaffUser.all_sites,
+                        StaffUser.display_name,
+                        StaffUser.totp_secret_encrypted,
+                    ).order_by(StaffUser.id)
+                ).all()
+            ),
+            tuple(s.execute(select(Site.__table__).order_by(Site.id)).all()),
+            s.scalar(select(func.count()).select_from(PasswordLink)),
         )
 
     return read(app, snapshot)

@@ -16,6 +16,7 @@ def register(app: Flask) -> None:
     # The modules attach their views to ``bp``.
     from . import (  # noqa: F401
         account,
+        admin,
         audit,
         auth,
         board,
@@ -23,6 +24,7 @@ def register(app: Flask) -> None:
         missing,
         patient_page,
         patients,
+        set_password,
         views,
     )
 

@@ -228,7 +228,7 @@ def two_factor_enrol() -> ResponseReturnValue:
             session.pop(PENDING_SECRET_KEY, None)
             flash(_("Two-factor sign-in is on."), "info")
             if not row.verified:
-                return finish_sign_in(row)
+                return finish_sign_in(row, second_factor=True)
             db.session.commit()
             return redirect(url_for("staff.account"))
     elif form.is_submitted():

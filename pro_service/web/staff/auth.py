@@ -127,6 +127,8 @@ NAVIGATION = (
     ("staff.board", _l("Completion board"), access.PATIENT_VIEWER_ROLES),
     ("staff.register_patient", _l("Register a patient"), access.PATIENT_EDITOR_ROLES),
     ("staff.exports", _l("Exports"), access.EXPORT_ROLES),
+    ("staff.admin_users", _l("Staff"), access.ADMIN_ROLES),
+    ("staff.admin_sites", _l("Sites"), access.ADMIN_ROLES),
     ("staff.audit_trail", _l("Audit trail"), access.ADMIN_ROLES),
     ("staff.account", _l("Your account"), frozenset(r.value for r in Role)),
 )
@@ -229,9 +231,9 @@ def settle_success(attempt: sign_in.Attempt) -> None:
         sign_in.settle_success(connection, now=g.now, attempt=attempt)
 
 
-def finish_sign_in(row: StaffSession) -> Response:
+def finish_sign_in(row: StaffSession, *, second_factor: bool = False) -> Response:
     """The password (and any second factor) checked: mark the session and go on."""
-    sign_in.mark_verified(db.session, now=g.now, row=row)
+    sign_in.mark_verified(db.session, now=g.now, row=row, second_factor=second_factor)
     db.session.commit()
     with counters() as connection:
         sign_in.forget_failures(connection, attempt=attempt_of(row.user.email))
@@ -295,7 +297,7 @@ def login_code() -> ResponseReturnValue:
         if two_factor.check_code(
             db.session, now=g.now, vault=vault, user=user, code=form.code.data
         ):
-            return finish_sign_in(row)
+            return finish_sign_in(row, second_factor=True)
         count_failure(attempt, user.email, "code")
         form.code.errors.append(
             _("The code is not right. Enter the 6-digit code your app shows now.")
