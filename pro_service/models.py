@@ -396,6 +396,8 @@ class SchedulerHeartbeat(Base):
     worker: Mapped[str] = mapped_column(String(120), primary_key=True)  # host:pid:random
     last_job: Mapped[str] = mapped_column(String(40))
     last_pass_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # How long that pass (the heartbeat job) took, in seconds; None for rows from before.
+    last_pass_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 # --- Staff pages: server-side sign-in sessions ----------------------------------------------

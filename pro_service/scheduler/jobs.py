@@ -178,16 +178,32 @@ HEARTBEAT_JOB = "windows"
 HEARTBEAT_KEPT = timedelta(days=7)
 
 
-def record_heartbeat(session: Session, *, worker: str, job: str, now: datetime) -> None:
-    """Note that ``worker`` ran ``job`` at ``now`` (for ``pro-service check``)."""
+def record_heartbeat(
+    session: Session, *, worker: str, job: str, now: datetime, seconds: float | None = None
+) -> None:
+    """Note that ``worker`` ran ``job`` at ``now``, taking ``seconds`` (for ``pro-service
+    check``, ``/readyz`` and the metrics)."""
     row = session.get(SchedulerHeartbeat, worker)
     if row is None:
-        session.add(SchedulerHeartbeat(worker=worker, last_job=job, last_pass_at=now))
+        session.add(
+            SchedulerHeartbeat(
+                worker=worker, last_job=job, last_pass_at=now, last_pass_seconds=seconds
+            )
+        )
         session.execute(
             delete(SchedulerHeartbeat).where(SchedulerHeartbeat.last_pass_at < now - HEARTBEAT_KEPT)
         )
     else:
-        row.last_job, row.last_pass_at = job, now
+        row.last_job, row.last_pass_at, row.last_pass_seconds = job, now, seconds
+
+
+def last_pass_seconds(session: Session) -> float | None:
+    """How long the most recent scheduler pass took (None: not known)."""
+    return session.scalar(
+        select(SchedulerHeartbeat.last_pass_seconds)
+        .order_by(SchedulerHeartbeat.last_pass_at.desc())
+        .limit(1)
+    )
 
 
 def last_heartbeat(session: Session) -> datetime | None:
@@ -199,9 +215,16 @@ def run_job(app: Flask, name: str) -> str:
     job = JOBS[name]
     with app.app_context():
         try:
+            started = time.perf_counter()
             summary = job.func()
             if name == HEARTBEAT_JOB:
-                record_heartbeat(db.session, worker=worker_id(app), job=name, now=utcnow())
+                record_heartbeat(
+                    db.session,
+                    worker=worker_id(app),
+                    job=name,
+                    now=utcnow(),
+                    seconds=time.perf_counter() - started,
+                )
                 db.session.commit()
         except Exception:
             db.session.rollback()

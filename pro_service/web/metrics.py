@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from ..clock import utcnow
 from ..extensions import db
 from ..models import Assessment, OutboxMessage
-from ..scheduler.jobs import last_heartbeat
+from ..scheduler.jobs import last_heartbeat, last_pass_seconds
 from ..scheduling.assessments import OPEN_STATES
 
 bp = Blueprint("metrics", __name__)
@@ -69,6 +69,13 @@ class _DatabaseCollector(Collector):
         )
         lag.add_metric([], float("nan") if last is None else (now - last).total_seconds())
         yield lag
+        took = last_pass_seconds(session)
+        duration = GaugeMetricFamily(
+            "pro_scheduler_last_pass_duration_seconds",
+            "How long the most recent scheduler pass (the windows job) took (NaN: not known)",
+        )
+        duration.add_metric([], float("nan") if took is None else took)
+        yield duration
 
 
 def register_metrics(app: Flask) -> None:

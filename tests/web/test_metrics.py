@@ -46,6 +46,7 @@ def test_the_token_is_required_and_the_figures_come_from_the_database(
     assert samples[("pro_timepoints", (("state", "open"),))] >= 1  # staff_study's open ones
     assert ("pro_timepoints", (("state", "overdue"),)) in samples
     assert 0 <= samples[("pro_scheduler_last_pass_age_seconds", ())] < 60
+    assert 0 < samples[("pro_scheduler_last_pass_duration_seconds", ())] < 60
     count = samples[
         (
             "pro_http_request_duration_seconds_count",
