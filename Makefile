@@ -7,15 +7,25 @@ PYTEST_ARGS ?=
 # The port `make run` serves on: `make run PORT=5050` when 5000 is taken.
 PORT ?= 5000
 
-.PHONY: run test lint translations bench bench-patient bench-board bench-dispatch bench-idle clean
+.PHONY: run test lint translations lock bench bench-patient bench-board bench-dispatch bench-idle clean
 
-$(STAMP): pyproject.toml
+# Installs the exact versions of requirements-dev.lock (the runtime's of requirements.lock, plus
+# the test and lint tools), then the project itself without resolving anything again.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed; found $$($(PYTHON) --version)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Refresh both lock files from pyproject.toml (newest versions its ranges allow), then `make test`.
+PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links
+lock: $(STAMP)
+	$(PIP_COMPILE) --upgrade --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --upgrade --extra dev --constraint requirements.lock \
+		--output-file requirements-dev.lock pyproject.toml
 
 translations: $(STAMP)
 	$(BIN)/pybabel compile -d translations
