@@ -114,14 +114,16 @@ def site_values(site: Site) -> dict[str, str | None]:
     }
 
 
-def check_site_code(session: Session, code: str) -> str:
+def check_site_code(session: Session, code: str, *, site: Site | None = None) -> str:
+    """``code`` normalised; refused when badly formed or taken by another site than ``site``."""
     code = code.strip().upper()
     if not re.fullmatch(r"[A-Z0-9][A-Z0-9-]{1,31}", code):
         raise StaffDataError(
             "code",
             f"{code!r} must be 2-32 letters, digits or dashes, starting with one of the first two",
         )
-    if session.scalar(select(Site.id).where(Site.code == code)) is not None:
+    holder = session.scalar(select(Site.id).where(Site.code == code))
+    if holder is not None and (site is None or holder != site.id):
         raise StaffDataError("code", f"a site with code {code!r} already exists")
     return code
 
@@ -169,11 +171,20 @@ def create_site(
 
 
 def update_site(
-    session: Session, *, now: datetime, actor: Actor, site: Site, changes: SiteFields
+    session: Session,
+    *,
+    now: datetime,
+    actor: Actor,
+    site: Site,
+    changes: SiteFields,
+    code: str | None = None,
 ) -> bool:
-    """Apply ``changes`` (checked by :func:`check_site_fields`); audited with before/after.
-    Returns whether anything changed. The code stays: exports and study ids carry it."""
+    """Apply ``changes`` (checked by :func:`check_site_fields`) and a new ``code`` (checked by
+    :func:`check_site_code`); audited with before/after. Returns whether anything changed.
+    Exports name the site by its code at the time of the export."""
     before = site_values(site)
+    if code is not None:
+        site.code = code
     for name, value in asdict(changes).items():
         setattr(site, name, value)
     after = site_values(site)

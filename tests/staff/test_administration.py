@@ -329,14 +329,15 @@ def test_sites_are_created_and_edited_with_clear_errors(app, sign_in, staff_stud
     created = _post(admin, "/staff/admin/sites/new", good)
     assert created.status_code == 302
     site_id = read(app, lambda s: s.scalar(select(Site.id).where(Site.code == "FI-TUR")))
+    taken = _post(admin, f"/staff/admin/sites/{site_id}", good | {"code": "FI-HEL"})
+    assert taken.status_code == 400 and "not a code another site has" in taken.text
     edited = _post(
-        admin,
-        f"/staff/admin/sites/{site_id}",
-        {k: v for k, v in good.items() if k != "code"} | {"sms_sender": "TurkuPRO"},
+        admin, f"/staff/admin/sites/{site_id}", good | {"code": "fi-tku", "sms_sender": "TurkuPRO"}
     )
     assert edited.status_code == 302
     ((_a, _o, before, after),) = _audit(app, "site.updated")
-    assert before == {"sms_sender": None} and after == {"sms_sender": "TurkuPRO"}
+    assert before == {"code": "FI-TUR", "sms_sender": None}
+    assert after == {"code": "FI-TKU", "sms_sender": "TurkuPRO"}
     assert "TurkuPRO" in admin.get("/staff/admin/sites").text
 
 

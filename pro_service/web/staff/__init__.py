@@ -16,7 +16,7 @@ def register(app: Flask) -> None:
     # The modules attach their views to ``bp``.
     from . import (  # noqa: F401
         account,
-        admin,
+        admin_pages,
         audit,
         auth,
         board,
