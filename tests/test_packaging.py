@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import sysconfig
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -86,11 +88,11 @@ print(page.get_data(as_text=True))
 """
 
 
-def test_an_installed_wheel_runs_from_an_empty_folder(built, tmp_path):
-    """The README's production recipe without its PostgreSQL: `pip install` the wheel into a
-    fresh virtualenv, then `db upgrade`, `demo` and a Swedish page from an empty folder."""
+@pytest.fixture(scope="module")
+def installed(built, tmp_path_factory) -> Path:
+    """A fresh virtualenv with the wheel installed (``pip install --no-deps`` of the wheel)."""
     wheel, _ = built
-    venv = tmp_path / "venv"
+    venv = tmp_path_factory.mktemp("installed") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     # The dependencies come from this environment (no network needed): its site-packages
@@ -107,6 +109,14 @@ def test_an_installed_wheel_runs_from_an_empty_folder(built, tmp_path):
         check=True,
         timeout=300,
     )
+    return venv
+
+
+def test_an_installed_wheel_runs_from_an_empty_folder(installed, tmp_path):
+    """The README's production recipe without its PostgreSQL: `pip install` the wheel into a
+    fresh virtualenv, then `db upgrade`, `demo` and a Swedish page from an empty folder."""
+    venv = installed
+    python = venv / "bin" / "python"
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
@@ -144,3 +154,91 @@ def test_an_installed_wheel_runs_from_an_empty_folder(built, tmp_path):
     assert "status: 200" in page.stdout
     assert '<html lang="sv">' in page.stdout
     assert "Hälsoenkät" in page.stdout, page.stdout[:2000]  # the compiled Swedish catalog
+
+
+def test_the_readme_production_recipe_on_postgresql(installed, tmp_path):
+    """README's production section, step by step, with the installed wheel from an empty
+    folder: production settings, a new PostgreSQL database, `db upgrade`, a scheduler pass
+    (`jobs run all`, as the scheduler process runs it) and `check`, which must say OK to all."""
+    from conftest import POSTGRES_ADMIN_URL, REQUIRE_POSTGRES, _postgres_available
+
+    problem = _postgres_available()
+    if problem:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PRO_TEST_REQUIRE_POSTGRES=1 but {problem}")
+        pytest.skip(problem)
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"pro_recipe_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    empty = tmp_path / "server"
+    empty.mkdir()
+    bin_dir = installed / "bin"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(bin_dir / "pro-service"), *args],
+            cwd=empty,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if ok:
+            assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    try:
+        key = run("generate-key").stdout.strip()
+        env.update(
+            {
+                "PRO_ENV": "production",
+                "PRO_DATABASE_URL": url,
+                "PRO_SECRET_KEY": secrets.token_urlsafe(48),
+                "PRO_ENCRYPTION_KEY": key,
+                "PRO_PUBLIC_BASE_URL": "https://pro.example.org",
+                "PRO_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+                "PRO_TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+                "PRO_TWILIO_FROM": "ScanPan",
+            }
+        )
+        before = run("check", ok=False)
+        assert before.returncode == 1  # nothing migrated, no scheduler yet: named FAIL lines
+        assert "FAIL" in before.stdout and "db upgrade" in before.stdout, before.stdout
+        run("db", "upgrade")
+        run(
+            "create-site",
+            "--code",
+            "SE-UPP",
+            "--name",
+            "Uppsala",
+            "--country",
+            "SE",
+            "--time-zone",
+            "Europe/Stockholm",
+            "--language",
+            "sv",
+        )
+        run("jobs", "run", "all")
+        after = run("check")
+        *checks, verdict = [line for line in after.stdout.splitlines() if line.strip()]
+        assert verdict == "Ready.", after.stdout
+        assert len(checks) >= 9 and all(line.startswith("OK") for line in checks), after.stdout
+        assert any("scheduler" in line for line in checks), after.stdout
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
