@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session
 
 from .answering.missing import MissingReasons, record_missing_reason
 from .answering.questionnaire import opt_out
-from .answering.responses import complete_assessment, instruments_of, save_answers
+from .answering.responses import (
+    complete_assessment,
+    instruments_of,
+    save_answers,
+    score_partial,
+)
 from .audit import Actor
 from .crypto import Vault
 from .instruments import InstrumentRegistry
@@ -73,7 +78,10 @@ PATIENTS = (
         ("baseline", "preop", "m3", "m6", "m9"),
     ),
     DemoPatient("HEL-003", "DEMO-HEL", "en", "+358 40 123 4503", 0, None, ()),
-    DemoPatient("STO-005", "DEMO-STO", "sv", "070-174 06 09", 200, -180, ("baseline",), (), True),
+    # Answered part of the "before surgery" questionnaire and never sent it: partial.
+    DemoPatient(
+        "STO-005", "DEMO-STO", "sv", "070-174 06 09", 200, -180, ("baseline",), ("preop",), True
+    ),
 )
 
 
@@ -206,7 +214,9 @@ def seed_demo(
                         language=spec.language,
                         actor=Actor("patient", str(patient.id)),
                     )
-        update_windows(session, now=now, vault=vault)
+        changes = update_windows(session, now=now, vault=vault)
+        for assessment in changes.partial:
+            score_partial(session, now=now, assessment=assessment, registry=registry)
         session.flush()
         if missing_reasons is not None:
             _record_a_missing_reason(session, now=now, reasons=missing_reasons)

@@ -127,3 +127,15 @@ def test_the_demo_has_missed_time_points_with_and_without_a_reason(runner, sessi
         select(AuditEvent).where(AuditEvent.action == "assessment.missing_reason")
     ).all()
     assert [e.after["missing_reason"] for e in recorded] == ["in-hospital"]
+
+
+def test_the_demo_has_a_partial_time_point_scored_by_the_half_rule(runner, session):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    partial = session.execute(
+        select(Patient.study_id, Assessment.timepoint, Assessment.id)
+        .join(Patient)
+        .where(Assessment.status == "partial")
+    ).all()
+    assert [(sid, tp) for sid, tp, _id in partial] == [("STO-005", "preop")]
+    values = session.scalars(select(Score.value).where(Score.assessment_id == partial[0][2])).all()
+    assert values and any(v is not None for v in values)

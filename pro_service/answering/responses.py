@@ -419,3 +419,25 @@ def complete_assessment(
         after={"timepoint": assessment.timepoint, "language": language},
     )
     return True
+
+
+def score_partial(
+    session: Session, *, now: datetime, assessment: Assessment, registry: InstrumentRegistry
+) -> list[Score]:
+    """Score a time point that closed as partial (answers, no final submit) by the same rules
+    as a completed one: the EORTC half rule decides which scales have a score. Audited."""
+    scores = compute_scores(session, now=now, assessment=assessment, registry=registry)
+    record(
+        session,
+        now=now,
+        actor=Actor.system(),
+        action="assessment.partial",
+        object_type="assessment",
+        object_id=assessment.id,
+        site_id=assessment.patient.site_id,
+        after={
+            "timepoint": assessment.timepoint,
+            "scores": sum(1 for s in scores if s.value is not None),
+        },
+    )
+    return scores

@@ -74,6 +74,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "export_command",
         "Export scored, pseudonymised data of completed assessments for analysis.",
     ),
+    "compliance": LazyCommand(
+        "export",
+        "compliance_command",
+        "Write the compliance report (per site and time point, and in total) as CSV.",
+    ),
     "rescore": LazyCommand(
         "export",
         "rescore_command",

@@ -156,3 +156,57 @@ def rescore_command(dry_run: bool) -> None:
     else:
         session.commit()
     click.echo(report.summary())
+
+
+@click.command("compliance")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The CSV file to write (replaced only when complete).",
+)
+@click.option("--site", "sites", multiple=True, help="Site code; repeat for several (default: all)")
+@with_appcontext
+def compliance_command(output: Path, sites: tuple[str, ...]) -> None:
+    """Write the compliance report (per site and time point, and in total) as CSV.
+
+    The same table as /staff/compliance: patients, not yet due, open, complete, partly
+    answered, missed by reason, not expected, completion rate and available data rate.
+    """
+    import os
+    import tempfile
+
+    from sqlalchemy import select
+
+    from ..compliance import compliance_report, write_csv
+    from ..models import Site
+
+    session = db.session
+    site_ids = None
+    if sites:
+        wanted = [s.upper() for s in sites]
+        found = dict(session.execute(select(Site.code, Site.id).where(Site.code.in_(wanted))).all())
+        unknown = sorted({s.upper() for s in sites} - set(found))
+        if unknown:
+            raise click.ClickException(f"--site: no site with code {', '.join(unknown)}")
+        site_ids = frozenset(found.values())
+    folder = output.resolve().parent
+    if not folder.is_dir():
+        raise click.ClickException(f"{output}: the folder {folder} does not exist")
+    report = compliance_report(
+        session,
+        timepoints=[tp.key for tp in current_app.extensions["schedule"].timepoints],
+        reasons=current_app.extensions["missing_reasons"].codes,
+        site_ids=site_ids,
+    )
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".compliance-", suffix=".csv")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            rows = write_csv(report, out)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    session.rollback()
+    click.echo(f"Wrote {rows} rows ({len(report.sites)} site(s), total included) to {output}.")

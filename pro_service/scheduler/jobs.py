@@ -21,6 +21,7 @@ from flask import Flask, current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..answering.responses import score_partial
 from ..clock import utcnow
 from ..extensions import db
 from ..messaging.backends import SmsBackend, make_backend
@@ -75,16 +76,24 @@ def dispatcher(app: Flask) -> Dispatcher:
 
 
 def job_windows() -> str:
-    """Open windows that have started and expire those that have ended.
+    """Open windows that have started and close those that have ended (partial ones, with
+    answers, are scored by the half rule in the same transaction).
 
     Idempotent: a window opens or expires once because the status changes in the same UPDATE
     transaction (rows are locked with SKIP LOCKED on PostgreSQL), so running it twice, or in two
     processes, changes nothing more.
     """
     session = db.session
-    changes = update_windows(session, now=utcnow(), vault=current_app.extensions["vault"])
+    now = utcnow()
+    changes = update_windows(session, now=now, vault=current_app.extensions["vault"])
+    registry = current_app.extensions["instruments"]
+    for assessment in changes.partial:
+        score_partial(session, now=now, assessment=assessment, registry=registry)
     session.commit()
-    return f"opened {len(changes.opened)}, expired {len(changes.expired)}"
+    return (
+        f"opened {len(changes.opened)}, expired {len(changes.expired)}, "
+        f"partial {len(changes.partial)}"
+    )
 
 
 def job_invitations() -> str:

@@ -7,7 +7,7 @@ start of its opening day to the end of its closing day, local time.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -87,11 +87,15 @@ def close_link(assessment: Assessment) -> None:
 @dataclass(frozen=True)
 class WindowChanges:
     opened: list[Assessment]
-    expired: list[Assessment]
+    expired: list[Assessment]  # closed without an answer: missed
+    #: Closed with answers but no final submit: partial (the caller scores them by the half
+    #: rule; nothing a patient answered is dropped).
+    partial: list[Assessment] = field(default_factory=list)
 
 
 def update_windows(session: Session, *, now: datetime, vault: Vault) -> WindowChanges:
-    """Open time points whose window has started and expire those whose window has ended.
+    """Open time points whose window has started and close those whose window has ended: as
+    partial when some answers were given, else as missed (expired).
 
     Two steps, so that the scheduler's pass costs next to nothing when nothing is due (the
     usual case, every minute of the day): the ids of the candidates come first from one index
@@ -102,6 +106,7 @@ def update_windows(session: Session, *, now: datetime, vault: Vault) -> WindowCh
     """
     opened: list[Assessment] = []
     expired: list[Assessment] = []
+    partial: list[Assessment] = []
     sites = session.scalars(select(Site)).all()
     if not sites:
         return WindowChanges(opened=opened, expired=expired)
@@ -154,13 +159,16 @@ def update_windows(session: Session, *, now: datetime, vault: Vault) -> WindowCh
                 .with_for_update(skip_locked=True, of=Assessment)
             )
             for assessment in to_expire:
-                assessment.status = AssessmentStatus.EXPIRED.value
+                answered = assessment.status == AssessmentStatus.IN_PROGRESS.value
+                assessment.status = (
+                    AssessmentStatus.PARTIAL.value if answered else AssessmentStatus.EXPIRED.value
+                )
                 assessment.closed_at = now
                 assessment.updated_at = now
                 close_link(assessment)
-                expired.append(assessment)
+                (partial if answered else expired).append(assessment)
     session.flush()
-    return WindowChanges(opened=opened, expired=expired)
+    return WindowChanges(opened=opened, expired=expired, partial=partial)
 
 
 def _chunks(ids: Sequence[int], size: int = 5_000) -> Iterator[Sequence[int]]:

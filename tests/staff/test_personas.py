@@ -67,6 +67,8 @@ MATRIX: dict[str, Callable[[str], set[str]]] = {
     "staff.audit_trail": lambda site: {"admin"},
     "staff.audit_trail_export": lambda site: {"admin"},
     "staff.exports": lambda site: {"data_manager", "admin"},
+    "staff.compliance": anyone,
+    "staff.compliance_csv": anyone,
     **{
         endpoint: (lambda site: {"admin"})
         for endpoint in (

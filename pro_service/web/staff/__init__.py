@@ -20,12 +20,12 @@ def register(app: Flask) -> None:
         audit,
         auth,
         board,
+        compliance,
         exports,
         missing,
         patient_page,
         patients,
         set_password,
-        views,
     )
 
     app.register_blueprint(bp)

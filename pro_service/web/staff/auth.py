@@ -127,6 +127,7 @@ NAVIGATION = (
     ("staff.board", _l("Completion board"), access.PATIENT_VIEWER_ROLES),
     ("staff.register_patient", _l("Register a patient"), access.PATIENT_EDITOR_ROLES),
     ("staff.exports", _l("Exports"), access.EXPORT_ROLES),
+    ("staff.compliance", _l("Compliance"), frozenset(r.value for r in Role)),
     ("staff.admin_users", _l("Staff"), access.ADMIN_ROLES),
     ("staff.admin_sites", _l("Sites"), access.ADMIN_ROLES),
     ("staff.audit_trail", _l("Audit trail"), access.ADMIN_ROLES),
@@ -344,3 +345,14 @@ def _staff_globals() -> dict[str, Any]:
         "staff_language_url": language_url,
         "staff_url": staff_url,
     }
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """The staff home: each role's first page."""
+    if g.get("user") is None:
+        return redirect(url_for("staff.login"))
+    target = home_url(g.user)
+    if target != url_for("staff.index"):
+        return redirect(target)
+    return render_template("staff/home.html")
