@@ -29,6 +29,14 @@ class StaffDataError(ValueError):
         super().__init__(f"{field}: {message}")
 
 
+class SiteFieldsError(StaffDataError):
+    """Every bad field of a site: ``problems`` is a list of (field, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__(*problems[0])
+
+
 @dataclass(frozen=True)
 class SiteFields:
     """A site's editable settings, checked and normalised (see :func:`check_site_fields`)."""
@@ -60,40 +68,48 @@ def check_site_fields(
     sending_end: str = "20:00",
     sms_sender: str | None = None,
 ) -> SiteFields:
-    """The fields checked and normalised; :class:`StaffDataError` names the first bad one."""
+    """The fields checked and normalised. :class:`SiteFieldsError` lists every bad field (a form
+    shows them all at once); its message names the first."""
+    problems: list[tuple[str, str]] = []
     name = name.strip()
     if not name or len(name) > 200:
-        raise StaffDataError("name", "a site needs a name of at most 200 characters")
+        problems.append(("name", "a site needs a name of at most 200 characters"))
     if not re.fullmatch(r"[A-Za-z]{2}", country):
-        raise StaffDataError("country", f"{country!r} is not a two-letter country code")
-    if not time_zone or time_zone != time_zone.strip():
-        raise StaffDataError("time_zone", f"{time_zone!r} is not a known time zone")
+        problems.append(("country", f"{country!r} is not a two-letter country code"))
     try:
+        if not time_zone or time_zone != time_zone.strip():
+            raise ValueError(time_zone)
         ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise StaffDataError("time_zone", f"{time_zone!r} is not a known time zone") from exc
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(("time_zone", f"{time_zone!r} is not a known time zone"))
     if default_language not in ("sv", "fi", "en"):
-        raise StaffDataError("default_language", "must be sv, fi or en")
+        problems.append(("default_language", "must be sv, fi or en"))
+    times_ok = True
     for field, value in (("sending_start", sending_start), ("sending_end", sending_end)):
         if not _TIME.fullmatch(value):
-            raise StaffDataError(field, f"{value!r} is not a time like 09:00")
-    if sending_start >= sending_end:
-        raise StaffDataError("sending_end", "sending hours must end after they start")
+            problems.append((field, f"{value!r} is not a time like 09:00"))
+            times_ok = False
+    if times_ok and sending_start >= sending_end:
+        problems.append(("sending_end", "sending hours must end after they start"))
     study_id_pattern = (study_id_pattern or "").strip() or None
     if study_id_pattern:
         try:
             re.compile(study_id_pattern)
         except re.error as exc:
-            raise StaffDataError("study_id_pattern", f"not a valid pattern: {exc}") from exc
+            problems.append(("study_id_pattern", f"not a valid pattern: {exc}"))
     sms_sender = (sms_sender or "").strip() or None
     if sms_sender and not (
         _ALPHANUMERIC_SENDER.fullmatch(sms_sender) or _E164.fullmatch(sms_sender)
     ):
-        raise StaffDataError(
-            "sms_sender",
-            f"{sms_sender!r} is neither a sender name of 3-11 letters and digits nor a "
-            "phone number like +46701234567",
+        problems.append(
+            (
+                "sms_sender",
+                f"{sms_sender!r} is neither a sender name of 3-11 letters and digits nor a "
+                "phone number like +46701234567",
+            )
         )
+    if problems:
+        raise SiteFieldsError(problems)
     return SiteFields(
         name=name,
         country=country.upper(),

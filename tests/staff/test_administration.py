@@ -324,6 +324,15 @@ def test_sites_are_created_and_edited_with_clear_errors(app, sign_in, staff_stud
         response = _post(admin, "/staff/admin/sites/new", good | {field: value})
         assert response.status_code == 400, field
         assert message in response.text, field
+    # Every bad field is named at once, beside its field.
+    several = _post(
+        admin,
+        "/staff/admin/sites/new",
+        good | {"code": "SE-UPP", "time_zone": "Mars/Olympus", "sending_end": "08:00"},
+    )
+    assert several.status_code == 400
+    for field in ("code", "time_zone", "sending_end"):
+        assert f'id="{field}-errors"' in several.text, field
     count = read(app, lambda s: s.scalar(select(func.count()).select_from(Site)))
     assert count == 2  # nothing half-made
     created = _post(admin, "/staff/admin/sites/new", good)

@@ -21,6 +21,7 @@ from ....audit import Actor
 from ....extensions import db
 from ....models import Site
 from ....staff.accounts import (
+    SiteFieldsError,
     StaffDataError,
     check_site_code,
     check_site_fields,
@@ -79,8 +80,11 @@ SITE_ERRORS = {
 
 
 def _site_error(form: SiteForm, error: StaffDataError) -> None:
-    field = getattr(form, error.field)
-    field.errors = [*field.errors, str(SITE_ERRORS[error.field])]
+    """Each bad field's message beside it (every one of them, at once)."""
+    fields = [f for f, _ in error.problems] if isinstance(error, SiteFieldsError) else [error.field]
+    for name in fields:
+        field = getattr(form, name)
+        field.errors = [*field.errors, str(SITE_ERRORS[name])]
 
 
 def _checked(form: SiteForm) -> Any:
@@ -113,12 +117,16 @@ def admin_new_site() -> ResponseReturnValue:
         form.default_language.data = "sv"
         return render_template("staff/admin/site.html", form=form, site=None)
     if form.validate():
+        code = checked = None
         try:
             code = check_site_code(db.session, form.code.data)
+        except StaffDataError as error:
+            _site_error(form, error)
+        try:
             checked = _checked(form)
         except StaffDataError as error:
             _site_error(form, error)
-        else:
+        if code is not None and checked is not None:
             site = create_site(
                 db.session,
                 now=g.now,
@@ -143,12 +151,16 @@ def admin_site(site_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("staff/admin/site.html", form=form, site=site)
     if form.validate():
+        code = checked = None
         try:
             code = check_site_code(db.session, form.code.data, site=site)
+        except StaffDataError as error:
+            _site_error(form, error)
+        try:
             checked = _checked(form)
         except StaffDataError as error:
             _site_error(form, error)
-        else:
+        if code is not None and checked is not None:
             changed = update_site(
                 db.session,
                 now=g.now,
