@@ -5,6 +5,7 @@ made it, and never again. The rules live in :mod:`pro_service.staff.administrati
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -63,6 +64,17 @@ class AccountForm(FlaskForm):  # type: ignore[misc]
 
 class NewAccountForm(AccountForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
+
+
+def _account_fields(form: AccountForm) -> dict[str, Any]:
+    """What the form says of an account, as the administration services take it."""
+    return {
+        "display_name": form.display_name.data or "",
+        "role": form.role.data,
+        "site_ids": form.sites.data or [],
+        "all_sites": bool(form.all_sites.data),
+        "language": form.language.data,
+    }
 
 
 def _admin_error(form: FlaskForm, error: AdminError) -> None:
@@ -131,11 +143,7 @@ def admin_new_user() -> ResponseReturnValue:
                 now=g.now,
                 by=g.user,
                 email=form.email.data,
-                display_name=form.display_name.data or "",
-                role=form.role.data,
-                site_ids=form.sites.data or [],
-                all_sites=bool(form.all_sites.data),
-                language=form.language.data,
+                **_account_fields(form),
             )
         except AdminError as error:
             db.session.rollback()
@@ -173,11 +181,7 @@ def admin_user(user_id: int) -> ResponseReturnValue:
             now=g.now,
             by=g.user,
             user=user,
-            display_name=form.display_name.data or "",
-            role=form.role.data,
-            site_ids=form.sites.data or [],
-            all_sites=bool(form.all_sites.data),
-            language=form.language.data,
+            **_account_fields(form),
         )
     except AdminError as error:
         db.session.rollback()

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
@@ -21,6 +19,7 @@ from ....audit import Actor
 from ....extensions import db
 from ....models import Site
 from ....staff.accounts import (
+    SiteFields,
     SiteFieldsError,
     StaffDataError,
     check_site_code,
@@ -87,17 +86,28 @@ def _site_error(form: SiteForm, error: StaffDataError) -> None:
         field.errors = [*field.errors, str(SITE_ERRORS[name])]
 
 
-def _checked(form: SiteForm) -> Any:
-    return check_site_fields(
-        name=form.name.data,
-        country=form.country.data.strip(),
-        time_zone=form.time_zone.data.strip(),
-        default_language=form.default_language.data,
-        study_id_pattern=form.study_id_pattern.data,
-        sending_start=form.sending_start.data.strip(),
-        sending_end=form.sending_end.data.strip(),
-        sms_sender=form.sms_sender.data,
-    )
+def _checked_site(form: SiteForm, site: Site | None) -> tuple[str, SiteFields] | None:
+    """The code and the other fields checked (``site``: the one being edited), or None with
+    every bad field's message put beside it."""
+    code = fields = None
+    try:
+        code = check_site_code(db.session, form.code.data, site=site)
+    except StaffDataError as error:
+        _site_error(form, error)
+    try:
+        fields = check_site_fields(
+            name=form.name.data,
+            country=form.country.data.strip(),
+            time_zone=form.time_zone.data.strip(),
+            default_language=form.default_language.data,
+            study_id_pattern=form.study_id_pattern.data,
+            sending_start=form.sending_start.data.strip(),
+            sending_end=form.sending_end.data.strip(),
+            sms_sender=form.sms_sender.data,
+        )
+    except StaffDataError as error:
+        _site_error(form, error)
+    return None if code is None or fields is None else (code, fields)
 
 
 @bp.get("/admin/sites")
@@ -117,22 +127,15 @@ def admin_new_site() -> ResponseReturnValue:
         form.default_language.data = "sv"
         return render_template("staff/admin/site.html", form=form, site=None)
     if form.validate():
-        code = checked = None
-        try:
-            code = check_site_code(db.session, form.code.data)
-        except StaffDataError as error:
-            _site_error(form, error)
-        try:
-            checked = _checked(form)
-        except StaffDataError as error:
-            _site_error(form, error)
-        if code is not None and checked is not None:
+        checked = _checked_site(form, None)
+        if checked is not None:
+            code, fields = checked
             site = create_site(
                 db.session,
                 now=g.now,
                 actor=Actor.staff(g.user.id),
                 code=code,
-                **checked.__dict__,
+                **fields.__dict__,
             )
             db.session.commit()
             flash(_("Site %(code)s is created.", code=site.code), "info")
@@ -151,22 +154,15 @@ def admin_site(site_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("staff/admin/site.html", form=form, site=site)
     if form.validate():
-        code = checked = None
-        try:
-            code = check_site_code(db.session, form.code.data, site=site)
-        except StaffDataError as error:
-            _site_error(form, error)
-        try:
-            checked = _checked(form)
-        except StaffDataError as error:
-            _site_error(form, error)
-        if code is not None and checked is not None:
+        checked = _checked_site(form, site)
+        if checked is not None:
+            code, fields = checked
             changed = update_site(
                 db.session,
                 now=g.now,
                 actor=Actor.staff(g.user.id),
                 site=site,
-                changes=checked,
+                changes=fields,
                 code=code,
             )
             db.session.commit()
