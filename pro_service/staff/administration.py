@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from ..models import MAX_ID, Role, Site, SiteMembership, StaffUser
 from . import two_factor
-from .accounts import StaffDataError, create_user
+from .accounts import NO_PASSWORD, StaffDataError, create_user
 from .sign_in import end_other_sessions
 
 
@@ -61,6 +61,13 @@ def account_values(user: StaffUser) -> dict[str, Any]:
         "language": user.language,
         "is_active": user.is_active,
     }
+
+
+def account_state(user: StaffUser) -> str:
+    """deactivated, password_not_set (waiting for its set-password link) or active."""
+    if not user.is_active:
+        return "deactivated"
+    return "password_not_set" if user.password_hash == NO_PASSWORD else "active"
 
 
 def list_accounts(session: Session) -> list[StaffUser]:

@@ -223,6 +223,10 @@ def test_guard_rails_name_the_problem_and_change_nothing(app, sign_in, staff_stu
     )
     assert duplicate.status_code == 400
     assert "An account with the email PI@example.org already exists." in duplicate.text
+    # A button posted without the form's CSRF token is refused.
+    forged = admin.post(f"/staff/admin/users/{nurse_id}/deactivate")
+    assert forged.status_code == 400
+    assert read(app, lambda s: s.get(StaffUser, nurse_id).is_active)
     roles = read(app, lambda s: dict(s.execute(select(StaffUser.email, StaffUser.role)).all()))
     assert roles["admin@example.org"] == "admin" and roles["hanna.nurse@hel.example.org"] == "nurse"
     assert not _audit(app, "user.updated") and not _audit(app, "user.deactivated")

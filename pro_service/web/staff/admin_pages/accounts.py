@@ -31,7 +31,6 @@ from ....staff.administration import AdminError
 from ...i18n import LANGUAGE_NAMES
 from .. import bp
 from ..account import ROLE_LABELS
-from ..auth import CodeForm
 from .confirm import admin_page
 
 # --- Staff accounts -------------------------------------------------------------------------
@@ -93,6 +92,7 @@ def _render_account(user: StaffUser, form: AccountForm, status: int = 200) -> Re
             form=form,
             role_labels=ROLE_LABELS,
             two_factor_on=two_factor.is_enrolled(user),
+            state=administration.account_state(user),
             is_self=user.id == g.user.id,
         ),
         status,
@@ -120,9 +120,12 @@ def admin_index() -> ResponseReturnValue:
 @bp.get("/admin/users")
 @admin_page
 def admin_users() -> ResponseReturnValue:
+    accounts = administration.list_accounts(db.session)
     return render_template(
         "staff/admin/accounts.html",
-        accounts=administration.list_accounts(db.session),
+        accounts=accounts,
+        states={a.id: administration.account_state(a) for a in accounts},
+        enrolled={a.id for a in accounts if two_factor.is_enrolled(a)},
         role_labels=ROLE_LABELS,
     )
 
@@ -194,9 +197,7 @@ def admin_user(user_id: int) -> ResponseReturnValue:
 
 def _action(user_id: int, act: Callable[[StaffUser], str]) -> ResponseReturnValue:
     """A button on an account's page: do it, or show why not on the page."""
-    user = _account_or_404(user_id)
-    if not CodeForm().is_submitted() or not _csrf_ok():
-        abort(400)
+    user = _account_or_404(user_id)  # CSRFProtect has checked the form's token
     try:
         message = act(user)
     except AdminError as error:
@@ -206,10 +207,6 @@ def _action(user_id: int, act: Callable[[StaffUser], str]) -> ResponseReturnValu
     db.session.commit()
     flash(message, "info")
     return redirect(url_for("staff.admin_user", user_id=user.id))
-
-
-def _csrf_ok() -> bool:
-    return bool(FlaskForm().validate_on_submit())
 
 
 @bp.post("/admin/users/<id:user_id>/deactivate")
@@ -250,8 +247,6 @@ def admin_reset_two_factor(user_id: int) -> ResponseReturnValue:
 @admin_page
 def admin_password_link(user_id: int) -> ResponseReturnValue:
     user = _account_or_404(user_id)
-    if not _csrf_ok():
-        abort(400)
     if not user.is_active:
         flash(_("Reactivate the account first."), "error")
         return redirect(url_for("staff.admin_user", user_id=user.id))
