@@ -84,6 +84,14 @@ class AssessmentStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class AnswerMode(enum.StrEnum):
+    """How a time point's answers were collected."""
+
+    ELECTRONIC = "electronic"  # the patient on their own link
+    PAPER = "paper"  # a paper form, entered by a nurse
+    TELEPHONE = "telephone"  # read out by a nurse on the telephone
+
+
 class MessageStatus(enum.StrEnum):
     PENDING = "pending"  # waiting for its time (and the site's sending hours)
     SENDING = "sending"  # claimed by one scheduler process

@@ -31,7 +31,7 @@ from ..instruments import (
     validate_answers,
 )
 from ..messaging.outbox import cancel_pending_messages
-from ..models import Assessment, AssessmentStatus, Response, Score, UTCDateTime
+from ..models import AnswerMode, Assessment, AssessmentStatus, Response, Score, UTCDateTime
 from ..scheduling.assessments import close_link
 
 
@@ -395,6 +395,7 @@ def complete_assessment(
             updated_at=now,
             language=language,
             token_encrypted=None,
+            mode=AnswerMode.ELECTRONIC.value,
         )
         .execution_options(synchronize_session=False)
     )
@@ -426,6 +427,7 @@ def score_partial(
 ) -> list[Score]:
     """Score a time point that closed as partial (answers, no final submit) by the same rules
     as a completed one: the EORTC half rule decides which scales have a score. Audited."""
+    assessment.mode = assessment.mode or AnswerMode.ELECTRONIC.value
     scores = compute_scores(session, now=now, assessment=assessment, registry=registry)
     record(
         session,

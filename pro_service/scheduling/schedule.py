@@ -36,6 +36,7 @@ SCHEDULE_SCHEMA: dict[str, Any] = {
             "minItems": 1,
             "items": {"type": "string", "pattern": "^[a-z0-9-]+:[0-9A-Za-z.]+$"},
         },
+        "late_entry_days": {"type": "integer", "minimum": 0, "maximum": 365},
         "timepoints": {
             "type": "array",
             "minItems": 1,
@@ -75,6 +76,7 @@ SCHEDULE_SCHEMA: dict[str, Any] = {
                         "minItems": 1,
                         "items": {"type": "string", "pattern": "^[a-z0-9-]+:[0-9A-Za-z.]+$"},
                     },
+                    "late_entry_days": {"type": "integer", "minimum": 0, "maximum": 365},
                 },
             },
         },
@@ -115,6 +117,9 @@ class TimePoint:
     closes_days: int
     reminder_days: tuple[int, ...]
     instruments: tuple[str, ...]
+    #: Days after the window closes in which a nurse may still enter the answers of a paper form
+    #: (posted back late) or a telephone interview for a missed time point; 0: until it closes.
+    late_entry_days: int = 0
 
     def window_for(self, anchor_date: date) -> Window:
         due = add_months(anchor_date, self.offset_months) + timedelta(days=self.offset_days)
@@ -209,6 +214,7 @@ def load_schedule(path: Path, instruments: Iterable[Any] | None = None) -> Sched
                 instruments=check_instruments(raw["instruments"], f"timepoints[{i}].instruments")
                 if "instruments" in raw
                 else default_instruments,
+                late_entry_days=raw.get("late_entry_days", data.get("late_entry_days", 0)),
             )
         )
     return Schedule(

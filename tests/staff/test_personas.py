@@ -64,6 +64,8 @@ MATRIX: dict[str, Callable[[str], set[str]]] = {
     "staff.show_phone": nurses,
     "staff.show_link": nurses,
     "staff.record_missing_reason": nurses,
+    "staff.enter_answers": nurses,
+    "staff.save_entered_answers": nurses,
     "staff.audit_trail": lambda site: {"admin"},
     "staff.audit_trail_export": lambda site: {"admin"},
     "staff.exports": lambda site: {"data_manager", "admin"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Response, abort, current_app, g, render_template
+from flask import Response, abort, current_app, g, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
@@ -24,8 +24,9 @@ from ...staff import access
 from ..i18n import LANGUAGE_NAMES
 from . import bp
 from .auth import staff_page
+from .missing_data.entry import MODE_LABELS, may_enter
 from .labels import PATIENT_STATUS, TIMEPOINT_STATUS
-from .missing import MissingReasonForm, missing_reason_context
+from .missing_data.reasons import MissingReasonForm, missing_reason_context
 
 ANCHORS = {"inclusion": _l("Inclusion"), "surgery": _l("Surgery")}
 MESSAGE_KINDS = {
@@ -127,6 +128,10 @@ def assessment_page(
         "staff/assessment.html",
         patient=record.patient,
         detail=detail,
+        entry_url=(
+            url_for("staff.enter_answers", assessment_id=record.id) if may_enter(record) else None
+        ),
+        MODE_LABELS={**MODE_LABELS, "electronic": _("On the patient's own link")},
         **missing_reason_context(record, missing_form),
         **_helpers(record.patient.site.time_zone),
     ), status

@@ -15,13 +15,13 @@ from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from ...audit import Actor, record
-from ...compliance import NO_REASON, TOTAL, ComplianceReport, compliance_report, write_csv
-from ...extensions import db
-from ...models import Role
-from ...staff import access
-from . import bp
-from .auth import staff_page
+from ....audit import Actor, record
+from ....compliance import NO_REASON, TOTAL, ComplianceReport, compliance_report, write_csv
+from ....extensions import db
+from ....models import Role
+from ....staff import access
+from .. import bp
+from ..auth import staff_page
 
 ALL_ROLES = tuple(r.value for r in Role)
 

@@ -14,7 +14,7 @@ from flask_wtf import FlaskForm
 from wtforms import RadioField, TextAreaField
 from wtforms.validators import Length
 
-from ...answering.missing import (
+from ....answering.missing import (
     MISSED,
     TEXT_LIMIT,
     MissingReasonError,
@@ -22,12 +22,12 @@ from ...answering.missing import (
     proposed_reason,
     record_missing_reason,
 )
-from ...audit import Actor
-from ...extensions import db
-from ...models import Assessment, Role
-from ...staff import access
-from . import bp
-from .auth import staff_page
+from ....audit import Actor
+from ....extensions import db
+from ....models import Assessment, Role
+from ....staff import access
+from .. import bp
+from ..auth import staff_page
 
 
 class MissingReasonForm(FlaskForm):  # type: ignore[misc]
@@ -115,6 +115,6 @@ def record_missing_reason_view(assessment_id: int) -> ResponseReturnValue:
             db.session.commit()
             flash(_("The reason is recorded."), "info")
             return redirect(url_for("staff.assessment", assessment_id=assessment.id), 303)
-    from .patient_page import assessment_page
+    from ..patient_page import assessment_page
 
     return assessment_page(assessment, missing_form=form, status=400)
