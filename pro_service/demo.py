@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .answering.entry import enter_answers
 from .answering.missing import MissingReasons, record_missing_reason
 from .answering.questionnaire import opt_out
 from .answering.responses import (
@@ -24,7 +25,7 @@ from .answering.responses import (
 from .audit import Actor
 from .crypto import Vault
 from .instruments import InstrumentRegistry
-from .models import Assessment, AssessmentStatus, Patient, Site, StaffUser
+from .models import AnswerMode, Assessment, AssessmentStatus, Patient, Site, StaffUser
 from .scheduling.assessments import current_token, issue_token, local_today, update_windows
 from .scheduling.schedule import Schedule
 from .staff.accounts import create_site, create_user
@@ -220,6 +221,7 @@ def seed_demo(
         session.flush()
         if missing_reasons is not None:
             _record_a_missing_reason(session, now=now, reasons=missing_reasons)
+        _enter_a_paper_form(session, now=now, schedule=schedule, registry=registry, rng=rng)
 
     users = tuple(
         (u.email, u.role)
@@ -280,6 +282,46 @@ def _record_a_missing_reason(session: Session, *, now: datetime, reasons: Missin
             assessment=missed,
             code="in-hospital",
         )
+
+
+def _enter_a_paper_form(
+    session: Session,
+    *,
+    now: datetime,
+    schedule: Schedule,
+    registry: InstrumentRegistry,
+    rng: random.Random,
+) -> None:
+    """STO-003 answered the 3-month questionnaire on paper three days ago (two lines left
+    blank); a nurse entered it."""
+    assessment = session.scalars(
+        select(Assessment)
+        .join(Patient)
+        .where(Patient.study_id == "STO-003", Assessment.timepoint == "m3")
+    ).first()
+    if assessment is None or assessment.status not in (
+        AssessmentStatus.OPEN.value,
+        AssessmentStatus.SCHEDULED.value,
+    ):
+        return
+    answers: dict[int, int | None] = {}
+    for chosen in _answer_everything(rng, assessment, registry).values():
+        answers |= chosen
+    answers[11] = None
+    answers[40] = None
+    today = local_today(assessment.patient.site, now)
+    enter_answers(
+        session,
+        now=now,
+        actor=Actor.operator("demo"),
+        assessment=assessment,
+        schedule=schedule,
+        registry=registry,
+        mode=AnswerMode.PAPER.value,
+        language="en",
+        answered_on=max(assessment.window_opens, today - timedelta(days=3)),
+        answers=answers,
+    )
 
 
 def _local_noon(day: date, tz: str) -> datetime:

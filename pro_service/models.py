@@ -84,6 +84,20 @@ class AssessmentStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+#: The stored status of a time point -> its reported state (the compliance report, the exports):
+#: not_yet_due, open, complete, partial, missed (window closed, nothing received), not_expected
+#: (cancelled: the patient had died, withdrawn or was not operated before its window).
+REPORTED_STATE = {
+    AssessmentStatus.SCHEDULED.value: "not_yet_due",
+    AssessmentStatus.OPEN.value: "open",
+    AssessmentStatus.IN_PROGRESS.value: "open",
+    AssessmentStatus.COMPLETED.value: "complete",
+    AssessmentStatus.PARTIAL.value: "partial",
+    AssessmentStatus.EXPIRED.value: "missed",
+    AssessmentStatus.CANCELLED.value: "not_expected",
+}
+
+
 class AnswerMode(enum.StrEnum):
     """How a time point's answers were collected."""
 

@@ -42,11 +42,12 @@ def test_demo_seeds_sites_staff_and_patients_and_prints_open_links(runner, sessi
     statuses = set(session.scalars(select(Assessment.status)))
     assert {"completed", "open", "in_progress", "expired", "scheduled"} <= statuses
 
-    # Completed time points carry every answer and every scale score of both instruments.
+    # Completed time points carry every answer (but the paper form's two blank lines) and every
+    # scale score of both instruments.
     completed = session.scalars(select(Assessment).where(Assessment.status == "completed")).all()
     assert completed
     for assessment in completed:
-        assert len(assessment.responses) == 56
+        assert len(assessment.responses) == (54 if assessment.mode == "paper" else 56)
         assert {s.scale for s in assessment.scores} >= {"QL2", "C30_SUMMARY", "PAN_PP", "PAN_SX"}
         assert assessment.token_encrypted is None
 
@@ -139,3 +140,25 @@ def test_the_demo_has_a_partial_time_point_scored_by_the_half_rule(runner, sessi
     assert [(sid, tp) for sid, tp, _id in partial] == [("STO-005", "preop")]
     values = session.scalars(select(Score.value).where(Score.assessment_id == partial[0][2])).all()
     assert values and any(v is not None for v in values)
+
+
+def test_the_demo_has_a_paper_form_entered_by_a_nurse(runner, session):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    entered = session.execute(
+        select(Patient.study_id, Assessment.timepoint, Assessment.status, Assessment.id)
+        .join(Patient)
+        .where(Assessment.mode == "paper")
+    ).all()
+    assert [row[:3] for row in entered] == [("STO-003", "m3", "completed")]
+    blank = session.scalars(
+        select(Response.item_number).where(
+            Response.assessment_id == entered[0][3], Response.item_number.in_([11, 40])
+        )
+    ).all()
+    assert blank == []  # the two lines left blank on the form have no answer
+    assert (
+        session.scalars(
+            select(AuditEvent.action).where(AuditEvent.object_id == str(entered[0][3]))
+        ).all()[-1]
+        == "assessment.entered"
+    )

@@ -56,6 +56,11 @@ _FILTER_OPTIONS = {
     "--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="Completed on or after (date)"
 )
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Completed on or before")
+@click.option(
+    "--completed-only",
+    is_flag=True,
+    help="Only completed time points (default: every expected one, with its status)",
+)
 @with_appcontext
 def export_command(
     fmt: str,
@@ -65,8 +70,11 @@ def export_command(
     instruments: tuple[str, ...],
     date_from: Any,
     date_to: Any,
+    completed_only: bool,
 ) -> None:
-    """Export scored, pseudonymised data of completed assessments for analysis.
+    """Export scored, pseudonymised data for analysis: every expected time point with its status
+    (complete, partial, missed with its reason, open, not yet due, not expected) and how it was
+    answered, or with --completed-only the completed ones.
 
     Writes OUTPUT and its data dictionary OUTPUT.dictionary.csv, both or neither.
     """
@@ -76,6 +84,7 @@ def export_command(
         instruments=instruments,
         date_from=_as_date(date_from),
         date_to=_as_date(date_to),
+        completed_only=completed_only,
     )
     session = db.session
     now = utcnow()
@@ -124,7 +133,7 @@ def export_command(
     session.commit()
     if result.empty:
         what = "Questionnaires only" if fmt == "fhir" else "the header only"
-        click.echo(f"No completed assessments match the filters: {output} holds {what}.", err=True)
+        click.echo(f"No time points match the filters: {output} holds {what}.", err=True)
     unit = "QuestionnaireResponses" if fmt == "fhir" else "rows"
     click.echo(
         f"Wrote {result.rows} {unit} ({result.assessments} assessments) to {result.path}; "

@@ -35,18 +35,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..instruments.csv_dialect import formula_safe
-from ..models import Assessment, AssessmentStatus, Patient, Site
+from ..models import REPORTED_STATE, Assessment, Patient, Site
 
 #: The stored status -> the report's state (absent: not yet due).
-STATE_OF_STATUS = {
-    AssessmentStatus.SCHEDULED.value: "not_yet_due",
-    AssessmentStatus.OPEN.value: "open",
-    AssessmentStatus.IN_PROGRESS.value: "open",
-    AssessmentStatus.COMPLETED.value: "complete",
-    AssessmentStatus.PARTIAL.value: "partial",
-    AssessmentStatus.EXPIRED.value: "missed",
-    AssessmentStatus.CANCELLED.value: "not_expected",
-}
+STATE_OF_STATUS = REPORTED_STATE
 #: The missed time points that have no recorded reason yet.
 NO_REASON = "no-reason-yet"
 TOTAL = "ALL"

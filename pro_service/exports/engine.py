@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..instruments import InstrumentRegistry
 from ..scheduling.schedule import Schedule
-from .fhir import fhir_resources, write_ndjson
+from .fhir import fhir_resources, has_response, write_ndjson
 from .layout import Variable, long_variables, wide_layout, write_dictionary
 from .long_table import LongTable
 from .source import (
@@ -117,7 +117,8 @@ def write_export(
     on_total: Callable[[int], None] | None = None,
     on_examined: Callable[[int], None] | None = None,
 ) -> ExportResult:
-    """Export completed assessments to ``path`` and its data dictionary to ``path.dictionary.csv``.
+    """Export the selected time points to ``path`` and its data dictionary to
+    ``path.dictionary.csv``.
 
     Raises ValueError for an unknown format, ExportFilterError for an unknown site, time point
     or instrument (before anything is written), ExportPathError when ``path`` is not writable.
@@ -198,8 +199,13 @@ def _write(
             rows = write_statistics_file(export_format, data_temp, layout, typed, created=now)
             assessments = typed.count
         else:
+            # Only time points with answers have a QuestionnaireResponse.
             counted = Counted(
-                iter_assessments(session, selection, registry=registry, on_examined=on_examined)
+                a
+                for a in iter_assessments(
+                    session, selection, registry=registry, on_examined=on_examined
+                )
+                if has_response(a)
             )
             with data_temp.open("w", encoding="utf-8", newline="") as out:
                 rows = write_ndjson(

@@ -111,8 +111,24 @@ def _subject(a: ExportedAssessment, names: FhirNames) -> Resource:
     return {"identifier": {"system": names.study_id_system, "value": a.study_id}}
 
 
+#: A time point's reported state -> its QuestionnaireResponse's status (FHIR R4). Partial: the
+#: patient answered part and never submitted, "stopped" ("partially filled out with answers but
+#: has been abandoned"). A time point without answers (missed, not yet due, not expected, open
+#: and not started) has no QuestionnaireResponse.
+RESPONSE_STATUS = {"complete": "completed", "partial": "stopped", "open": "in-progress"}
+
+
+def has_response(a: ExportedAssessment) -> bool:
+    """Whether the time point has a QuestionnaireResponse: answers were given."""
+    status = RESPONSE_STATUS.get(a.state)
+    return status is not None and (status != "in-progress" or bool(a.answers))
+
+
 def assessment_resources(a: ExportedAssessment, names: FhirNames) -> Iterator[Resource]:
-    authored = iso_utc(a.completed_at)
+    if not has_response(a):
+        return
+    status = RESPONSE_STATUS[a.state]
+    authored = None if a.completed_at is None else iso_utc(a.completed_at)
     for instrument in a.instruments:
         response_id = fhir_id("qr", a.assessment_id, instrument.id)
         answered = []
@@ -142,10 +158,11 @@ def assessment_resources(a: ExportedAssessment, names: FhirNames) -> Iterator[Re
                 "value": f"{a.study_id}/{a.timepoint}/{instrument.id}",
             },
             "questionnaire": f"{names.questionnaire_url(instrument)}|{instrument.version}",
-            "status": "completed",
+            "status": status,
             "subject": _subject(a, names),
-            "authored": authored,
         }
+        if authored is not None:
+            response["authored"] = authored
         language = a.answer_language.get(instrument.id, a.language)
         if language:
             response["language"] = language
@@ -171,10 +188,11 @@ def assessment_resources(a: ExportedAssessment, names: FhirNames) -> Iterator[Re
                     ]
                 },
                 "subject": _subject(a, names),
-                "effectiveDateTime": authored,
                 "method": {"text": f"EORTC scoring, algorithm {score.algorithm_version}"},
                 "derivedFrom": [{"reference": f"QuestionnaireResponse/{response_id}"}],
             }
+            if authored is not None:
+                observation["effectiveDateTime"] = authored
             if score.value is None:
                 observation["dataAbsentReason"] = {
                     "coding": [{"system": DATA_ABSENT, "code": "as-text"}],

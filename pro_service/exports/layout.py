@@ -39,12 +39,49 @@ DAYS = Variable(
     "days_from_surgery",
     "Days from surgery to completion",
     "integer",
-    notes="local completion date at the site minus the surgery date; empty if not operated",
+    notes=(
+        "local completion date at the site minus the surgery date; empty if not operated or "
+        "not completed"
+    ),
 )
 COMPLETED = Variable(
-    "completed_at", "Completed at (UTC)", "datetime", notes="ISO 8601 in CSV and FHIR"
+    "completed_at",
+    "Completed at (UTC)",
+    "datetime",
+    notes="ISO 8601 in CSV and FHIR; empty when not completed",
 )
 LANGUAGE = Variable("language", "Language of the answers", "string", notes="sv, fi or en")
+STATUS = Variable(
+    "status",
+    "State of the time point",
+    "string",
+    notes=(
+        "complete = answered and submitted (by the patient, or entered by a nurse); partial = "
+        "the window closed with answers but no final submit, scored by the half rule; missed = "
+        "the window closed without answers (see missing_reason); open = the window is open; "
+        "not_yet_due = the window has not opened; not_expected = cancelled, the patient had "
+        "died, withdrawn or was not operated before its window. Only complete and partial rows "
+        "hold scores and answers"
+    ),
+)
+MISSING_REASON = Variable(
+    "missing_reason",
+    "Why a missed time point has no answers",
+    "string",
+    notes="a code of questionnaires/missing-reasons.yaml; empty until a nurse records one",
+)
+MODE = Variable(
+    "mode",
+    "How the answers were collected",
+    "string",
+    notes=(
+        "electronic = the patient on their own link; paper = a paper form entered by a nurse "
+        "(completed_at is noon, site time, of the date on the form when entered on a later "
+        "day); telephone = read out by a nurse; empty when nothing was answered"
+    ),
+)
+#: The columns every table has after the completion time, in this order.
+STATE_VARIABLES = (STATUS, MISSING_REASON, MODE)
 ALGORITHM = Variable(
     "algorithm_version",
     "Scoring algorithm version",
@@ -132,6 +169,7 @@ class WideLayout:
             TIMEPOINT,
             DAYS,
             COMPLETED,
+            *STATE_VARIABLES,
             LANGUAGE,
             *self.versions,
             ALGORITHM,
@@ -203,7 +241,14 @@ def long_variables(instruments: Sequence[Instrument]) -> list[Variable]:
         TIMEPOINT,
         DAYS,
         COMPLETED,
-        Variable("instrument", "Instrument", "string", notes=", ".join(_ids(instruments))),
+        *STATE_VARIABLES,
+        Variable(
+            "instrument",
+            "Instrument",
+            "string",
+            notes=", ".join(_ids(instruments)) + "; empty on the one row of a time point without "
+            "scores (not complete or partial), as are the columns after it",
+        ),
         Variable("version", "Instrument version", "string"),
         LANGUAGE,
         Variable(

@@ -6,8 +6,10 @@ is therefore one query that PostgreSQL itself writes as CSV. It gives exactly th
 Python path (:func:`.tables.long_csv_rows`, used on SQLite), which the tests check on the same
 data with every filter. :class:`LongTable` picks the path; files and downloads both use it.
 
-* the same assessments: completed, in the selected sites and time points, completed on a local
-  calendar day at the site within the date range;
+* the same time points: every one (or the completed ones), in the selected sites and time
+  points, completed (or, not completed, due) on a local calendar day at the site within the
+  date range, holding a selected instrument; one row per score, or one row with empty score
+  columns for a time point without scores;
 * the same order: study ID, due date, assessment, then :attr:`Selection.scale_order`;
 * the same text: times as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, whole seconds), scores as the
   shortest text that reads back as the same double (PostgreSQL's ``extra_float_digits = 1``;
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -27,8 +29,10 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    case,
     cast,
     column,
+    exists,
     func,
     literal,
     literal_column,
@@ -41,9 +45,9 @@ from sqlalchemy.orm import Session
 
 from ..instruments import InstrumentRegistry
 from ..instruments.csv_dialect import formula_safe_sql
-from ..models import Assessment, AssessmentStatus, Patient, Score, Site
+from ..models import REPORTED_STATE, Assessment, AssessmentStatus, Patient, Score, Site
 from .layout import long_variables
-from .source import Selection, iter_assessments
+from .source import Selection, iter_assessments, known_references
 from .tables import Counted, long_csv_rows
 
 #: Assessments between two progress reports.
@@ -51,9 +55,14 @@ REPORT_EVERY = 500
 ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
 
 
-def long_copy_query(selection: Selection) -> Any:
-    """The SELECT of the long table's 13 columns, filtered and ordered as the export is."""
-    local_day = cast(func.timezone(Site.time_zone, Assessment.completed_at), Date)
+def long_copy_query(selection: Selection, references: Sequence[str]) -> Any:
+    """The SELECT of the long table's columns, filtered and ordered as the export is.
+
+    ``references``: the instrument references (``id:version`` or ``id``) that name a selected
+    instrument (:func:`.source.known_references`); a time point holding none is left out.
+    """
+    completed_day = cast(func.timezone(Site.time_zone, Assessment.completed_at), Date)
+    day = func.coalesce(completed_day, Assessment.due_date)
     order = selection.scale_order
     # The scale order as a little table joined by hash: a CASE with a branch per scale, as a
     # sort key, cost a quarter of the query.
@@ -64,27 +73,40 @@ def long_copy_query(selection: Selection) -> Any:
         name="scale_order",
     ).data([(instrument_id, scale, n) for (instrument_id, scale), n in order.items()])
     position = func.coalesce(positions.c.position, len(order))
+    held = func.json_array_elements_text(Assessment.instruments).table_valued("value")
     query = (
         select(
             # The tables are not aliased: the expressions name them.
             literal_column(formula_safe_sql("patients.study_id")),
             literal_column(formula_safe_sql("sites.code")),
             Assessment.timepoint,
-            type_coerce(local_day - Patient.surgery_date, Integer),
+            type_coerce(completed_day - Patient.surgery_date, Integer),
             func.to_char(func.timezone("UTC", Assessment.completed_at), ISO_UTC),
+            case(REPORTED_STATE, value=Assessment.status, else_=Assessment.status),
+            Assessment.missing_reason,
+            Assessment.mode,
             Score.instrument_id,
             Score.instrument_version,
-            func.coalesce(Score.language, Assessment.language),
+            case(
+                (Score.id.is_(None), None),
+                else_=func.coalesce(Score.language, Assessment.language),
+            ),
             Score.scale,
             Score.value,
             Score.items_in_scale,
             Score.items_answered,
             Score.algorithm_version,
         )
-        .select_from(Score)
-        .join(Assessment, Score.assessment_id == Assessment.id)
+        .select_from(Assessment)
         .join(Patient, Assessment.patient_id == Patient.id)
         .join(Site, Patient.site_id == Site.id)
+        .outerjoin(
+            Score,
+            and_(
+                Score.assessment_id == Assessment.id,
+                Score.instrument_id.in_(selection.instrument_ids),
+            ),
+        )
         .outerjoin(
             positions,
             and_(
@@ -92,20 +114,19 @@ def long_copy_query(selection: Selection) -> Any:
                 positions.c.scale == Score.scale,
             ),
         )
-        .where(
-            Assessment.status == AssessmentStatus.COMPLETED.value,
-            Score.instrument_id.in_(selection.instrument_ids),
-        )
+        .where(exists(select(literal(1)).select_from(held).where(held.c.value.in_(references))))
         .order_by(Patient.study_id, Assessment.due_date, Assessment.id, position, Score.id)
     )
+    if selection.completed_only:
+        query = query.where(Assessment.status == AssessmentStatus.COMPLETED.value)
     if selection.site_ids is not None:
         query = query.where(Patient.site_id.in_(selection.site_ids))
     if selection.timepoints is not None:
         query = query.where(Assessment.timepoint.in_(selection.timepoints))
     if selection.date_from is not None:
-        query = query.where(local_day >= literal(selection.date_from, Date))
+        query = query.where(day >= literal(selection.date_from, Date))
     if selection.date_to is not None:
-        query = query.where(local_day <= literal(selection.date_to, Date))
+        query = query.where(day <= literal(selection.date_to, Date))
     return query
 
 
@@ -164,10 +185,13 @@ class LongTable:
 
     def _copied(self) -> Iterator[bytes]:
         """PostgreSQL sends one row per message. An assessment's rows are consecutive and share
-        their first five cells: that is how assessments are counted without parsing the CSV.
+        their first eight cells: that is how assessments are counted without parsing the CSV.
         """
         sql = str(
-            long_copy_query(self.selection).compile(
+            long_copy_query(
+                self.selection,
+                [ref for ref, _, _ in known_references(self.selection, self.registry)],
+            ).compile(
                 dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
                 compile_kwargs={"literal_binds": True},
             )
@@ -181,7 +205,7 @@ class LongTable:
                 for chunk in copy:
                     row = bytes(chunk)
                     self.rows += 1
-                    key = row.split(b",", 5)[:5]
+                    key = row.split(b",", 8)[:8]
                     if key != last:
                         last = key
                         self.assessments += 1

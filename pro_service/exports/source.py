@@ -1,9 +1,12 @@
-"""What an export reads: filters, their validation, and the stream of completed assessments.
+"""What an export reads: filters, their validation, and the stream of time points.
 
-Completed assessments are read through a server-side cursor ordered by study ID, due date and
-assessment id; their scores and answers are fetched one batch of assessments at a time (one
-indexed ``WHERE assessment_id IN (...)`` query each), so memory holds one batch, whatever the
-number of assessments. Only pseudonymous columns are selected: never a phone number or a token.
+Every expected time point is exported, each with its reported state (complete, partial, missed,
+open, not yet due, not expected: :data:`pro_service.models.REPORTED_STATE`), or with
+``completed_only`` the completed ones alone. They are read through a server-side cursor ordered
+by study ID, due date and assessment id; their scores and answers are fetched one batch of
+assessments at a time (one indexed ``WHERE assessment_id IN (...)`` query each), so memory holds
+one batch, whatever the number of assessments. Only pseudonymous columns are selected: never a
+phone number or a token.
 """
 
 from __future__ import annotations
@@ -15,11 +18,19 @@ from functools import partial
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..instruments import Instrument, InstrumentRegistry
-from ..models import Assessment, AssessmentStatus, Patient, Response, Score, Site
+from ..models import (
+    REPORTED_STATE,
+    Assessment,
+    AssessmentStatus,
+    Patient,
+    Response,
+    Score,
+    Site,
+)
 from ..scheduling.schedule import Schedule
 
 BATCH_SIZE = 500
@@ -41,8 +52,11 @@ class ExportFilters:
     sites: tuple[str, ...] = ()  # site codes
     timepoints: tuple[str, ...] = ()  # time point keys
     instruments: tuple[str, ...] = ()  # instrument ids, e.g. "qlq-c30"
-    date_from: date | None = None  # completed on or after (site's local calendar day)
-    date_to: date | None = None  # completed on or before
+    #: Completed on or after / on or before (site's local calendar day); a time point without
+    #: a completion by its due date.
+    date_from: date | None = None
+    date_to: date | None = None
+    completed_only: bool = False  # only completed time points (else every expected one)
 
     def describe(self) -> dict[str, object]:
         """The filters as plain values, for the audit log and the dictionary's header."""
@@ -52,6 +66,7 @@ class ExportFilters:
             "instruments": list(self.instruments),
             "from": self.date_from.isoformat() if self.date_from else None,
             "to": self.date_to.isoformat() if self.date_to else None,
+            "completed_only": self.completed_only,
         }
 
 
@@ -64,6 +79,7 @@ class Selection:
     instruments: tuple[Instrument, ...]  # every version of each selected instrument, item order
     date_from: date | None
     date_to: date | None
+    completed_only: bool = False
 
     @property
     def instrument_ids(self) -> tuple[str, ...]:
@@ -146,7 +162,33 @@ def resolve_filters(
             f"the end date {filters.date_to.isoformat()} is before the start date "
             f"{filters.date_from.isoformat()}",
         )
-    return Selection(site_ids, timepoints, instruments, filters.date_from, filters.date_to)
+    return Selection(
+        site_ids,
+        timepoints,
+        instruments,
+        filters.date_from,
+        filters.date_to,
+        filters.completed_only,
+    )
+
+
+def known_references(
+    selection: Selection, registry: InstrumentRegistry
+) -> list[tuple[str, str, str]]:
+    """(reference, instrument id, version) for every reference in an assessment's instruments
+    column that names a selected instrument: ``id:version`` of a version the registry knows, or
+    a bare ``id`` (its newest version)."""
+    wanted = set(selection.instrument_ids)
+    rows: list[tuple[str, str, str]] = []
+    for instrument in registry.all():
+        if instrument.id in wanted:
+            rows.append(
+                (f"{instrument.id}:{instrument.version}", instrument.id, instrument.version)
+            )
+    for instrument_id in selection.instrument_ids:
+        newest = registry.get(instrument_id)
+        rows.append((instrument_id, instrument_id, newest.version))
+    return rows
 
 
 def _known_sites(session: Session, allowed: frozenset[int] | set[int] | None) -> str:
@@ -171,24 +213,28 @@ class StoredScore(NamedTuple):
 
 @dataclass
 class ExportedAssessment:
-    """One completed time point of one patient, with its stored scores and answers."""
+    """One time point of one patient, with its stored scores and answers (none unless it was
+    completed or closed as partial)."""
 
     assessment_id: int
     study_id: str
     site: str
     timepoint: str
-    completed_at: datetime
-    completed_on: date  # local calendar day at the site
+    completed_at: datetime | None
+    completed_on: date | None  # local calendar day at the site
     days_from_surgery: int | None
     language: str | None
     instruments: tuple[Instrument, ...]  # the selected instruments this assessment holds
+    state: str = "complete"  # REPORTED_STATE of its status
+    missing_reason: str | None = None
+    mode: str | None = None  # electronic, paper, telephone (None when nothing was answered)
     scores: list[StoredScore] = field(default_factory=list)
     answers: dict[int, int] = field(default_factory=dict)  # item number -> response code
     answer_language: dict[str, str] = field(default_factory=dict)  # instrument id -> language
     # (from the instrument's scores: ``Score.language``)
 
 
-def _assessment_query(selection: Selection) -> Any:  # a Select of the nine columns below
+def _assessment_query(selection: Selection) -> Any:  # a Select of the columns below
     query = (
         select(
             Assessment.id,
@@ -200,23 +246,42 @@ def _assessment_query(selection: Selection) -> Any:  # a Select of the nine colu
             Patient.surgery_date,
             Site.code,
             Site.time_zone,
+            Assessment.status,
+            Assessment.missing_reason,
+            Assessment.mode,
+            Assessment.due_date,
         )
         .join(Patient, Assessment.patient_id == Patient.id)
         .join(Site, Patient.site_id == Site.id)
-        .where(Assessment.status == AssessmentStatus.COMPLETED.value)
     )
+    if selection.completed_only:
+        query = query.where(Assessment.status == AssessmentStatus.COMPLETED.value)
     if selection.site_ids is not None:
         query = query.where(Patient.site_id.in_(selection.site_ids))
     if selection.timepoints is not None:
         query = query.where(Assessment.timepoint.in_(selection.timepoints))
-    # The date filter is on the site's local day; the UTC bounds here are a day wider on each
-    # side (no time zone is more than 14 hours off UTC) and the exact test is done per row.
+    # The date filter is on the site's local day of completion (the due date of a time point
+    # not completed); the UTC bounds here are a day wider on each side (no time zone is more
+    # than 14 hours off UTC) and the exact test is done per row.
     if selection.date_from is not None:
         start = datetime.combine(selection.date_from - timedelta(days=1), time(0), tzinfo=UTC)
-        query = query.where(Assessment.completed_at >= start)
+        query = query.where(
+            or_(
+                Assessment.completed_at >= start,
+                and_(
+                    Assessment.completed_at.is_(None),
+                    Assessment.due_date >= selection.date_from,
+                ),
+            )
+        )
     if selection.date_to is not None:
         end = datetime.combine(selection.date_to + timedelta(days=2), time(0), tzinfo=UTC)
-        query = query.where(Assessment.completed_at < end)
+        query = query.where(
+            or_(
+                Assessment.completed_at < end,
+                and_(Assessment.completed_at.is_(None), Assessment.due_date <= selection.date_to),
+            )
+        )
     return query
 
 
@@ -235,7 +300,7 @@ def iter_assessments(
     on_examined: Callable[[int], None] | None = None,
     with_answers: bool = True,
 ) -> Iterator[ExportedAssessment]:
-    """Completed assessments in study ID, due date order, each with its scores and answers.
+    """Time points in study ID, due date order, each with its scores and answers.
 
     ``with_answers=False`` (the long table, which has no item columns) leaves ``answers``
     empty. The language of each instrument's answers comes with its scores.
@@ -263,11 +328,13 @@ def iter_assessments(
     for partition in result.partitions():
         batch: list[ExportedAssessment] = []
         for row in partition:
-            (a_id, timepoint, completed_at, language, refs, study_id, surgery, site, tz) = row
+            (a_id, timepoint, completed_at, language, refs, study_id, surgery, site, tz) = row[:9]
+            status, missing_reason, mode, due = row[9:]
             zone = zones.get(tz) or zones.setdefault(tz, ZoneInfo(tz))
-            completed_on = completed_at.astimezone(zone).date()
-            if (selection.date_from and completed_on < selection.date_from) or (
-                selection.date_to and completed_on > selection.date_to
+            completed_on = None if completed_at is None else completed_at.astimezone(zone).date()
+            day = due if completed_on is None else completed_on
+            if (selection.date_from and day < selection.date_from) or (
+                selection.date_to and day > selection.date_to
             ):
                 continue
             instruments = tuple(i for i in (instrument_for(r) for r in refs) if i is not None)
@@ -281,9 +348,16 @@ def iter_assessments(
                     timepoint=timepoint,
                     completed_at=completed_at,
                     completed_on=completed_on,
-                    days_from_surgery=None if surgery is None else (completed_on - surgery).days,
+                    days_from_surgery=(
+                        None
+                        if surgery is None or completed_on is None
+                        else (completed_on - surgery).days
+                    ),
                     language=language,
                     instruments=instruments,
+                    state=REPORTED_STATE.get(status, status),
+                    missing_reason=missing_reason,
+                    mode=mode,
                 )
             )
         if on_examined is not None:

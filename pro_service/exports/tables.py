@@ -20,7 +20,16 @@ def iso_utc(moment: datetime) -> str:
 
 
 def _common(a: ExportedAssessment) -> tuple[Cell, ...]:
-    return (a.study_id, a.site, a.timepoint, a.days_from_surgery, a.completed_at)
+    return (
+        a.study_id,
+        a.site,
+        a.timepoint,
+        a.days_from_surgery,
+        a.completed_at,
+        a.state,
+        a.missing_reason,
+        a.mode,
+    )
 
 
 class _WideCells:
@@ -78,7 +87,10 @@ def _csv_common(a: ExportedAssessment) -> tuple[str | int, ...]:
         formula_safe(a.site),
         a.timepoint,  # a key of the schedule file: lower-case letters, digits and _
         "" if days is None else days,
-        iso_utc(a.completed_at),
+        "" if a.completed_at is None else iso_utc(a.completed_at),
+        a.state,
+        a.missing_reason or "",  # a code of missing-reasons.yaml: letters, digits and -
+        a.mode or "",
     )
 
 
@@ -87,6 +99,9 @@ def long_csv_rows(assessments: Iterable[ExportedAssessment]) -> Iterator[tuple[s
         common = _csv_common(a)
         languages = a.answer_language
         fallback = a.language or ""
+        if not a.scores:  # a time point without scores: one row saying its state
+            yield (*common, "", "", "", "", "", "", "", "")
+            continue
         for s in a.scores:
             value = s.value
             yield (

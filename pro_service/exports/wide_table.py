@@ -10,9 +10,10 @@ in SQL (one ``FILTER`` aggregate per column), one row per assessment.
 Either way memory holds a batch of rows, whatever the number of assessments. The rules, as in
 :mod:`.source` and :mod:`.tables`:
 
-* completed assessments in the selected sites and time points, completed on a local calendar
-  day at the site within the date range, holding at least one selected instrument (an
-  instrument reference ``id:version`` known to the registry; a bare ``id`` is its newest
+* every time point (or the completed ones) in the selected sites and time points, completed
+  (or, not completed, due) on a local calendar day at the site within the date range, holding
+  at least one selected instrument (an instrument reference ``id:version`` known to the
+  registry; a bare ``id`` is its newest
   version); in study ID, due date, assessment order;
 * each instrument's version from the assessment's references (the last one naming it); the
   algorithm versions of its scores, distinct, sorted by code point and joined by ``;``;
@@ -35,9 +36,9 @@ from sqlalchemy.orm import Session
 
 from ..instruments import InstrumentRegistry
 from ..instruments.csv_dialect import formula_safe_sql
-from ..models import AssessmentStatus
+from ..models import REPORTED_STATE, AssessmentStatus
 from .layout import WideLayout, wide_layout
-from .source import Selection, iter_assessments
+from .source import Selection, iter_assessments, known_references
 from .tables import Cell, Counted, wide_csv_rows, wide_rows
 
 #: Rows between two progress reports, and rows fetched at a time for SPSS / Stata.
@@ -51,23 +52,6 @@ NO_JIT = "SET LOCAL jit = off"
 def uses_pivot_query(session: Session) -> bool:
     """Whether the wide table comes from :func:`wide_pivot_query` (PostgreSQL)."""
     return session.get_bind().dialect.name == "postgresql"
-
-
-def _known_references(
-    selection: Selection, registry: InstrumentRegistry
-) -> list[tuple[str, str, str]]:
-    """(reference, instrument id, version) for every reference that names a selected version."""
-    wanted = set(selection.instrument_ids)
-    rows: list[tuple[str, str, str]] = []
-    for instrument in registry.all():
-        if instrument.id in wanted:
-            rows.append(
-                (f"{instrument.id}:{instrument.version}", instrument.id, instrument.version)
-            )
-    for instrument_id in selection.instrument_ids:
-        newest = registry.get(instrument_id)
-        rows.append((instrument_id, instrument_id, newest.version))
-    return rows
 
 
 def _typed(name: str, value: Any) -> BindParameter[Any]:
@@ -87,11 +71,10 @@ def wide_pivot_query(
     ``as_text``: the completion time formatted for CSV (else the timestamp itself).
     """
     layout: WideLayout = wide_layout(selection.instruments)
-    params: dict[str, Any] = {
-        "completed": AssessmentStatus.COMPLETED.value,
-        "instrument_ids": list(selection.instrument_ids),
-    }
-    known = _known_references(selection, registry)
+    params: dict[str, Any] = {"instrument_ids": list(selection.instrument_ids)}
+    if selection.completed_only:
+        params["completed"] = AssessmentStatus.COMPLETED.value
+    known = known_references(selection, registry)
     known_rows = []
     for n, row in enumerate(known):
         params.update({f"ref{n}": row[0], f"ref_id{n}": row[1], f"ref_version{n}": row[2]})
@@ -113,19 +96,24 @@ def wide_pivot_query(
         for n, (number, _) in enumerate(layout.items)
     ]
 
-    chosen = ["a.status = :completed"]
+    chosen = ["a.status = :completed"] if selection.completed_only else ["TRUE"]
     if selection.site_ids is not None:
         chosen.append("p.site_id IN :site_ids")
         params["site_ids"] = list(selection.site_ids)
     if selection.timepoints is not None:
         chosen.append("a.timepoint IN :timepoints")
         params["timepoints"] = list(selection.timepoints)
+    day = "coalesce((a.completed_at AT TIME ZONE si.time_zone)::date, a.due_date)"
     if selection.date_from is not None:
-        chosen.append("(a.completed_at AT TIME ZONE si.time_zone)::date >= :date_from")
+        chosen.append(f"{day} >= :date_from")
         params["date_from"] = selection.date_from
     if selection.date_to is not None:
-        chosen.append("(a.completed_at AT TIME ZONE si.time_zone)::date <= :date_to")
+        chosen.append(f"{day} <= :date_to")
         params["date_to"] = selection.date_to
+    states = []
+    for n, (status, state) in enumerate(REPORTED_STATE.items()):
+        params.update({f"status{n}": status, f"state{n}": state})
+        states.append(f"WHEN :status{n} THEN :state{n}")
 
     completed = (
         f"to_char(c.completed_at AT TIME ZONE 'UTC', '{ISO_UTC}')" if as_text else "c.completed_at"
@@ -142,6 +130,8 @@ def wide_pivot_query(
 WITH known(ref, instrument_id, version) AS (VALUES {", ".join(known_rows)}),
 chosen AS (
     SELECT a.id, a.due_date, a.timepoint, a.completed_at, a.language, a.instruments,
+           CASE a.status {" ".join(states)} ELSE a.status END AS state,
+           a.missing_reason, a.mode,
            p.study_id, si.code AS site,
            (a.completed_at AT TIME ZONE si.time_zone)::date - p.surgery_date AS days
     FROM assessments a
@@ -164,7 +154,8 @@ r AS (
     WHERE r.instrument_id IN :instrument_ids AND r.assessment_id IN (SELECT id FROM chosen)
     GROUP BY r.assessment_id
 )
-SELECT {study_id}, {site}, c.timepoint, c.days, {completed}, c.language
+SELECT {study_id}, {site}, c.timepoint, c.days, {completed}, c.state, c.missing_reason,
+       c.mode, c.language
        {version_columns}, s.algorithms {score_columns} {item_columns}
 FROM chosen c
 CROSS JOIN LATERAL (

@@ -48,19 +48,25 @@ def test_no_export_contains_a_phone_number_or_link_token(fmt, runner, session, s
         assert token_hash.encode() not in blobs
 
 
+@pytest.mark.parametrize("completed_only", [False, True])
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_export_writes_the_file_and_its_dictionary_and_says_so(
-    fmt, runner, session, study, out_dir
+    fmt, completed_only, runner, session, study, out_dir
 ):
     out = out_dir / f"scanpan.{fmt}"
-    result = runner.invoke(args=["export", "--format", fmt, "-o", str(out)])
+    flags = ["--completed-only"] if completed_only else []
+    result = runner.invoke(args=["export", "--format", fmt, "-o", str(out), *flags])
     assert result.exit_code == 0, result.output
     assert _files(out_dir) == sorted([out.name, f"{out.name}.dictionary.csv"])
-    assert "(6 assessments)" in result.output
+    # Every expected time point: 17 (HEL-001 has no surgery date yet: its baseline only); the
+    # 6 completed ones; FHIR: those with answers (the 6, and UPP-002's started m3).
+    expected = 6 if completed_only else (7 if fmt == "fhir" else 17)
+    assert f"({expected} assessments)" in result.output
     assert "data dictionary" in result.output
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "export.written")).one()
     assert event.actor_type == "operator"
-    assert event.after["format"] == fmt and event.after["assessments"] == 6
+    assert event.after["format"] == fmt and event.after["assessments"] == expected
+    assert event.after["filters"]["completed_only"] is completed_only
 
 
 @pytest.mark.parametrize(
@@ -98,13 +104,22 @@ def test_an_unwritable_path_is_refused_before_anything_is_written(runner, study,
 def test_a_filter_matching_nothing_gives_headers_only_and_says_so(runner, study, out_dir):
     out = out_dir / "empty.csv"
     result = runner.invoke(
-        args=["export", "--format", "long", "-o", str(out), "--timepoint", "m24"]
+        args=[
+            "export",
+            "--format",
+            "long",
+            "-o",
+            str(out),
+            "--timepoint",
+            "m24",
+            "--completed-only",
+        ]
     )
     assert result.exit_code == 0
-    assert "No completed assessments match the filters" in result.output
+    assert "No time points match the filters" in result.output
     assert out.read_text().splitlines() == [
-        "study_id,site,timepoint,days_from_surgery,completed_at,instrument,version,language,"
-        "scale,score,items_in_scale,items_answered,algorithm_version"
+        "study_id,site,timepoint,days_from_surgery,completed_at,status,missing_reason,mode,"
+        "instrument,version,language,scale,score,items_in_scale,items_answered,algorithm_version"
     ]
 
 

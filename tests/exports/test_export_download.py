@@ -120,7 +120,7 @@ def test_a_data_manager_downloads_a_streamed_zip_with_data_and_dictionary(
     app, sign_in, staff_study, completed
 ):
     client = sign_in("data_manager")
-    response = _post(client, fmt="wide")
+    response = _post(client, fmt="wide", completed_only="y")
     assert response.status_code == 200
     assert response.is_streamed
     assert response.mimetype == "application/zip"
@@ -138,6 +138,7 @@ def test_a_data_manager_downloads_a_streamed_zip_with_data_and_dictionary(
                     "instruments": [],
                     "from": None,
                     "to": None,
+                    "completed_only": True,
                 },
                 "sites": None,
             },
@@ -200,7 +201,7 @@ def test_an_upside_down_date_range_is_shown_next_to_the_end_date(app, sign_in, c
 
 def test_a_filter_that_matches_nothing_downloads_the_header_only(app, sign_in, completed):
     tomorrow = (utcnow() + timedelta(days=2)).date().isoformat()
-    response = _post(sign_in("data_manager"), fmt="wide", date_from=tomorrow)
+    response = _post(sign_in("data_manager"), fmt="wide", date_from=tomorrow, completed_only="y")
     assert response.status_code == 200
     files = _unzip(response)
     data = next(v for k, v in files.items() if not k.endswith(".dictionary.csv"))
@@ -220,7 +221,7 @@ def test_filters_narrow_the_export(app, sign_in, completed):
 
 def test_an_admin_downloads_spss_and_fhir(app, sign_in, completed, tmp_path):
     client = sign_in("admin")
-    sav = _unzip(_post(client, fmt="sav"))
+    sav = _unzip(_post(client, fmt="sav", completed_only="y"))
     (name,) = [k for k in sav if k.endswith(".sav")]
     path = tmp_path / name
     path.write_bytes(sav[name])
@@ -237,3 +238,18 @@ def test_an_admin_downloads_spss_and_fhir(app, sign_in, completed, tmp_path):
         for body in files.values():
             for phone in PHONES:
                 assert phone.encode() not in body
+
+
+def test_by_default_every_expected_time_point_is_exported_with_its_status(
+    app, sign_in, staff_study, completed
+):
+    files = _unzip(_post(sign_in("data_manager"), fmt="wide"))
+    rows = _csv(next(v for k, v in files.items() if not k.endswith(".dictionary.csv")))
+    states = {(r["study_id"], r["timepoint"]): r["status"] for r in rows}
+    assert states[("UPP-001", "baseline")] == "complete"
+    assert states[("HEL-001", "baseline")] == "complete"
+    # UPP-002's time points exist, none answered; its m24 is far ahead.
+    assert states[("UPP-002", "m24")] == "not_yet_due"
+    assert {r["mode"] for r in rows if r["status"] == "complete"} == {"electronic"}
+    assert all(r["completed_at"] == "" for r in rows if r["status"] != "complete")
+    assert _downloads(app)[0][1]["filters"]["completed_only"] is False

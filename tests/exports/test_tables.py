@@ -12,6 +12,9 @@ LONG_HEADER = [
     "timepoint",
     "days_from_surgery",
     "completed_at",
+    "status",
+    "missing_reason",
+    "mode",
     "instrument",
     "version",
     "language",
@@ -143,7 +146,11 @@ FILTER_CASES = [
     {"timepoints": ("preop", "baseline")},
     {"instruments": ("qlq-pan26",)},
     {"date_from": "first", "date_to": "third"},
-    {"timepoints": ("m24",)},  # matches nothing
+    {"timepoints": ("m24",), "completed_only": True},  # matches nothing
+]
+# Each case for completed time points only and for every expected time point (the default).
+FILTER_CASES += [
+    {**case, "completed_only": False} for case in FILTER_CASES if "completed_only" not in case
 ]
 
 
@@ -156,7 +163,7 @@ def test_long_export_by_copy_on_postgresql_gives_the_same_bytes_as_the_python_pa
     from pro_service.exports.long_table import LongTable
     from pro_service.exports.source import resolve_filters
 
-    filters = dict(FILTER_CASES[case])
+    filters = {"completed_only": True} | FILTER_CASES[case]
     if "date_from" in filters:
         days = sorted({r["completed_at"][:10] for r in helpers.read_csv(export("wide", name="w"))})
         filters["date_from"] = date.fromisoformat(days[0])
@@ -172,7 +179,7 @@ def test_long_export_by_copy_on_postgresql_gives_the_same_bytes_as_the_python_pa
     assert by_copy == b"".join(built)
     data_rows = by_copy.count(b"\n") - 1
     assert data_rows == built.rows
-    if FILTER_CASES[case] == {"timepoints": ("m24",)}:
+    if FILTER_CASES[case] == {"timepoints": ("m24",), "completed_only": True}:
         assert data_rows == 0
     else:
         assert data_rows > 0 and built.assessments > 0
@@ -187,7 +194,7 @@ def test_wide_export_by_pivot_query_on_postgresql_gives_the_same_bytes_as_the_py
     from pro_service.exports.source import resolve_filters
     from pro_service.exports.wide_table import WideTable
 
-    filters = dict(FILTER_CASES[case])
+    filters = {"completed_only": True} | FILTER_CASES[case]
     if "date_from" in filters:
         days = sorted({r["completed_at"][:10] for r in helpers.read_csv(export("wide", name="w"))})
         filters["date_from"] = date.fromisoformat(days[0])
@@ -205,7 +212,7 @@ def test_wide_export_by_pivot_query_on_postgresql_gives_the_same_bytes_as_the_py
     assert by_query == b"".join(built)
     data_rows = by_query.count(b"\n") - 1
     assert data_rows == built.rows == copied.rows
-    if FILTER_CASES[case] == {"timepoints": ("m24",)}:
+    if FILTER_CASES[case] == {"timepoints": ("m24",), "completed_only": True}:
         assert data_rows == 0
     else:
         assert data_rows > 0
@@ -219,7 +226,7 @@ def test_typed_wide_rows_by_pivot_query_equal_the_python_path(case, app, session
     from pro_service.exports.source import resolve_filters
     from pro_service.exports.wide_table import typed_wide_rows
 
-    filters = dict(FILTER_CASES[case])
+    filters = {"completed_only": True} | FILTER_CASES[case]
     if "date_from" in filters:
         filters["date_from"] = date(2025, 5, 1)
         filters["date_to"] = date(2025, 9, 30)
@@ -302,5 +309,6 @@ def test_typed_wide_rows_are_read_a_batch_at_a_time(app, session, study, monkeyp
     assert first[0] == "HEL-001"
     assert batches == []  # the first batch is still being handed out
     rest = list(rows)
-    assert rows.count == len(rest) + 1 == 6
-    assert batches == [2, 2, 2]
+    # Every expected time point: HEL-001's baseline (no surgery date yet), 8 of each UPP patient.
+    assert rows.count == len(rest) + 1 == 17
+    assert batches == [2] * 8 + [1]

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import DateField, RadioField, SelectChoice, SelectField
+from wtforms import BooleanField, DateField, RadioField, SelectChoice, SelectField
 from wtforms.validators import InputRequired, Optional
 
 from ...audit import Actor
@@ -48,6 +48,7 @@ class ExportForm(FlaskForm):  # type: ignore[misc]
     instrument = SelectField(_l("Questionnaire"), choices=[], default="")
     date_from = DateField(_l("Completed on or after"), validators=[Optional()])
     date_to = DateField(_l("Completed on or before"), validators=[Optional()])
+    completed_only = BooleanField(_l("Completed time points only"))
 
 
 def _label(text: dict[str, str] | object, fallback: str) -> str:
@@ -84,6 +85,7 @@ def _filters(form: ExportForm) -> ExportFilters:
         instruments=(form.instrument.data,) if form.instrument.data else (),
         date_from=form.date_from.data,
         date_to=form.date_to.data,
+        completed_only=bool(form.completed_only.data),
     )
 
 

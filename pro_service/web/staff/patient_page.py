@@ -24,8 +24,8 @@ from ...staff import access
 from ..i18n import LANGUAGE_NAMES
 from . import bp
 from .auth import staff_page
-from .missing_data.entry import MODE_LABELS, may_enter
 from .labels import PATIENT_STATUS, TIMEPOINT_STATUS
+from .missing_data.entry import MODE_LABELS, may_enter
 from .missing_data.reasons import MissingReasonForm, missing_reason_context
 
 ANCHORS = {"inclusion": _l("Inclusion"), "surgery": _l("Surgery")}
