@@ -72,7 +72,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "export": LazyCommand(
         "export",
         "export_command",
-        "Export scored, pseudonymised data of completed assessments for analysis.",
+        "Export scored, pseudonymised data: every expected time point with its status.",
     ),
     "compliance": LazyCommand(
         "export",

@@ -72,9 +72,10 @@ def export_command(
     date_to: Any,
     completed_only: bool,
 ) -> None:
-    """Export scored, pseudonymised data for analysis: every expected time point with its status
-    (complete, partial, missed with its reason, open, not yet due, not expected) and how it was
-    answered, or with --completed-only the completed ones.
+    """Export scored, pseudonymised data: every expected time point with its status.
+
+    Each time point says its status (complete, partial, missed with its reason, open, not yet
+    due, not expected) and how it was answered; --completed-only keeps the completed ones.
 
     Writes OUTPUT and its data dictionary OUTPUT.dictionary.csv, both or neither.
     """

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from pro_service.answering.entry import EntryError, enter_answers, entry_rules
 from pro_service.answering.responses import complete_assessment, save_answers
 from pro_service.audit import Actor
+from pro_service.compliance import compliance_report
 from pro_service.instruments import score_instrument
 from pro_service.models import (
     Assessment,
@@ -233,6 +234,15 @@ def test_a_late_paper_form_within_the_grace_completes_a_missed_time_point(
         select(AuditEvent).where(AuditEvent.action == "assessment.entered")
     ).one()
     assert event.before == {"status": "expired", "missing_reason": "no-response"}
+    # The compliance report counts it as received, no longer as missed.
+    report = compliance_report(
+        session,
+        timepoints=["baseline"],
+        reasons=app.extensions["missing_reasons"].codes,
+        site_ids=None,
+    )
+    row = report.rows[("SE-LUN", "baseline")]
+    assert (row.complete, row.missed, row.completion_rate) == (1, 0, 1.0)
 
 
 def test_past_the_grace_a_missed_time_point_takes_no_entry(app, session, make_site, make_patient):
