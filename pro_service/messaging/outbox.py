@@ -111,13 +111,15 @@ def sending_windows(session: Session, now: datetime) -> list[SendingWindow]:
 
 
 def reminder_days(assessment: Assessment, schedule: Schedule) -> list[date]:
-    """The local days of this time point's reminders, inside its window."""
+    """The local days of this time point's reminders, inside its window: counted from its
+    opening day, and back from its closing day (a last-chance reminder)."""
     try:
         timepoint = schedule.timepoint(assessment.timepoint)
     except KeyError:
         return []
-    days = [assessment.window_opens + timedelta(days=d) for d in timepoint.reminder_days]
-    return [d for d in days if d <= assessment.window_closes]
+    days = {assessment.window_opens + timedelta(days=d) for d in timepoint.reminder_days}
+    days |= {assessment.window_closes - timedelta(days=d) for d in timepoint.reminders_before_close}
+    return sorted(d for d in days if assessment.window_opens < d <= assessment.window_closes)
 
 
 def next_reminder_after(assessment: Assessment, schedule: Schedule, day: date) -> date | None:

@@ -68,7 +68,19 @@ SCHEDULE_SCHEMA: dict[str, Any] = {
                     },
                     "reminders": {
                         "type": "array",
-                        "items": {"type": "integer", "minimum": 1},
+                        "items": {
+                            "oneOf": [
+                                {"type": "integer", "minimum": 1},
+                                {
+                                    "type": "object",
+                                    "required": ["before_close"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "before_close": {"type": "integer", "minimum": 0}
+                                    },
+                                },
+                            ]
+                        },
                         "maxItems": 5,
                     },
                     "instruments": {
@@ -115,11 +127,13 @@ class TimePoint:
     offset_months: int
     opens_days: int
     closes_days: int
-    reminder_days: tuple[int, ...]
+    reminder_days: tuple[int, ...]  # days after the window opens
     instruments: tuple[str, ...]
     #: Days after the window closes in which a nurse may still enter the answers of a paper form
     #: (posted back late) or a telephone interview for a missed time point; 0: until it closes.
     late_entry_days: int = 0
+    #: Reminders counted back from the window's last day (0: on the last day itself).
+    reminders_before_close: tuple[int, ...] = ()
 
     def window_for(self, anchor_date: date) -> Window:
         due = add_months(anchor_date, self.offset_months) + timedelta(days=self.offset_days)
@@ -188,16 +202,38 @@ def load_schedule(path: Path, instruments: Iterable[Any] | None = None) -> Sched
         if key in seen:
             raise ScheduleFileError(path, f"timepoints[{i}].key", f"duplicate time point {key!r}")
         seen.add(key)
-        reminders = tuple(raw.get("reminders", []))
+        raw_reminders = raw.get("reminders", [])
+        reminders = tuple(r for r in raw_reminders if isinstance(r, int))
+        before_close = tuple(r["before_close"] for r in raw_reminders if isinstance(r, dict))
         span = raw["window"]["closes"] - raw["window"]["opens"]
-        for j, day in enumerate(reminders):
-            if day > span:
+        taken: dict[int, int] = {}
+        for j, entry in enumerate(raw_reminders):
+            field = f"timepoints[{i}].reminders[{j}]"
+            if isinstance(entry, int):
+                day = entry
+                if day > span:
+                    raise ScheduleFileError(
+                        path,
+                        field,
+                        f"reminder on day {day} falls after the window closes (day {span})",
+                    )
+            else:
+                day = span - entry["before_close"]
+                if day < 1:
+                    raise ScheduleFileError(
+                        path,
+                        field,
+                        f"reminder {entry['before_close']} days before the window closes falls "
+                        f"on or before its opening day (the window is {span} days long)",
+                    )
+            if day in taken:
                 raise ScheduleFileError(
                     path,
-                    f"timepoints[{i}].reminders[{j}]",
-                    f"reminder on day {day} falls after the window closes (day {span})",
+                    field,
+                    f"reminder falls on day {day} of the window, as reminders[{taken[day]}] does",
                 )
-        if list(reminders) != sorted(set(reminders)):
+            taken[day] = j
+        if list(reminders) != sorted(reminders):
             raise ScheduleFileError(
                 path, f"timepoints[{i}].reminders", "reminder days must be increasing"
             )
@@ -215,6 +251,7 @@ def load_schedule(path: Path, instruments: Iterable[Any] | None = None) -> Sched
                 if "instruments" in raw
                 else default_instruments,
                 late_entry_days=raw.get("late_entry_days", data.get("late_entry_days", 0)),
+                reminders_before_close=before_close,
             )
         )
     return Schedule(

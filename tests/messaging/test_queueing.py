@@ -66,14 +66,16 @@ def test_reminders_go_on_the_schedules_days_and_only_once_each(
     app, session, make_site, make_patient
 ):
     site = make_site()
-    patient = make_patient(site)  # baseline opens 16 March, reminders on days 3 and 7
+    # Baseline opens 16 March and closes 30 March: reminders on days 3 and 7, and a last
+    # chance 3 days before it closes (27 March), so the window's last days are not silent.
+    patient = make_patient(site)
     session.commit()
-    for day in range(0, 12):
+    for day in range(0, 16):
         for hour in (6, 10, 17):
             _pass(app, session, NOW.replace(hour=hour) + timedelta(days=day))
     reminders = [m for m in _messages(session, patient) if m.kind == "reminder"]
     days = [m.created_at.date() for m in reminders]
-    assert days == [date(2026, 3, 19), date(2026, 3, 23)]
+    assert days == [date(2026, 3, 19), date(2026, 3, 23), date(2026, 3, 27)]
 
 
 def test_no_reminder_is_queued_after_completion_and_pending_ones_are_cancelled(
@@ -127,7 +129,7 @@ def test_no_reminder_after_the_window_closes(app, session, make_site, make_patie
     assert baseline.status == "expired"
     reminders = [m for m in _messages(session, patient) if m.kind == "reminder"]
     assert all(m.created_at.date() <= baseline.window_closes for m in reminders)
-    assert len(reminders) == 2
+    assert len(reminders) == 3
 
 
 def test_opted_out_and_withdrawn_patients_get_no_messages(app, session, make_site, make_patient):

@@ -87,6 +87,26 @@ def _write(tmp_path, mutate):
             "timepoints[0].reminders[1]",
             "after the window closes",
         ),
+        (
+            lambda d: d["timepoints"][0].update(reminders=[3, {"before_close": 14}]),
+            "timepoints[0].reminders[1]",
+            "falls on or before its opening day (the window is 14 days long)",
+        ),
+        (
+            lambda d: d["timepoints"][0].update(reminders=[3, 11, {"before_close": 3}]),
+            "timepoints[0].reminders[2]",
+            "falls on day 11 of the window, as reminders[1] does",
+        ),
+        (
+            lambda d: d["timepoints"][0].update(reminders=[{"before_close": -1}]),
+            "timepoints[0].reminders[0]",
+            "is not valid under any of the given schemas",
+        ),
+        (
+            lambda d: d.update(late_entry_days=-3),
+            "late_entry_days",
+            "less than the minimum",
+        ),
         (lambda d: d.update(instruments=["qlq-c30:9.9"]), "instruments[0]", "unknown instrument"),
         (
             lambda d: d["timepoints"][0]["window"].update(opens=3),
@@ -110,3 +130,10 @@ def test_a_bad_schedule_names_the_file_the_field_and_the_problem(
     assert str(path) in message
     assert f": {field}: " in message
     assert problem in message
+
+
+def test_scanpan_has_a_last_chance_reminder_and_a_grace_for_late_paper_forms(registry):
+    schedule = load_schedule(SCANPAN, registry)
+    for tp in schedule.timepoints:
+        assert tp.reminders_before_close == (3,), tp.key
+        assert tp.late_entry_days == 28, tp.key
