@@ -4,7 +4,11 @@ Rules (REDCap freezes queued invitations; we do not):
 - time points that have not started (scheduled, open without answers, missed or cancelled
   without answers) are recomputed from the new date; one whose new window is open now is open,
   one whose window lies ahead is scheduled again, one whose window has passed is missed;
-- in-progress and completed time points are never touched: a completed one is never re-issued;
+- started time points (answers given, not submitted) follow the new date too: their window and
+  reminders move and their answers are kept; when the new window has already closed the link
+  takes no more answers and the scheduler's next pass closes the time point as partial and
+  scores it (a "before surgery" form is never finished after the new surgery date);
+- completed and partial time points are never touched: a completed one is never re-issued;
 - pending messages of every recomputed time point are cancelled; the scheduler queues new ones
   when the new window opens;
 - every change is audited with before/after and the reason.
@@ -26,7 +30,13 @@ from ..models import (
     Patient,
     PatientStatus,
 )
-from ..scheduling.assessments import close_link, create_assessments, issue_token, local_today
+from ..scheduling.assessments import (
+    OPEN_STATES,
+    close_link,
+    create_assessments,
+    issue_token,
+    local_today,
+)
 from ..scheduling.schedule import Schedule
 
 MAX_SURGERY_AFTER_INCLUSION = timedelta(days=3 * 365)
@@ -118,9 +128,38 @@ def recompute_timepoints(
     for assessment in list(patient.assessments):
         if assessment.anchor != anchor:
             continue
-        if assessment.status not in UNSTARTED or _has_answers(assessment):
-            continue  # in progress or completed: left alone
+        started = assessment.status in OPEN_STATES and _has_answers(assessment)
+        if not started and (assessment.status not in UNSTARTED or _has_answers(assessment)):
+            continue  # completed or partial: left alone, never re-issued
         old = (assessment.status, assessment.due_date)
+        if started:
+            if anchor_date is None:
+                continue  # surgery date removed: what was answered stays, the window too
+            try:
+                timepoint = schedule.timepoint(assessment.timepoint)
+            except KeyError:
+                continue
+            # Started: the window follows the anchor and the answers are kept. Past the new
+            # closing day the link takes no more answers, and the scheduler's next pass closes
+            # it as partial and scores it (answers are never dropped).
+            window = timepoint.window_for(anchor_date)
+            moved = (window.due, window.opens, window.closes) != (
+                assessment.due_date,
+                assessment.window_opens,
+                assessment.window_closes,
+            )
+            if moved:
+                assessment.due_date = window.due
+                assessment.window_opens = window.opens
+                assessment.window_closes = window.closes
+                assessment.updated_at = now
+                result.changed.append(assessment)
+                result.before[assessment.timepoint] = {
+                    "status": old[0],
+                    "due_date": old[1].isoformat(),
+                }
+                result.after[assessment.timepoint] = _snapshot(assessment)
+            continue
         if anchor_date is None:
             if assessment.status == AssessmentStatus.CANCELLED.value:
                 continue

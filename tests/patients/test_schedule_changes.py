@@ -5,9 +5,10 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from pro_service.answering.responses import complete_assessment, save_answers
+from pro_service.answering.questionnaire import Link, accepts_answers
+from pro_service.answering.responses import complete_assessment, save_answers, stored_answers
 from pro_service.audit import Actor
-from pro_service.models import AuditEvent, MessageStatus, OutboxMessage
+from pro_service.models import Assessment, AuditEvent, MessageStatus, OutboxMessage
 from pro_service.patients.schedule_changes import (
     ScheduleChangeError,
     change_surgery_date,
@@ -96,16 +97,80 @@ def test_moving_surgery_earlier_opens_a_window_that_now_includes_today(ctx, sess
     assert preop.token_hash is not None
 
 
-def test_an_in_progress_time_point_is_left_alone(ctx, session):
+def test_a_started_time_point_follows_the_new_surgery_date_and_keeps_its_answers(ctx, session):
     app, patient = ctx
     _change(ctx, session, date(2026, 3, 25))  # preop open now
     preop = _by_key(patient)["preop"]
     c30 = app.extensions["instruments"].get("qlq-c30")
     save_answers(session, now=NOW, assessment=preop, instrument=c30, language="sv", answers={1: 2})
     session.commit()
+    link = preop.token_hash
     _change(ctx, session, date(2026, 6, 1))
     assert preop.status == "in_progress"
-    assert preop.due_date == date(2026, 3, 18)
+    assert (preop.due_date, preop.window_closes) == (date(2026, 5, 25), date(2026, 5, 31))
+    assert preop.token_hash == link  # the patient's link goes on, with the answer given
+    assert stored_answers(session, preop.id) == {1: 2}
+
+
+def test_surgery_moved_before_a_started_preop_closes_it_as_partial_not_after_surgery(ctx, session):
+    """The probe's case: surgery moved earlier while "before surgery" was half answered. The
+    form must not be finished (or reminded) after the new surgery date: the link stops taking
+    answers at once and the next scheduler pass closes it as partial, scored."""
+    app, patient = ctx
+    _change(ctx, session, date(2026, 3, 25))  # preop open: 4 to 24 March
+    preop = _by_key(patient)["preop"]
+    preop.invitation_queued_at = NOW
+    c30 = app.extensions["instruments"].get("qlq-c30")
+    answers = {1: 1, 2: 2, 3: 1, 4: 1, 5: 1}
+    save_answers(session, now=NOW, assessment=preop, instrument=c30, language="sv", answers=answers)
+    session.commit()
+    reminder = _pending(session, preop)
+
+    _change(ctx, session, date(2026, 3, 16))  # operated today, after all
+    assert preop.window_closes == date(2026, 3, 15)  # the day before the new surgery date
+    assert preop.next_reminder_on is None
+    session.refresh(reminder)
+    assert reminder.status == MessageStatus.CANCELLED.value
+    row = session.execute(
+        select(Assessment.status, Assessment.window_closes).where(Assessment.id == preop.id)
+    ).one()
+    fake = Link(
+        assessment_id=preop.id,
+        status=row.status,
+        window_opens=preop.window_opens,
+        window_closes=row.window_closes,
+        completed_at=None,
+        instruments=tuple(preop.instruments),
+        patient_id=patient.id,
+        patient_status="active",
+        patient_language="sv",
+        opted_out=False,
+        time_zone="Europe/Stockholm",
+    )
+    assert not accepts_answers(fake, NOW)  # the link takes no more answers
+
+    changes = update_windows(session, now=NOW, vault=app.extensions["vault"])
+    assert [a.id for a in changes.partial] == [preop.id]
+    session.commit()
+    assert preop.status == "partial"
+    assert stored_answers(session, preop.id) == answers  # nothing dropped
+
+
+def test_a_started_time_point_whose_window_shrinks_is_reminded_inside_the_new_window(ctx, session):
+    app, patient = ctx
+    _change(ctx, session, date(2026, 4, 1))  # preop: 11 to 31 March
+    preop = _by_key(patient)["preop"]
+    preop.invitation_queued_at = NOW
+    c30 = app.extensions["instruments"].get("qlq-c30")
+    save_answers(session, now=NOW, assessment=preop, instrument=c30, language="sv", answers={1: 2})
+    session.commit()
+    sent = _pending(session, preop)
+    sent.kind, sent.status = "invitation", MessageStatus.SENT.value
+    session.commit()
+    _change(ctx, session, date(2026, 3, 22))  # preop now 1 to 21 March
+    assert preop.status == "in_progress" and preop.window_closes == date(2026, 3, 21)
+    # The last-chance reminder of the new window (3 days before it closes), not the old one's.
+    assert preop.next_reminder_on == date(2026, 3, 18)
 
 
 def test_a_completed_time_point_is_never_reissued(ctx, session):
