@@ -46,17 +46,20 @@ TIMEPOINTS = ("baseline", "preop", "m3", "m6", "m9", "m12", "m18", "m24")
 SITES = ("SE-UPP", "SE-GBG", "SE-LUN", "SE-STO", "SE-LIN", "FI-HEL")
 POOL = 1000  # distinct answer sets, each scored once
 
+# Every time point with its state columns (the export's default); a time point without scores
+# would get one row with them empty (here every time point is completed).
 LONG_COPY = """
-SELECT p.study_id, si.code, a.timepoint, a.completed_at, s.instrument_id, s.instrument_version,
-       a.language, s.scale, s.value, s.items_in_scale, s.items_answered, s.algorithm_version
-FROM scores s JOIN assessments a ON a.id = s.assessment_id JOIN patients p ON p.id = a.patient_id
-JOIN sites si ON si.id = p.site_id WHERE a.status = 'completed'
+SELECT p.study_id, si.code, a.timepoint, a.completed_at, a.status, a.missing_reason, a.mode,
+       s.instrument_id, s.instrument_version, a.language, s.scale, s.value, s.items_in_scale,
+       s.items_answered, s.algorithm_version
+FROM assessments a JOIN patients p ON p.id = a.patient_id JOIN sites si ON si.id = p.site_id
+LEFT JOIN scores s ON s.assessment_id = a.id
 ORDER BY p.study_id, a.due_date, a.id, s.id
 """
 
 
 def wide_pivot_copy() -> str:
-    """One row per completed assessment: its columns, every score and every answer."""
+    """One row per time point: its columns and state, every score and every answer."""
     from pro_service.instruments import load_instruments
     from pro_service.settings import load_settings
 
@@ -68,13 +71,12 @@ def wide_pivot_copy() -> str:
     return f"""
 SELECT p.study_id, si.code, a.timepoint,
        (a.completed_at AT TIME ZONE si.time_zone)::date - p.surgery_date, a.completed_at,
-       a.language, sc.*, rs.*
+       a.status, a.missing_reason, a.mode, a.language, sc.*, rs.*
 FROM assessments a JOIN patients p ON p.id = a.patient_id JOIN sites si ON si.id = p.site_id
 LEFT JOIN (SELECT assessment_id, string_agg(DISTINCT algorithm_version, ';') {score_columns}
            FROM scores GROUP BY assessment_id) sc ON sc.assessment_id = a.id
 LEFT JOIN (SELECT assessment_id {item_columns}
            FROM responses GROUP BY assessment_id) rs ON rs.assessment_id = a.id
-WHERE a.status = 'completed'
 ORDER BY p.study_id, a.due_date, a.id
 """  # noqa: S608 - codes and numbers from our own instrument files
 
