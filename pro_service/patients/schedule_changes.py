@@ -21,8 +21,10 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from ..answering.responses import score_partial
 from ..audit import Actor, record
 from ..crypto import Vault
+from ..instruments import InstrumentRegistry
 from ..messaging.outbox import after_reschedule, cancel_pending_messages
 from ..models import (
     Assessment,
@@ -286,8 +288,11 @@ def end_participation(
     patient: Patient,
     status: str,
     reason: str,
+    registry: InstrumentRegistry,
 ) -> list[Assessment]:
-    """Withdrawal, death or "not operated": cancel every time point not yet completed."""
+    """Withdrawal, death or "not operated": cancel every time point not yet answered; one the
+    patient had started closes as partial and is scored by the half rule (nothing a patient
+    answered is dropped). Returns the cancelled ones."""
     reason = require_reason(reason)
     if status not in LEAVING_STATUSES:
         raise ScheduleChangeError(
@@ -302,22 +307,28 @@ def end_participation(
     old_status = patient.status
     patient.status = status
     patient.updated_at = now
-    cancelled = []
+    cancelled: list[Assessment] = []
+    kept: list[Assessment] = []
     for assessment in patient.assessments:
         if assessment.status in (
             AssessmentStatus.SCHEDULED.value,
             AssessmentStatus.OPEN.value,
             AssessmentStatus.IN_PROGRESS.value,
         ):
-            assessment.status = AssessmentStatus.CANCELLED.value
+            started = _has_answers(assessment)
+            assessment.status = (
+                AssessmentStatus.PARTIAL.value if started else AssessmentStatus.CANCELLED.value
+            )
             assessment.closed_at = now
             assessment.updated_at = now
             close_link(assessment)
-            cancelled.append(assessment)
+            (kept if started else cancelled).append(assessment)
     cancel_pending_messages(
         session, now=now, patient_id=patient.id, reason=f"patient {status.replace('_', ' ')}"
     )
     session.flush()
+    for assessment in kept:
+        score_partial(session, now=now, assessment=assessment, registry=registry)
     record(
         session,
         now=now,
@@ -327,7 +338,11 @@ def end_participation(
         object_id=patient.id,
         site_id=patient.site_id,
         before={"status": old_status},
-        after={"status": status, "cancelled_timepoints": [a.timepoint for a in cancelled]},
+        after={
+            "status": status,
+            "cancelled_timepoints": [a.timepoint for a in cancelled],
+            "partial_timepoints": [a.timepoint for a in kept],
+        },
         reason=reason,
     )
     return cancelled

@@ -84,6 +84,7 @@ def study(app, session, make_site, make_patient):
         patient=patients["died"],
         status="deceased",
         reason="Died on 17 March",
+        registry=app.extensions["instruments"],
     )
     session.commit()
     update_windows(session, now=LATER, vault=vault)

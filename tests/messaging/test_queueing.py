@@ -145,6 +145,7 @@ def test_opted_out_and_withdrawn_patients_get_no_messages(app, session, make_sit
         patient=withdrawn,
         status="withdrawn",
         reason="patient's wish",
+        registry=app.extensions["instruments"],
     )
     session.commit()
     for day in range(0, 10):
@@ -168,7 +169,13 @@ def test_withdrawal_cancels_the_pending_invitation(app, session, make_site, make
     session.commit()
     _pass(app, session, NOW.replace(hour=22))  # queued for tomorrow 09:00
     end_participation(
-        session, now=NOW, actor=Actor.staff(1), patient=patient, status="deceased", reason="died"
+        session,
+        now=NOW,
+        actor=Actor.staff(1),
+        patient=patient,
+        status="deceased",
+        reason="died",
+        registry=app.extensions["instruments"],
     )
     session.commit()
     (message,) = _messages(session, patient)

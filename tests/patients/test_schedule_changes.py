@@ -8,7 +8,7 @@ from sqlalchemy import select
 from pro_service.answering.questionnaire import Link, accepts_answers
 from pro_service.answering.responses import complete_assessment, save_answers, stored_answers
 from pro_service.audit import Actor
-from pro_service.models import Assessment, AuditEvent, MessageStatus, OutboxMessage
+from pro_service.models import Assessment, AuditEvent, MessageStatus, OutboxMessage, Score
 from pro_service.patients.schedule_changes import (
     ScheduleChangeError,
     change_surgery_date,
@@ -295,7 +295,7 @@ def test_bad_changes_are_refused_and_change_nothing(ctx, session, new_date, reas
 
 @pytest.mark.parametrize("status", ["withdrawn", "deceased", "not_operated"])
 def test_leaving_the_study_cancels_what_is_left(ctx, session, status):
-    _app, patient = ctx
+    app, patient = ctx
     message = _pending(session, _by_key(patient)["baseline"])
     end_participation(
         session,
@@ -304,6 +304,7 @@ def test_leaving_the_study_cancels_what_is_left(ctx, session, status):
         patient=patient,
         status=status,
         reason="patient's wish",
+        registry=app.extensions["instruments"],
     )
     session.commit()
     assert {a.status for a in patient.assessments} == {"cancelled"}
@@ -355,3 +356,38 @@ def test_a_new_inclusion_date_moves_the_inclusion_time_points_like_a_surgery_cha
     assert event.before["baseline"] == {"status": "open", "due_date": "2026-03-02"}
     assert event.after["baseline"] == {"status": "scheduled", "due_date": "2026-03-30"}
     assert event.reason == "wrong inclusion date"
+
+
+@pytest.mark.parametrize("status", ["withdrawn", "deceased", "not_operated"])
+def test_leaving_keeps_a_started_time_point_as_partial_and_scores_it(ctx, session, status):
+    """A patient who dies (or leaves) half way through a questionnaire: what they answered is
+    kept, closed as partial and scored by the half rule; nothing after is expected."""
+    app, patient = ctx
+    baseline = _by_key(patient)["baseline"]  # open on 16 March
+    c30 = app.extensions["instruments"].get("qlq-c30")
+    answers = {1: 2, 2: 2, 3: 1, 4: 1, 5: 1}
+    save_answers(
+        session, now=NOW, assessment=baseline, instrument=c30, language="sv", answers=answers
+    )
+    session.commit()
+    cancelled = end_participation(
+        session,
+        now=NOW,
+        actor=Actor.staff(7),
+        patient=patient,
+        status=status,
+        reason="died at home" if status == "deceased" else "patient's wish",
+        registry=app.extensions["instruments"],
+    )
+    session.commit()
+    assert baseline.status == "partial" and baseline not in cancelled
+    assert stored_answers(session, baseline.id) == answers
+    pf2 = session.scalar(
+        select(Score.value).where(Score.assessment_id == baseline.id, Score.scale == "PF2")
+    )
+    assert pf2 is not None
+    assert {a.status for a in patient.assessments if a.timepoint != "baseline"} == {"cancelled"}
+    event = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == f"patient.{status}")
+    ).one()
+    assert event.after["partial_timepoints"] == ["baseline"]

@@ -419,7 +419,7 @@ def change_status(patient_id: int) -> ResponseReturnValue:
     to_cancel = [
         timepoint_label(a.timepoint)
         for a in patient.assessments
-        if a.status in ("scheduled", *OPEN_STATES)
+        if a.status in ("scheduled", *OPEN_STATES) and a.started_at is None
     ]
     if form.validate_on_submit():
         if not (form.reason.data or "").strip():
@@ -446,6 +446,7 @@ def change_status(patient_id: int) -> ResponseReturnValue:
                     patient=patient,
                     status=form.status.data,
                     reason=form.reason.data or "",
+                    registry=current_app.extensions["instruments"],
                 )
             except ScheduleChangeError as exc:
                 _show_error(form, exc)
