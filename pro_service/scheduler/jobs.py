@@ -29,6 +29,7 @@ from ..messaging.dispatch import Dispatcher, DispatchSummary, reconcile_stuck
 from ..messaging.dispatch_pool import RateLimitPause, dispatch_concurrently
 from ..messaging.outbox import queue_invitations, queue_reminders
 from ..models import SchedulerHeartbeat
+from ..patients.follow_up import complete_finished_follow_ups
 from ..scheduling.assessments import update_windows
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,18 @@ def job_windows() -> str:
         f"opened {len(changes.opened)}, expired {len(changes.expired)}, "
         f"partial {len(changes.partial)}"
     )
+
+
+def job_follow_up() -> str:
+    """Mark "follow-up complete" the active patients with every time point created and none
+    left to answer (audited; the board filters by it). Once per patient, in any number of
+    scheduler processes."""
+    session = db.session
+    done = complete_finished_follow_ups(
+        session, now=utcnow(), schedule=current_app.extensions["schedule"]
+    )
+    session.commit()
+    return f"follow-up complete {done}"
 
 
 def job_invitations() -> str:
@@ -177,6 +190,7 @@ JOBS: dict[str, Job] = {
         Job("reminders", 300, job_reminders, job_reminders.__doc__ or ""),
         Job("reconcile", 60, job_reconcile, job_reconcile.__doc__ or ""),
         Job("dispatch", 15, job_dispatch, job_dispatch.__doc__ or ""),
+        Job("follow_up", 900, job_follow_up, job_follow_up.__doc__ or ""),
     )
 }
 
