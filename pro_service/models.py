@@ -263,6 +263,10 @@ class Assessment(Base):
     # id for paper and telephone; None for the patient's own electronic answers).
     mode: Mapped[str | None] = mapped_column(String(20))
     entered_by: Mapped[str | None] = mapped_column(String(80))
+    # For the nurse to review (patients/schedule_changes.py): "outside_window" when a moved
+    # anchor date puts a completed or partial time point's answers outside its new window (a
+    # "before surgery" form answered after the new surgery date). None: nothing to review.
+    review_flag: Mapped[str | None] = mapped_column(String(40))
 
     patient: Mapped[Patient] = relationship(back_populates="assessments")
     responses: Mapped[list[Response]] = relationship(

@@ -34,6 +34,7 @@ from ..patients.registry import (
     check_phone,
     register_patient,
 )
+from ..scheduling.assessments import registration_outlook
 
 REQUIRED = ("study_id", "phone", "inclusion_date")
 OPTIONAL = ("site", "language", "surgery_date")
@@ -134,6 +135,7 @@ def import_patients_command(csv_path: Path, site_code: str | None) -> None:
     now = utcnow()
     actor = Actor.operator()
     problems: list[Problem] = []
+    notes: list[str] = []
     seen: dict[str, int] = {}
     registered = 0
     for line, cells in rows:
@@ -191,7 +193,7 @@ def import_patients_command(csv_path: Path, site_code: str | None) -> None:
         inclusion = dates["inclusion_date"]
         assert inclusion is not None
         try:
-            register_patient(
+            patient = register_patient(
                 session,
                 now=now,
                 actor=actor,
@@ -209,6 +211,23 @@ def import_patients_command(csv_path: Path, site_code: str | None) -> None:
             problems.append(Problem(line, exc.field, _english(exc)))
             continue
         registered += 1
+        outlook = registration_outlook(patient, current_app.extensions["schedule"], now)
+        if outlook.opened_late or outlook.lost:
+            notes.append(
+                f"line {line}: {patient.study_id}: "
+                + "; ".join(
+                    [
+                        *(
+                            f"{a.timepoint} opens late, today, until {a.window_closes}"
+                            for a in outlook.opened_late
+                        ),
+                        *(
+                            f"{a.timepoint} already past (closed {a.window_closes}), not sent"
+                            for a in outlook.lost
+                        ),
+                    ]
+                )
+            )
 
     if problems:
         session.rollback()
@@ -240,3 +259,5 @@ def import_patients_command(csv_path: Path, site_code: str | None) -> None:
         )
         sys.exit(1)
     click.echo(f"Registered {registered} patient{'s' if registered != 1 else ''} from {csv_path}.")
+    for note in notes:  # registered after a window: what each patient gets and has lost
+        click.echo(note)

@@ -80,8 +80,18 @@ MODE = Variable(
         "day); telephone = read out by a nurse; empty when nothing was answered"
     ),
 )
+REVIEW_FLAG = Variable(
+    "review_flag",
+    "For review",
+    "string",
+    notes=(
+        "outside_window = a moved anchor date (surgery) puts the answers of this completed or "
+        "partial time point outside its window, e.g. a 'before surgery' form answered after the "
+        "new surgery date; the answers are kept as given. Empty: nothing to review"
+    ),
+)
 #: The columns every table has after the completion time, in this order.
-STATE_VARIABLES = (STATUS, MISSING_REASON, MODE)
+STATE_VARIABLES = (STATUS, MISSING_REASON, MODE, REVIEW_FLAG)
 ALGORITHM = Variable(
     "algorithm_version",
     "Scoring algorithm version",

@@ -85,6 +85,7 @@ def long_copy_query(selection: Selection, references: Sequence[str]) -> Any:
             case(REPORTED_STATE, value=Assessment.status, else_=Assessment.status),
             Assessment.missing_reason,
             Assessment.mode,
+            Assessment.review_flag,
             Score.instrument_id,
             Score.instrument_version,
             case(

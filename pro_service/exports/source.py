@@ -228,6 +228,7 @@ class ExportedAssessment:
     state: str = "complete"  # REPORTED_STATE of its status
     missing_reason: str | None = None
     mode: str | None = None  # electronic, paper, telephone (None when nothing was answered)
+    review_flag: str | None = None  # outside_window: see patients/schedule_changes.py
     scores: list[StoredScore] = field(default_factory=list)
     answers: dict[int, int] = field(default_factory=dict)  # item number -> response code
     answer_language: dict[str, str] = field(default_factory=dict)  # instrument id -> language
@@ -250,6 +251,7 @@ def _assessment_query(selection: Selection) -> Any:  # a Select of the columns b
             Assessment.missing_reason,
             Assessment.mode,
             Assessment.due_date,
+            Assessment.review_flag,
         )
         .join(Patient, Assessment.patient_id == Patient.id)
         .join(Site, Patient.site_id == Site.id)
@@ -329,7 +331,7 @@ def iter_assessments(
         batch: list[ExportedAssessment] = []
         for row in partition:
             (a_id, timepoint, completed_at, language, refs, study_id, surgery, site, tz) = row[:9]
-            status, missing_reason, mode, due = row[9:]
+            status, missing_reason, mode, due, review_flag = row[9:]
             zone = zones.get(tz) or zones.setdefault(tz, ZoneInfo(tz))
             completed_on = None if completed_at is None else completed_at.astimezone(zone).date()
             day = due if completed_on is None else completed_on
@@ -358,6 +360,7 @@ def iter_assessments(
                     state=REPORTED_STATE.get(status, status),
                     missing_reason=missing_reason,
                     mode=mode,
+                    review_flag=review_flag,
                 )
             )
         if on_examined is not None:

@@ -29,6 +29,7 @@ def _common(a: ExportedAssessment) -> tuple[Cell, ...]:
         a.state,
         a.missing_reason,
         a.mode,
+        a.review_flag,
     )
 
 
@@ -91,6 +92,7 @@ def _csv_common(a: ExportedAssessment) -> tuple[str | int, ...]:
         a.state,
         a.missing_reason or "",  # a code of missing-reasons.yaml: letters, digits and -
         a.mode or "",
+        a.review_flag or "",
     )
 
 
@@ -100,7 +102,7 @@ def long_csv_rows(assessments: Iterable[ExportedAssessment]) -> Iterator[tuple[s
         languages = a.answer_language
         fallback = a.language or ""
         if not a.scores:  # a time point without scores: one row saying its state
-            yield (*common, "", "", "", "", "", "", "", "")
+            yield (*common, "", "", "", "", "", "", "", "")  # the score columns, empty
             continue
         for s in a.scores:
             value = s.value

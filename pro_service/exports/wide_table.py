@@ -131,7 +131,7 @@ WITH known(ref, instrument_id, version) AS (VALUES {", ".join(known_rows)}),
 chosen AS (
     SELECT a.id, a.due_date, a.timepoint, a.completed_at, a.language, a.instruments,
            CASE a.status {" ".join(states)} ELSE a.status END AS state,
-           a.missing_reason, a.mode,
+           a.missing_reason, a.mode, a.review_flag,
            p.study_id, si.code AS site,
            (a.completed_at AT TIME ZONE si.time_zone)::date - p.surgery_date AS days
     FROM assessments a
@@ -155,7 +155,7 @@ r AS (
     GROUP BY r.assessment_id
 )
 SELECT {study_id}, {site}, c.timepoint, c.days, {completed}, c.state, c.missing_reason,
-       c.mode, c.language
+       c.mode, c.review_flag, c.language
        {version_columns}, s.algorithms {score_columns} {item_columns}
 FROM chosen c
 CROSS JOIN LATERAL (

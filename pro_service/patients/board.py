@@ -113,6 +113,7 @@ class Cell:
     message_kind: str | None = None
     reminders_sent: int = 0
     missing_reason: str | None = None  # a missed time point's recorded reason (a code)
+    review_flag: str | None = None  # answers outside the window a moved date gives it
 
     @property
     def needs_reason(self) -> bool:
@@ -388,6 +389,7 @@ def _fill_cells(
         Assessment.window_closes,
         Assessment.completed_at,
         Assessment.missing_reason,
+        Assessment.review_flag,
     ).where(Assessment.patient_id.in_(ids))
     if only is not None:
         assessments = assessments.where(Assessment.timepoint == only)
@@ -444,4 +446,5 @@ def _fill_cells(
             message_kind=None if m is None else m.kind,
             reminders_sent=0 if m is None else int(m.reminders),
             missing_reason=a.missing_reason,
+            review_flag=a.review_flag,
         )

@@ -62,6 +62,7 @@ class TimePointLine:
     day: int | None  # days from the reference date (completion day, else due date)
     has_answers: bool  # completed or in progress: its answers can be shown
     messages: tuple[MessageLine, ...]
+    review_flag: str | None = None  # answers outside the window a moved date gives it
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,7 @@ def build_overview(
                 has_answers=a.status
                 in (AssessmentStatus.COMPLETED.value, AssessmentStatus.IN_PROGRESS.value),
                 messages=tuple(messages_by_assessment.pop(a.id, ())),
+                review_flag=a.review_flag,
             )
         )
     other = tuple(m for group in messages_by_assessment.values() for m in group)

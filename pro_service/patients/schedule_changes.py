@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -131,8 +132,11 @@ def recompute_timepoints(
         if assessment.anchor != anchor:
             continue
         started = assessment.status in OPEN_STATES and _has_answers(assessment)
+        if assessment.status in ANSWERED:
+            _review(assessment, schedule, anchor_date, result)
+            continue  # completed or partial: never re-issued, flagged when now out of window
         if not started and (assessment.status not in UNSTARTED or _has_answers(assessment)):
-            continue  # completed or partial: left alone, never re-issued
+            continue
         old = (assessment.status, assessment.due_date)
         if started:
             if anchor_date is None:
@@ -211,6 +215,36 @@ def recompute_timepoints(
             result.after[created.timepoint] = _snapshot(created)
     session.flush()
     return result
+
+
+#: Time points whose answers are in: never re-issued when their anchor moves.
+ANSWERED = (AssessmentStatus.COMPLETED.value, AssessmentStatus.PARTIAL.value)
+OUTSIDE_WINDOW = "outside_window"
+
+
+def _review(
+    assessment: Assessment, schedule: Schedule, anchor_date: date | None, result: Rescheduled
+) -> None:
+    """Flag an answered time point whose answers fall outside the window its anchor now gives
+    (or clear the flag when a later move puts them back inside). The answers, status and stored
+    window stay as they were; the nurse reviews, the export carries the flag."""
+    answered_at = assessment.completed_at or assessment.started_at
+    if anchor_date is None or answered_at is None:
+        return
+    try:
+        window = schedule.timepoint(assessment.timepoint).window_for(anchor_date)
+    except KeyError:
+        return
+    day = answered_at.astimezone(ZoneInfo(assessment.patient.site.time_zone)).date()
+    flag = None if window.opens <= day <= window.closes else OUTSIDE_WINDOW
+    if flag != assessment.review_flag:
+        result.before[assessment.timepoint] = {"review_flag": assessment.review_flag}
+        assessment.review_flag = flag
+        result.after[assessment.timepoint] = {
+            "review_flag": flag,
+            "answered_on": day.isoformat(),
+            "new_window": f"{window.opens.isoformat()}/{window.closes.isoformat()}",
+        }
 
 
 def check_surgery_date(inclusion_date: date, surgery_date: date) -> None:
@@ -346,3 +380,66 @@ def end_participation(
         reason=reason,
     )
     return cancelled
+
+
+def correct_status(
+    session: Session,
+    *,
+    now: datetime,
+    actor: Actor,
+    schedule: Schedule,
+    vault: Vault,
+    patient: Patient,
+    reason: str,
+) -> list[Assessment]:
+    """Undo a status recorded by mistake (withdrawn, deceased, not operated or follow-up
+    complete): the patient is active again and the schedule is rebuilt. A cancelled time point
+    whose window has passed becomes missed (it was expected after all), one whose window is open
+    opens with a new link and invitation, a later one is scheduled; answered ones stay as they
+    are. Needs a reason; audited before/after. Returns the rebuilt time points."""
+    reason = require_reason(reason)
+    if patient.status == PatientStatus.ACTIVE.value:
+        raise ScheduleChangeError(
+            "status", N_("The patient's status is already: %(status)s."), status=patient.status
+        )
+    old_status = patient.status
+    patient.status = PatientStatus.ACTIVE.value
+    patient.updated_at = now
+    today = local_today(patient.site, now)
+    rebuilt: list[Assessment] = []
+    for assessment in patient.assessments:
+        if assessment.status != AssessmentStatus.CANCELLED.value or _has_answers(assessment):
+            continue
+        if assessment.window_closes < today:
+            assessment.status = AssessmentStatus.EXPIRED.value
+            assessment.closed_at = now
+        elif assessment.window_opens <= today:
+            assessment.status = AssessmentStatus.OPEN.value
+            assessment.opened_at = now
+            assessment.closed_at = None
+            issue_token(assessment, vault)
+        else:
+            assessment.status = AssessmentStatus.SCHEDULED.value
+            assessment.closed_at = None
+            assessment.token_hash = None
+        assessment.updated_at = now
+        rebuilt.append(assessment)
+    after_reschedule(session, now=now, schedule=schedule, assessments=rebuilt)
+    created = create_assessments(session, now=now, patient=patient, schedule=schedule)
+    session.flush()
+    record(
+        session,
+        now=now,
+        actor=actor,
+        action="patient.status_corrected",
+        object_type="patient",
+        object_id=patient.id,
+        site_id=patient.site_id,
+        before={"status": old_status},
+        after={
+            "status": patient.status,
+            **{a.timepoint: a.status for a in [*rebuilt, *created]},
+        },
+        reason=reason,
+    )
+    return [*rebuilt, *created]

@@ -33,15 +33,22 @@ def today_in(time_zone: str, now: datetime) -> date:
 def create_assessments(
     session: Session, *, now: datetime, patient: Patient, schedule: Schedule
 ) -> list[Assessment]:
-    """Create the patient's time points whose anchor date is known and that do not exist yet."""
+    """Create the patient's time points whose anchor date is known and that do not exist yet.
+
+    A window that closed before today (a patient registered late) opens today instead when the
+    time point allows a late start and its bound has not passed (``TimePoint.late_window``).
+    """
     existing = {a.timepoint for a in patient.assessments}
     anchors = {"inclusion": patient.inclusion_date, "surgery": patient.surgery_date}
+    today = local_today(patient.site, now)
     created = []
     for tp in schedule.timepoints:
         anchor_date = anchors[tp.anchor]
         if anchor_date is None or tp.key in existing:
             continue
         window = tp.window_for(anchor_date)
+        if window.closes < today:
+            window = tp.late_window(anchors, today, window) or window
         assessment = Assessment(
             patient=patient,
             timepoint=tp.key,
@@ -58,6 +65,33 @@ def create_assessments(
         created.append(assessment)
     session.flush()
     return created
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What a newly registered patient gets: time points opened late (their normal window had
+    closed before registration) and time points already lost (their window has passed)."""
+
+    opened_late: list[Assessment]
+    lost: list[Assessment]
+
+
+def registration_outlook(patient: Patient, schedule: Schedule, now: datetime) -> Outlook:
+    today = local_today(patient.site, now)
+    anchors = {"inclusion": patient.inclusion_date, "surgery": patient.surgery_date}
+    opened_late, lost = [], []
+    for assessment in sorted(patient.assessments, key=lambda a: a.due_date):
+        if assessment.window_closes < today:
+            lost.append(assessment)
+            continue
+        try:
+            timepoint = schedule.timepoint(assessment.timepoint)
+        except KeyError:
+            continue
+        anchor_date = anchors.get(timepoint.anchor)
+        if anchor_date is not None and timepoint.window_for(anchor_date).closes < today:
+            opened_late.append(assessment)
+    return Outlook(opened_late, lost)
 
 
 def issue_token(assessment: Assessment, vault: Vault) -> str:

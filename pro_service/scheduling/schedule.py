@@ -89,6 +89,16 @@ SCHEDULE_SCHEMA: dict[str, Any] = {
                         "items": {"type": "string", "pattern": "^[a-z0-9-]+:[0-9A-Za-z.]+$"},
                     },
                     "late_entry_days": {"type": "integer", "minimum": 0, "maximum": 365},
+                    "late_start": {
+                        "type": "object",
+                        "required": ["anchor", "days", "within"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "anchor": {"type": "string"},
+                            "days": {"type": "integer"},
+                            "within": {"type": "integer", "minimum": 1, "maximum": 3650},
+                        },
+                    },
                 },
             },
         },
@@ -134,6 +144,28 @@ class TimePoint:
     late_entry_days: int = 0
     #: Reminders counted back from the window's last day (0: on the last day itself).
     reminders_before_close: tuple[int, ...] = ()
+    #: For a patient registered after the window closed: the time point still opens, on the day
+    #: of registration, as long as that day is not after ``days`` from ``anchor`` (baseline: until
+    #: the day before surgery) nor more than ``within`` days after the normal window closed.
+    #: None: a window that has passed is lost.
+    late_start: tuple[str, int, int] | None = None
+
+    def late_window(
+        self, anchors: dict[str, date | None], today: date, normal: Window
+    ) -> Window | None:
+        """The window a late-registered patient gets (opening today, as long as a normal one,
+        ending at the latest on the bound), or None when it may not open late any more."""
+        if self.late_start is None:
+            return None
+        anchor, days, within = self.late_start
+        bound_anchor = anchors.get(anchor)
+        bound = None if bound_anchor is None else bound_anchor + timedelta(days=days)
+        if (bound is not None and today > bound) or today > normal.closes + timedelta(days=within):
+            return None
+        closes = today + timedelta(days=self.closes_days - self.opens_days)
+        if bound is not None:
+            closes = min(closes, bound)
+        return Window(due=today, opens=today, closes=closes)
 
     def window_for(self, anchor_date: date) -> Window:
         due = add_months(anchor_date, self.offset_months) + timedelta(days=self.offset_days)
@@ -156,6 +188,22 @@ class Schedule:
             if tp.key == key:
                 return tp
         raise KeyError(key)
+
+
+#: The anchor events a time point may be counted from.
+ANCHORS = ("inclusion", "surgery")
+
+
+def _late_start(path: Path, index: int, raw: dict[str, Any] | None) -> tuple[str, int, int] | None:
+    if raw is None:
+        return None
+    if raw["anchor"] not in ANCHORS:
+        raise ScheduleFileError(
+            path,
+            f"timepoints[{index}].late_start.anchor",
+            f"unknown anchor {raw['anchor']!r} (known: {', '.join(ANCHORS)})",
+        )
+    return raw["anchor"], raw["days"], raw["within"]
 
 
 def _field_path(error: jsonschema.ValidationError) -> str:
@@ -252,6 +300,7 @@ def load_schedule(path: Path, instruments: Iterable[Any] | None = None) -> Sched
                 else default_instruments,
                 late_entry_days=raw.get("late_entry_days", data.get("late_entry_days", 0)),
                 reminders_before_close=before_close,
+                late_start=_late_start(path, i, raw.get("late_start")),
             )
         )
     return Schedule(

@@ -88,7 +88,10 @@ def test_a_broken_schedule_stops_start_up_naming_the_field(tmp_path, fresh_insta
     schedule = tmp_path / "schedule.yaml"
     repo = Path(__file__).resolve().parents[2]
     text = (repo / "questionnaires" / "schedules" / "scanpan.yaml").read_text(encoding="utf-8")
-    schedule.write_text(text.replace("anchor: surgery", "anchor: operation", 1), encoding="utf-8")
+    # The first time point anchored on surgery ("before surgery", the second in the file).
+    schedule.write_text(
+        text.replace("    anchor: surgery\n", "    anchor: operation\n", 1), encoding="utf-8"
+    )
     result = _run(
         ["db", "upgrade"], {**fresh_instance, "PRO_SCHEDULE_FILE": str(schedule)}, tmp_path
     )

@@ -6,7 +6,7 @@ bytes on this data too; FHIR carries the matching QuestionnaireResponse status."
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pyreadstat
 import pytest
@@ -198,3 +198,26 @@ def test_the_dictionary_explains_the_states_and_modes(states, export, helpers):
         assert f"{state} = " in notes["status"]
     assert "missing-reasons.yaml" in notes["missing_reason"]
     assert "paper = a paper form entered by a nurse" in notes["mode"]
+
+
+def test_a_time_point_to_review_is_flagged_in_the_exports(app, session, study, export, helpers):
+    from pro_service.patients.schedule_changes import change_surgery_date
+
+    patient = session.scalars(select(Patient).where(Patient.study_id == "UPP-001")).one()
+    # Its "before surgery" form was answered on 26 May 2025; surgery moved to 20 May.
+    change_surgery_date(
+        session,
+        now=datetime(2025, 6, 1, 9, 0, tzinfo=UTC),
+        actor=Actor.staff(1),
+        schedule=app.extensions["schedule"],
+        vault=app.extensions["vault"],
+        patient=patient,
+        new_date=date(2025, 5, 20),
+        reason="operated earlier than planned",
+    )
+    session.commit()
+    for fmt in ("wide", "long"):
+        rows = helpers.read_csv(export(fmt, name=f"r.{fmt}", completed_only=False))
+        flagged = {(r["study_id"], r["timepoint"]) for r in rows if r["review_flag"]}
+        assert flagged == {("UPP-001", "preop")}, fmt
+        assert {r["review_flag"] for r in rows} == {"", "outside_window"}

@@ -119,7 +119,8 @@ def test_a_filter_matching_nothing_gives_headers_only_and_says_so(runner, study,
     assert "No time points match the filters" in result.output
     assert out.read_text().splitlines() == [
         "study_id,site,timepoint,days_from_surgery,completed_at,status,missing_reason,mode,"
-        "instrument,version,language,scale,score,items_in_scale,items_answered,algorithm_version"
+        "review_flag,instrument,version,language,scale,score,items_in_scale,items_answered,"
+        "algorithm_version"
     ]
 
 

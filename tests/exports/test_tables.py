@@ -15,6 +15,7 @@ LONG_HEADER = [
     "status",
     "missing_reason",
     "mode",
+    "review_flag",
     "instrument",
     "version",
     "language",

@@ -547,8 +547,9 @@ def test_withdrawal_asks_for_confirmation_then_cancels_pending_messages(app, sig
         ),
     )
     assert statuses == {"cancelled"}
-    # Every time point not yet over is cancelled (the missed baseline stays missed).
-    assert {a.status for a in _timepoints(app, pid).values()} == {"cancelled", "expired"}
+    # Every time point not yet over is cancelled: the baseline (opened late at registration,
+    # not answered) and "before surgery".
+    assert {a.status for a in _timepoints(app, pid).values()} == {"cancelled"}
     assert _timepoints(app, pid)["preop"].status == "cancelled"
     assert _events(app, "patient.withdrawn")[-1].reason == "patient's wish"
 

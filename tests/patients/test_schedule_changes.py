@@ -12,6 +12,7 @@ from pro_service.models import Assessment, AuditEvent, MessageStatus, OutboxMess
 from pro_service.patients.schedule_changes import (
     ScheduleChangeError,
     change_surgery_date,
+    correct_status,
     end_participation,
 )
 from pro_service.scheduling.assessments import update_windows
@@ -391,3 +392,131 @@ def test_leaving_keeps_a_started_time_point_as_partial_and_scores_it(ctx, sessio
         select(AuditEvent).where(AuditEvent.action == f"patient.{status}")
     ).one()
     assert event.after["partial_timepoints"] == ["baseline"]
+
+
+def test_a_status_recorded_by_mistake_is_corrected_and_the_schedule_rebuilt(ctx, session):
+    """ "Not operated" entered for the wrong patient: active again with a reason; the baseline,
+    open when it was cancelled, opens again with a new link; later time points are scheduled;
+    audited before/after."""
+    app, patient = ctx
+    end_participation(
+        session,
+        now=NOW,
+        actor=Actor.staff(7),
+        patient=patient,
+        status="not_operated",
+        reason="progression",
+        registry=app.extensions["instruments"],
+    )
+    session.commit()
+    assert {a.status for a in patient.assessments} == {"cancelled"}
+    with pytest.raises(ScheduleChangeError) as refused:
+        correct_status(
+            session,
+            now=NOW,
+            actor=Actor.staff(7),
+            schedule=app.extensions["schedule"],
+            vault=app.extensions["vault"],
+            patient=patient,
+            reason="  ",
+        )
+    assert refused.value.field == "reason"
+    session.rollback()
+
+    later = datetime(2026, 3, 16, 14, 0, tzinfo=UTC)  # the baseline window closes today
+    rebuilt = correct_status(
+        session,
+        now=later,
+        actor=Actor.staff(7),
+        schedule=app.extensions["schedule"],
+        vault=app.extensions["vault"],
+        patient=patient,
+        reason="entered for the wrong patient",
+    )
+    session.commit()
+    assert patient.status == "active"
+    states = {a.timepoint: a.status for a in patient.assessments}
+    assert states["baseline"] == "open" and _by_key(patient)["baseline"].token_hash is not None
+    assert states["preop"] == "scheduled"  # opens 30 March
+    assert {a.timepoint for a in rebuilt} == set(states)
+    event = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "patient.status_corrected")
+    ).one()
+    assert event.before == {"status": "not_operated"}
+    assert event.after["status"] == "active" and event.reason == "entered for the wrong patient"
+    with pytest.raises(ScheduleChangeError, match="already"):
+        correct_status(
+            session,
+            now=later,
+            actor=Actor.staff(7),
+            schedule=app.extensions["schedule"],
+            vault=app.extensions["vault"],
+            patient=patient,
+            reason="again",
+        )
+
+
+def test_a_corrected_status_leaves_passed_windows_missed(ctx, session):
+    app, patient = ctx
+    end_participation(
+        session,
+        now=NOW,
+        actor=Actor.staff(7),
+        patient=patient,
+        status="withdrawn",
+        reason="patient's wish",
+        registry=app.extensions["instruments"],
+    )
+    session.commit()
+    much_later = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # baseline and preop windows passed
+    correct_status(
+        session,
+        now=much_later,
+        actor=Actor.staff(7),
+        schedule=app.extensions["schedule"],
+        vault=app.extensions["vault"],
+        patient=patient,
+        reason="withdrawal was recorded for the wrong study ID",
+    )
+    session.commit()
+    states = {a.timepoint: a.status for a in patient.assessments}
+    assert states["baseline"] == "expired" and states["preop"] == "expired"
+    assert states["m3"] == "scheduled"
+
+
+def test_a_move_that_puts_a_completed_form_after_surgery_flags_it_for_review(ctx, session):
+    """ "Before surgery" answered on 16 March; surgery then moved to 12 March. The answers stay
+    (never re-issued) and the time point is flagged; moving the date back clears the flag."""
+    app, patient = ctx
+    _change(ctx, session, date(2026, 3, 25))  # preop open: 4 to 24 March
+    preop = _by_key(patient)["preop"]
+    c30 = app.extensions["instruments"].get("qlq-c30")
+    save_answers(
+        session,
+        now=NOW,
+        assessment=preop,
+        instrument=c30,
+        language="sv",
+        answers={n: 1 for n in c30.items},
+    )
+    complete_assessment(
+        session,
+        now=NOW,
+        assessment=preop,
+        registry=app.extensions["instruments"],
+        language="sv",
+        actor=Actor("patient", str(patient.id)),
+    )
+    session.commit()
+    _change(ctx, session, date(2026, 3, 12), now=datetime(2026, 3, 17, 9, 0, tzinfo=UTC))
+    assert (preop.status, preop.review_flag) == ("completed", "outside_window")
+    event = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "patient.surgery_date_changed")
+        .order_by(AuditEvent.id.desc())
+    ).first()
+    assert event.after["preop"]["review_flag"] == "outside_window"
+    assert event.after["preop"]["answered_on"] == "2026-03-16"
+
+    _change(ctx, session, date(2026, 3, 25), now=datetime(2026, 3, 17, 9, 5, tzinfo=UTC))
+    assert preop.review_flag is None

@@ -59,6 +59,7 @@ MATRIX: dict[str, Callable[[str], set[str]]] = {
     "staff.edit_patient": nurses,
     "staff.change_surgery_date": nurses,
     "staff.change_status": nurses,
+    "staff.correct_status": nurses,
     "staff.resend_link": nurses,
     "staff.opt_in": nurses,
     "staff.show_phone": nurses,

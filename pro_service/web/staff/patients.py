@@ -37,10 +37,16 @@ from ...patients.schedule_changes import (
     LEAVING_STATUSES,
     ScheduleChangeError,
     change_surgery_date,
+    correct_status,
     end_participation,
 )
 from ...patients.study_ids import example_study_id
-from ...scheduling.assessments import OPEN_STATES, display_status, local_today
+from ...scheduling.assessments import (
+    OPEN_STATES,
+    display_status,
+    local_today,
+    registration_outlook,
+)
 from ...staff import access
 from ..i18n import LANGUAGE_NAMES
 from ..numbers import whole_number
@@ -125,6 +131,30 @@ def timepoint_label(key: str) -> str:
     except KeyError:
         return key
     return str(labels.get(str(get_locale() or "sv")) or labels.get("en") or key)
+
+
+def _flash_outlook(patient: Patient) -> None:
+    """Tell the nurse at registration which time points open late and which are already lost
+    (a patient registered after their window)."""
+    outlook = registration_outlook(patient, _schedule(), g.now)
+    if outlook.opened_late:
+        flash(
+            _(
+                "Registered after its window: %(timepoints)s opens today instead, until "
+                "%(closes)s, and the patient gets its SMS.",
+                timepoints=", ".join(timepoint_label(a.timepoint) for a in outlook.opened_late),
+                closes=min(a.window_closes for a in outlook.opened_late).isoformat(),
+            ),
+            "info",
+        )
+    if outlook.lost:
+        flash(
+            _(
+                "Already past, these time points will not be sent: %(timepoints)s.",
+                timepoints=", ".join(timepoint_label(a.timepoint) for a in outlook.lost),
+            ),
+            "warning",
+        )
 
 
 def _language_choices(blank: str | None = None) -> list[SelectChoice]:
@@ -237,6 +267,7 @@ def register_patient() -> ResponseReturnValue:
         else:
             db.session.commit()
             flash(_("Patient %(study_id)s is registered.", study_id=patient.study_id), "info")
+            _flash_outlook(patient)
             return redirect(patient_page_url(patient))
     return render_template(
         "staff/patients/register.html", form=form, sites=sites, study_id_hint=_study_id_hint(sites)
@@ -415,7 +446,13 @@ def change_status(patient_id: int) -> ResponseReturnValue:
     form = StatusForm()
     form.status.choices = [SelectChoice(s, str(LEAVING_LABELS[s])) for s in LEAVING_STATUSES]
     if patient.status != PatientStatus.ACTIVE.value:
-        return render_template("staff/patients/status.html", form=None, patient=patient)
+        return render_template(
+            "staff/patients/status.html",
+            form=None,
+            correction=ReasonForm(),
+            patient=patient,
+            current_status=PATIENT_STATUS_LABELS.get(patient.status, patient.status),
+        )
     to_cancel = [
         timepoint_label(a.timepoint)
         for a in patient.assessments
@@ -470,6 +507,47 @@ def change_status(patient_id: int) -> ResponseReturnValue:
         to_cancel=to_cancel,
         reason_hint=REASON_HINT,
     )
+
+
+@bp.post("/patients/<id:patient_id>/status/correct", endpoint="correct_status")
+@staff_page(NURSE)
+def correct_status_view(patient_id: int) -> ResponseReturnValue:
+    """A leaving status (or follow-up complete) recorded by mistake: active again, with a
+    reason; the schedule is rebuilt."""
+    patient = _patient_or_404(patient_id)
+    form = ReasonForm()
+    if form.validate_on_submit():
+        try:
+            rebuilt = correct_status(
+                db.session,
+                now=g.now,
+                actor=_actor(),
+                schedule=_schedule(),
+                vault=_vault(),
+                patient=patient,
+                reason=form.reason.data or "",
+            )
+        except ScheduleChangeError as exc:
+            db.session.rollback()
+            _show_error(form, exc)
+        else:
+            db.session.commit()
+            flash(
+                _(
+                    "The patient's status is now: %(status)s.",
+                    status=str(PATIENT_STATUS_LABELS[patient.status]),
+                ),
+                "info",
+            )
+            flash(_rescheduled_summary(rebuilt), "info")
+            return redirect(patient_page_url(patient))
+    return render_template(
+        "staff/patients/status.html",
+        form=None,
+        correction=form,
+        patient=patient,
+        current_status=PATIENT_STATUS_LABELS.get(patient.status, patient.status),
+    ), 400
 
 
 # --- SMS actions -------------------------------------------------------------------------------
