@@ -26,6 +26,7 @@ from .audit import Actor
 from .crypto import Vault
 from .instruments import InstrumentRegistry
 from .models import AnswerMode, Assessment, AssessmentStatus, Patient, Site, StaffUser
+from .patients.schedule_changes import end_participation
 from .scheduling.assessments import current_token, issue_token, local_today, update_windows
 from .scheduling.schedule import Schedule
 from .staff.accounts import create_site, create_user
@@ -83,6 +84,8 @@ PATIENTS = (
     DemoPatient(
         "STO-005", "DEMO-STO", "sv", "070-174 06 09", 200, -180, ("baseline",), ("preop",), True
     ),
+    # Not operated: the disease progressed during chemotherapy (see _record_not_operated).
+    DemoPatient("STO-006", "DEMO-STO", "sv", "070-174 06 10", 150, None, ("baseline",)),
 )
 
 
@@ -222,6 +225,7 @@ def seed_demo(
         if missing_reasons is not None:
             _record_a_missing_reason(session, now=now, reasons=missing_reasons)
         _enter_a_paper_form(session, now=now, schedule=schedule, registry=registry, rng=rng)
+        _record_not_operated(session, now=now, registry=registry)
 
     users = tuple(
         (u.email, u.role)
@@ -321,6 +325,22 @@ def _enter_a_paper_form(
         language="en",
         answered_on=max(assessment.window_opens, today - timedelta(days=3)),
         answers=answers,
+    )
+
+
+def _record_not_operated(session: Session, *, now: datetime, registry: InstrumentRegistry) -> None:
+    """STO-006 was not operated: the disease progressed during chemotherapy."""
+    patient = session.scalars(select(Patient).where(Patient.study_id == "STO-006")).first()
+    if patient is None or patient.status != "active":
+        return
+    end_participation(
+        session,
+        now=now,
+        actor=Actor.operator("demo"),
+        patient=patient,
+        status="not_operated",
+        reason="Progression during chemotherapy: no surgery (multidisciplinary conference).",
+        registry=registry,
     )
 
 

@@ -162,3 +162,15 @@ def test_the_demo_has_a_paper_form_entered_by_a_nurse(runner, session):
         ).all()[-1]
         == "assessment.entered"
     )
+
+
+def test_the_demo_has_a_patient_who_was_not_operated(runner, session):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    patient = session.scalars(select(Patient).where(Patient.study_id == "STO-006")).one()
+    assert patient.status == "not_operated" and patient.surgery_date is None
+    states = {a.timepoint: a.status for a in patient.assessments}
+    assert states == {"baseline": "completed"}  # answered before the decision; kept
+    (event,) = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "patient.not_operated")
+    ).all()
+    assert "Progression" in event.reason
