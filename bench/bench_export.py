@@ -50,8 +50,8 @@ POOL = 1000  # distinct answer sets, each scored once
 # would get one row with them empty (here every time point is completed).
 LONG_COPY = """
 SELECT p.study_id, si.code, a.timepoint, a.completed_at, a.status, a.missing_reason, a.mode,
-       s.instrument_id, s.instrument_version, a.language, s.scale, s.value, s.items_in_scale,
-       s.items_answered, s.algorithm_version
+       a.review_flag, s.instrument_id, s.instrument_version, a.language, s.scale, s.value,
+       s.items_in_scale, s.items_answered, s.algorithm_version
 FROM assessments a JOIN patients p ON p.id = a.patient_id JOIN sites si ON si.id = p.site_id
 LEFT JOIN scores s ON s.assessment_id = a.id
 ORDER BY p.study_id, a.due_date, a.id, s.id
@@ -71,7 +71,7 @@ def wide_pivot_copy() -> str:
     return f"""
 SELECT p.study_id, si.code, a.timepoint,
        (a.completed_at AT TIME ZONE si.time_zone)::date - p.surgery_date, a.completed_at,
-       a.status, a.missing_reason, a.mode, a.language, sc.*, rs.*
+       a.status, a.missing_reason, a.mode, a.review_flag, a.language, sc.*, rs.*
 FROM assessments a JOIN patients p ON p.id = a.patient_id JOIN sites si ON si.id = p.site_id
 LEFT JOIN (SELECT assessment_id, string_agg(DISTINCT algorithm_version, ';') {score_columns}
            FROM scores GROUP BY assessment_id) sc ON sc.assessment_id = a.id
