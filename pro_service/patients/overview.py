@@ -15,14 +15,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ..instruments import Instrument, InstrumentRegistry
-from ..models import Assessment, AssessmentStatus, OutboxMessage, Patient, Response, Score
+from ..models import (
+    Assessment,
+    AssessmentStatus,
+    AuditEvent,
+    OutboxMessage,
+    Patient,
+    Response,
+    Score,
+)
 from ..scheduling.assessments import display_status, local_today
 from ..scheduling.schedule import Schedule
 
@@ -49,6 +57,113 @@ class MessageLine:
 
 
 @dataclass(frozen=True)
+class ChangeLine:
+    """One change to a time point, from the audit trail, for its timeline on the patient page.
+
+    ``kind``: rescheduled (its anchor date moved), flagged / unflagged (answers outside the new
+    window), cancelled, closed_partial, rebuilt (after a status correction), missing_reason,
+    entered, entry_corrected.
+    """
+
+    at: datetime
+    kind: str
+    reason: str | None = None
+    cause: str | None = None  # what moved or ended it: surgery_date, inclusion_date, withdrawn...
+    due_before: str | None = None
+    due_after: str | None = None
+    status_after: str | None = None
+    value: str | None = None  # a missing reason's code, an entry's mode
+
+
+#: Audit actions that change a patient's time points (the patient is the audited object).
+_PATIENT_CHANGES = (
+    "patient.surgery_date_changed",
+    "patient.updated",
+    "patient.withdrawn",
+    "patient.deceased",
+    "patient.not_operated",
+    "patient.status_corrected",
+)
+#: Audit actions on a time point itself.
+_ASSESSMENT_CHANGES = {
+    "assessment.missing_reason": "missing_reason",
+    "assessment.entered": "entered",
+    "assessment.entry_corrected": "entry_corrected",
+    "assessment.partial": "closed_partial",
+}
+
+
+def _changes(
+    session: Session, patient: Patient, assessments: Sequence[Assessment]
+) -> dict[str, list[ChangeLine]]:
+    """Time point key -> its changes, oldest first (two queries)."""
+    by_id = {str(a.id): a.timepoint for a in assessments}
+    out: dict[str, list[ChangeLine]] = defaultdict(list)
+    events = session.scalars(
+        select(AuditEvent)
+        .where(
+            or_(
+                and_(
+                    AuditEvent.object_type == "patient",
+                    AuditEvent.object_id == str(patient.id),
+                    AuditEvent.action.in_(_PATIENT_CHANGES),
+                ),
+                and_(
+                    AuditEvent.object_type == "assessment",
+                    AuditEvent.object_id.in_(list(by_id)),
+                    AuditEvent.action.in_(list(_ASSESSMENT_CHANGES)),
+                ),
+            )
+        )
+        .order_by(AuditEvent.at, AuditEvent.id)
+    )
+    for event in events:
+        after = event.after or {}
+        before = event.before or {}
+        if event.object_type == "assessment":
+            key = by_id[event.object_id or ""]
+            value = after.get("missing_reason") or after.get("mode")
+            out[key].append(
+                ChangeLine(event.at, _ASSESSMENT_CHANGES[event.action], event.reason, value=value)
+            )
+            continue
+        action = event.action.removeprefix("patient.")
+        if action in ("withdrawn", "deceased", "not_operated"):
+            for key in after.get("cancelled_timepoints", []):
+                out[key].append(ChangeLine(event.at, "cancelled", event.reason, cause=action))
+            for key in after.get("partial_timepoints", []):
+                out[key].append(ChangeLine(event.at, "closed_partial", event.reason, cause=action))
+            continue
+        cause = "surgery_date" if action == "surgery_date_changed" else "inclusion_date"
+        for key in by_id.values():
+            new = after.get(key)
+            if action == "status_corrected":
+                if isinstance(new, str):
+                    out[key].append(ChangeLine(event.at, "rebuilt", event.reason, status_after=new))
+                continue
+            if not isinstance(new, dict):
+                continue
+            previous = before.get(key)
+            old: dict[str, Any] = previous if isinstance(previous, dict) else {}
+            if "review_flag" in new:
+                kind = "flagged" if new["review_flag"] else "unflagged"
+                out[key].append(ChangeLine(event.at, kind, event.reason, cause=cause))
+            elif "due_date" in new:
+                out[key].append(
+                    ChangeLine(
+                        event.at,
+                        "rescheduled",
+                        event.reason,
+                        cause=cause,
+                        due_before=old.get("due_date"),
+                        due_after=new.get("due_date"),
+                        status_after=new.get("status"),
+                    )
+                )
+    return out
+
+
+@dataclass(frozen=True)
 class TimePointLine:
     assessment_id: int
     key: str
@@ -63,6 +178,7 @@ class TimePointLine:
     has_answers: bool  # completed or in progress: its answers can be shown
     messages: tuple[MessageLine, ...]
     review_flag: str | None = None  # answers outside the window a moved date gives it
+    changes: tuple[ChangeLine, ...] = ()  # from the audit trail, oldest first
 
 
 @dataclass(frozen=True)
@@ -200,6 +316,7 @@ def build_overview(
     ):
         messages_by_assessment[message.assessment_id].append(_message_line(message))
 
+    changes = _changes(session, patient, assessments)
     lines = []
     for a in assessments:
         placed_on = a.completed_at.astimezone(zone).date() if a.completed_at else a.due_date
@@ -219,6 +336,7 @@ def build_overview(
                 in (AssessmentStatus.COMPLETED.value, AssessmentStatus.IN_PROGRESS.value),
                 messages=tuple(messages_by_assessment.pop(a.id, ())),
                 review_flag=a.review_flag,
+                changes=tuple(changes.get(a.timepoint, ())),
             )
         )
     other = tuple(m for group in messages_by_assessment.values() for m in group)

@@ -19,7 +19,7 @@ from ...extensions import db
 from ...models import Assessment, Patient
 from ...patients import charts
 from ...patients import overview as patient_overview
-from ...patients.overview import CHART_SCALES, ScoreSeries
+from ...patients.overview import CHART_SCALES, ChangeLine, ScoreSeries
 from ...staff import access
 from ..i18n import LANGUAGE_NAMES
 from . import bp
@@ -29,6 +29,7 @@ from .missing_data.entry import MODE_LABELS, may_enter
 from .missing_data.reasons import MissingReasonForm, missing_reason_context
 
 ANCHORS = {"inclusion": _l("Inclusion"), "surgery": _l("Surgery")}
+CHANGE_CAUSES = {"surgery_date": _l("Surgery date"), "inclusion_date": _l("Inclusion date")}
 MESSAGE_KINDS = {
     "invitation": _l("Invitation"),
     "reminder": _l("Reminder"),
@@ -72,11 +73,54 @@ def _helpers(time_zone: str) -> dict[str, object]:
     def label(mapping: dict[str, object], key: str | None) -> str:
         return "" if key is None else str(mapping.get(key, key))
 
+    def change_text(change: ChangeLine) -> str:
+        """One line of a time point's timeline: what changed, and the recorded reason."""
+        cause = str(CHANGE_CAUSES.get(change.cause or "", change.cause or ""))
+        shown = {"scheduled": "upcoming", "expired": "missed"}  # stored -> as nurses see it
+        status = label(TIMEPOINT_STATUS, shown.get(change.status_after or "", change.status_after))
+        if change.kind == "rescheduled":
+            text = _(
+                "%(cause)s changed: due %(before)s, now %(after)s (%(status)s)",
+                cause=cause,
+                before=change.due_before or "",
+                after=change.due_after or "",
+                status=status,
+            )
+        elif change.kind == "flagged":
+            text = _("%(cause)s changed: the answers are now outside the window", cause=cause)
+        elif change.kind == "unflagged":
+            text = _("%(cause)s changed: the answers are inside the window again", cause=cause)
+        elif change.kind == "cancelled":
+            text = _("Cancelled: %(status)s", status=label(PATIENT_STATUS, change.cause))
+        elif change.kind == "closed_partial" and change.cause:
+            text = _(
+                "Closed as partly answered and scored: %(status)s",
+                status=label(PATIENT_STATUS, change.cause),
+            )
+        elif change.kind == "closed_partial":
+            text = _("Window closed with answers but no final submit: partly answered, scored")
+        elif change.kind == "rebuilt":
+            text = _("Status corrected: the time point is %(status)s again", status=status)
+        elif change.kind == "missing_reason":
+            reason = current_app.extensions["missing_reasons"].get(change.value or "")
+            text = _(
+                "Missing reason recorded: %(reason)s",
+                reason=reason.label(_language()) if reason else change.value,
+            )
+        elif change.kind == "entered":
+            text = _("Answers entered: %(mode)s", mode=label(MODE_LABELS, change.value))
+        else:
+            text = _("Entered answers corrected")
+        if change.reason:
+            text = _("%(change)s. Reason: %(reason)s", change=text, reason=change.reason)
+        return f"{local_time(change.at)[:10]}: {text}"
+
     return {
         "local_time": local_time,
         "fmt_score": score,
         "fmt_change": change,
         "label_of": label,
+        "change_text": change_text,
         "TIMEPOINT_STATUS": TIMEPOINT_STATUS,
         "PATIENT_STATUS": PATIENT_STATUS,
         "ANCHORS": ANCHORS,
