@@ -23,11 +23,10 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from ..instruments import Instrument, InstrumentRegistry, validate_answers
 from ..instruments.scoring import InvalidAnswerError
-from ..messaging.outbox import cancel_pending_messages
 from ..models import AnswerMode, Assessment, AssessmentStatus, Response
-from ..scheduling.assessments import close_link, today_in
+from ..scheduling.assessments import today_in
 from ..scheduling.schedule import Schedule
-from .responses import compute_scores, instruments_of, save_answers, stored_answers
+from .responses import instruments_of, save_answers, settle_completed, stored_answers
 
 PAPER = AnswerMode.PAPER.value
 TELEPHONE = AnswerMode.TELEPHONE.value
@@ -295,11 +294,9 @@ def enter_answers(
     assessment.missing_reason_by = None
     assessment.missing_reason_at = None
     assessment.updated_at = now
-    close_link(assessment)
-    cancel_pending_messages(
-        session, now=now, assessment_ids=[assessment.id], reason="answers entered by staff"
+    settle_completed(
+        session, now=now, assessment=assessment, registry=registry, why="answers entered by staff"
     )
-    compute_scores(session, now=now, assessment=assessment, registry=registry)
     record(
         session,
         now=now,

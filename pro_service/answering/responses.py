@@ -367,6 +367,22 @@ def compute_scores(
     return scores
 
 
+def settle_completed(
+    session: Session,
+    *,
+    now: datetime,
+    assessment: Assessment,
+    registry: InstrumentRegistry,
+    why: str,
+) -> None:
+    """What follows every completion (the patient's submit, a nurse's entry): the link closes,
+    the reminders still waiting are cancelled (dispatch checks again just before sending), and
+    the scores are computed from the stored answers."""
+    close_link(assessment)
+    cancel_pending_messages(session, now=now, assessment_ids=[assessment.id], reason=why)
+    compute_scores(session, now=now, assessment=assessment, registry=registry)
+
+
 def complete_assessment(
     session: Session,
     *,
@@ -402,13 +418,9 @@ def complete_assessment(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
     session.refresh(assessment)
-    close_link(assessment)
-    # No reminder after completion: the ones still waiting are cancelled here (dispatch checks
-    # again just before sending).
-    cancel_pending_messages(
-        session, now=now, assessment_ids=[assessment.id], reason="time point completed"
+    settle_completed(
+        session, now=now, assessment=assessment, registry=registry, why="time point completed"
     )
-    compute_scores(session, now=now, assessment=assessment, registry=registry)
     record(
         session,
         now=now,

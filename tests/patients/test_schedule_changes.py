@@ -79,6 +79,28 @@ def _pending(session, assessment):
     return message
 
 
+def _answer_in_full(app, session, assessment):  # type: ignore[no-untyped-def]
+    """The patient answers every QLQ-C30 item on ``NOW`` and sends the questionnaire."""
+    c30 = app.extensions["instruments"].get("qlq-c30")
+    save_answers(
+        session,
+        now=NOW,
+        assessment=assessment,
+        instrument=c30,
+        language="sv",
+        answers={n: 1 for n in c30.items},
+    )
+    complete_assessment(
+        session,
+        now=NOW,
+        assessment=assessment,
+        registry=app.extensions["instruments"],
+        language="sv",
+        actor=Actor("patient", str(assessment.patient_id)),
+    )
+    session.commit()
+
+
 def test_moving_surgery_later_recomputes_every_surgery_time_point(ctx, session):
     _app, patient = ctx
     _change(ctx, session, date(2026, 5, 31))
@@ -178,24 +200,7 @@ def test_a_completed_time_point_is_never_reissued(ctx, session):
     app, patient = ctx
     _change(ctx, session, date(2026, 3, 25))
     preop = _by_key(patient)["preop"]
-    c30 = app.extensions["instruments"].get("qlq-c30")
-    save_answers(
-        session,
-        now=NOW,
-        assessment=preop,
-        instrument=c30,
-        language="sv",
-        answers={n: 1 for n in c30.items},
-    )
-    complete_assessment(
-        session,
-        now=NOW,
-        assessment=preop,
-        registry=app.extensions["instruments"],
-        language="sv",
-        actor=Actor("patient", str(patient.id)),
-    )
-    session.commit()
+    _answer_in_full(app, session, preop)
     for new_date in (date(2026, 7, 1), None, date(2026, 3, 20)):
         _change(ctx, session, new_date)
         assert preop.status == "completed"
@@ -490,24 +495,7 @@ def test_a_move_that_puts_a_completed_form_after_surgery_flags_it_for_review(ctx
     app, patient = ctx
     _change(ctx, session, date(2026, 3, 25))  # preop open: 4 to 24 March
     preop = _by_key(patient)["preop"]
-    c30 = app.extensions["instruments"].get("qlq-c30")
-    save_answers(
-        session,
-        now=NOW,
-        assessment=preop,
-        instrument=c30,
-        language="sv",
-        answers={n: 1 for n in c30.items},
-    )
-    complete_assessment(
-        session,
-        now=NOW,
-        assessment=preop,
-        registry=app.extensions["instruments"],
-        language="sv",
-        actor=Actor("patient", str(patient.id)),
-    )
-    session.commit()
+    _answer_in_full(app, session, preop)
     _change(ctx, session, date(2026, 3, 12), now=datetime(2026, 3, 17, 9, 0, tzinfo=UTC))
     assert (preop.status, preop.review_flag) == ("completed", "outside_window")
     event = session.scalars(

@@ -446,13 +446,7 @@ def change_status(patient_id: int) -> ResponseReturnValue:
     form = StatusForm()
     form.status.choices = [SelectChoice(s, str(LEAVING_LABELS[s])) for s in LEAVING_STATUSES]
     if patient.status != PatientStatus.ACTIVE.value:
-        return render_template(
-            "staff/patients/status.html",
-            form=None,
-            correction=ReasonForm(),
-            patient=patient,
-            current_status=PATIENT_STATUS_LABELS.get(patient.status, patient.status),
-        )
+        return _ended_page(patient, ReasonForm())
     to_cancel = [
         timepoint_label(a.timepoint)
         for a in patient.assessments
@@ -488,16 +482,7 @@ def change_status(patient_id: int) -> ResponseReturnValue:
             except ScheduleChangeError as exc:
                 _show_error(form, exc)
             else:
-                db.session.commit()
-                flash(
-                    _(
-                        "The patient's status is now: %(status)s.",
-                        status=str(PATIENT_STATUS_LABELS[patient.status]),
-                    ),
-                    "info",
-                )
-                flash(_rescheduled_summary(cancelled), "info")
-                return redirect(patient_page_url(patient))
+                return _status_changed(patient, cancelled)
     form.confirmed.data = ""
     return render_template(
         "staff/patients/status.html",
@@ -528,26 +513,35 @@ def correct_status_view(patient_id: int) -> ResponseReturnValue:
                 reason=form.reason.data or "",
             )
         except ScheduleChangeError as exc:
-            db.session.rollback()
             _show_error(form, exc)
         else:
-            db.session.commit()
-            flash(
-                _(
-                    "The patient's status is now: %(status)s.",
-                    status=str(PATIENT_STATUS_LABELS[patient.status]),
-                ),
-                "info",
-            )
-            flash(_rescheduled_summary(rebuilt), "info")
-            return redirect(patient_page_url(patient))
+            return _status_changed(patient, rebuilt)
+    return _ended_page(patient, form), 400
+
+
+def _status_changed(patient: Patient, changed: list[Assessment]) -> ResponseReturnValue:
+    """Commit a status change, say what it did to the time points, back to the patient."""
+    db.session.commit()
+    flash(
+        _(
+            "The patient's status is now: %(status)s.",
+            status=str(PATIENT_STATUS_LABELS[patient.status]),
+        ),
+        "info",
+    )
+    flash(_rescheduled_summary(changed), "info")
+    return redirect(patient_page_url(patient))
+
+
+def _ended_page(patient: Patient, correction: ReasonForm) -> str:
+    """The status page of a patient whose participation ended: the correction form."""
     return render_template(
         "staff/patients/status.html",
         form=None,
-        correction=form,
+        correction=correction,
         patient=patient,
         current_status=PATIENT_STATUS_LABELS.get(patient.status, patient.status),
-    ), 400
+    )
 
 
 # --- SMS actions -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from ....staff import access
 from ...i18n import LANGUAGE_NAMES
 from .. import bp
 from ..auth import staff_page
-from .reasons import may_record
+from .reasons import may_record, show_refusal
 
 MODE_LABELS = {PAPER: _l("Paper form"), TELEPHONE: _l("Telephone interview")}
 
@@ -182,17 +182,10 @@ def save_entered_answers(assessment_id: int) -> ResponseReturnValue:
                 correction_reason=form.correction.data,
             )
         except EntryError as exc:
-            db.session.rollback()
             message = _(exc.message, **exc.params)
+            show_refusal(form, exc.field, message)  # an item's: above the form, and by the item
             if exc.field.startswith("q") and exc.field[1:].isdigit():
                 form.item_errors[int(exc.field[1:])] = [message]
-                form.form_errors.append(message)
-            else:
-                field = getattr(form, exc.field, None)
-                if field is not None:
-                    field.errors = [*field.errors, message]
-                else:
-                    form.form_errors.append(message)
         else:
             db.session.commit()
             flash(_("The answers are saved and the time point is scored."), "info")

@@ -41,6 +41,17 @@ def _reasons() -> MissingReasons:
     return reasons
 
 
+def show_refusal(form: FlaskForm, field_name: str, message: str) -> None:
+    """A service's refusal: nothing of the request is saved, the message goes next to the field
+    it names (or above the form)."""
+    db.session.rollback()
+    field = getattr(form, field_name, None)
+    if field is not None and hasattr(field, "errors"):
+        field.errors = [*field.errors, message]
+    else:
+        form.form_errors.append(message)
+
+
 def may_record(assessment: Assessment) -> bool:
     """The nurses of the patient's own site record why a time point is missing."""
     user = g.get("user")
@@ -104,13 +115,7 @@ def record_missing_reason_view(assessment_id: int) -> ResponseReturnValue:
                 correction_reason=form.correction.data,
             )
         except MissingReasonError as exc:
-            db.session.rollback()
-            field = getattr(form, exc.field, None)
-            message = _(exc.message, **exc.params)
-            if field is not None:
-                field.errors = [*field.errors, message]
-            else:
-                form.form_errors.append(message)
+            show_refusal(form, exc.field, _(exc.message, **exc.params))
         else:
             db.session.commit()
             flash(_("The reason is recorded."), "info")
