@@ -89,3 +89,20 @@ def test_the_page_says_why_a_time_point_takes_no_entry(app, sign_in, staff_study
     page = client.get(f"/staff/assessments/{later}/enter?lang=en").text
     assert "Time point m3 is not open yet: its window opens on" in page
     assert 'name="q1"' not in page
+
+
+def test_a_cancelled_time_point_says_so_in_the_pages_language(app, sign_in, staff_study):
+    from pro_service.extensions import db
+
+    patient_id = staff_study.patients["UPP-001"]
+    with app.app_context():
+        preop = db.session.scalars(
+            select(Assessment).where(
+                Assessment.patient_id == patient_id, Assessment.timepoint == "preop"
+            )
+        ).one()
+        preop.status = "cancelled"
+        db.session.commit()
+        preop_id = preop.id
+    page = sign_in("nurse_upp").get(f"/staff/assessments/{preop_id}/enter?lang=sv").text
+    assert "förväntas inte av den här patienten (Inställd)" in page

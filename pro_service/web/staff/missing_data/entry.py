@@ -32,6 +32,7 @@ from ....staff import access
 from ...i18n import LANGUAGE_NAMES
 from .. import bp
 from ..auth import staff_page
+from ..labels import TIMEPOINT_STATUS
 from .reasons import may_record, show_refusal
 
 MODE_LABELS = {PAPER: _l("Paper form"), TELEPHONE: _l("Telephone interview")}
@@ -94,7 +95,10 @@ def _page(
         groups.append({"name": instrument.name.get(language) or instrument.id, "items": items})
     refusal = None
     if not rules.allowed and rules.refusal:
-        refusal = _(rules.refusal, **(rules.refusal_params or {}))
+        params = dict(rules.refusal_params or {})
+        if "status" in params:  # a stored status, in the words nurses see
+            params["status"] = str(TIMEPOINT_STATUS.get(str(params["status"]), params["status"]))
+        refusal = _(rules.refusal, **params)
     return render_template(
         "staff/entry.html",
         patient=assessment.patient,
