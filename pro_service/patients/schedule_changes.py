@@ -204,6 +204,10 @@ def recompute_timepoints(
                 "due_date": old[1].isoformat(),
             }
             result.after[assessment.timepoint] = _snapshot(assessment)
+    if anchor_date is not None:
+        _bound_late_starts(
+            patient, schedule, anchor=anchor, anchor_date=anchor_date, now=now, result=result
+        )
     cancel_pending_messages(
         session, now=now, assessment_ids=[a.id for a in result.changed], reason=why
     )
@@ -215,6 +219,44 @@ def recompute_timepoints(
             result.after[created.timepoint] = _snapshot(created)
     session.flush()
     return result
+
+
+def _bound_late_starts(
+    patient: Patient,
+    schedule: Schedule,
+    *,
+    anchor: str,
+    anchor_date: date,
+    now: datetime,
+    result: Rescheduled,
+) -> None:
+    """A time point opened late (``late_start``) ends at the latest on its bound: when the
+    bound's anchor is set or moves (a surgery date entered after a late baseline opened), a
+    late window reaching past the new bound is shortened to it."""
+    anchors = {"inclusion": patient.inclusion_date, "surgery": patient.surgery_date}
+    for assessment in patient.assessments:
+        if assessment.status not in (AssessmentStatus.SCHEDULED.value, *OPEN_STATES):
+            continue
+        try:
+            timepoint = schedule.timepoint(assessment.timepoint)
+        except KeyError:
+            continue
+        own_anchor = anchors.get(timepoint.anchor)
+        if timepoint.late_start is None or timepoint.late_start[0] != anchor or own_anchor is None:
+            continue
+        if assessment.window_closes == timepoint.window_for(own_anchor).closes:
+            continue  # its normal window, not a late one
+        bound = anchor_date + timedelta(days=timepoint.late_start[1])
+        if bound >= assessment.window_closes or bound < assessment.due_date:
+            continue
+        result.before.setdefault(assessment.timepoint, _snapshot(assessment))
+        assessment.window_closes = bound
+        assessment.updated_at = now
+        result.changed.append(assessment)
+        result.after[assessment.timepoint] = {
+            **_snapshot(assessment),
+            "window_closes": bound.isoformat(),
+        }
 
 
 #: Time points whose answers are in: never re-issued when their anchor moves.
