@@ -20,6 +20,7 @@ from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import Patient, Site, StaffUser
 from pro_service.patients.registry import register_patient
+from pro_service.patients.schedule_changes import change_surgery_date
 from pro_service.staff.accounts import create_site, create_user
 
 PASSWORD = "correct horse battery staple"
@@ -105,6 +106,30 @@ def build_patient(  # type: ignore[no-untyped-def]
         inclusion_date=inclusion_date,
         surgery_date=surgery_date,
     )
+
+
+def move_surgery(  # type: ignore[no-untyped-def]
+    app,
+    session,
+    patient: Patient,
+    new_date: date | None,
+    *,
+    now: datetime,
+    reason: str = "moved by the surgeons",
+    actor: Actor | None = None,
+) -> None:
+    """Move (or set) the surgery date as a nurse does on the surgery page; committed."""
+    change_surgery_date(
+        session,
+        now=now,
+        actor=actor or Actor.staff(1),
+        schedule=app.extensions["schedule"],
+        vault=app.extensions["vault"],
+        patient=patient,
+        new_date=new_date,
+        reason=reason,
+    )
+    session.commit()
 
 
 def build_staff(app, session, *, now: datetime, sites: dict[str, Site]) -> dict[str, int]:  # type: ignore[no-untyped-def]

@@ -35,6 +35,7 @@ from ..models import (
 )
 from ..scheduling.assessments import (
     OPEN_STATES,
+    anchor_dates,
     close_link,
     create_assessments,
     issue_token,
@@ -124,7 +125,7 @@ def recompute_timepoints(
     points are cancelled (``why`` is recorded on them), and time points of a newly known anchor
     date are created. Used for surgery date changes and inclusion date corrections alike.
     """
-    anchor_date = patient.inclusion_date if anchor == "inclusion" else patient.surgery_date
+    anchor_date = anchor_dates(patient)[anchor]
     today = local_today(patient.site, now)
     result = Rescheduled()
 
@@ -233,7 +234,7 @@ def _bound_late_starts(
     """A time point opened late (``late_start``) ends at the latest on its bound: when the
     bound's anchor is set or moves (a surgery date entered after a late baseline opened), a
     late window reaching past the new bound is shortened to it."""
-    anchors = {"inclusion": patient.inclusion_date, "surgery": patient.surgery_date}
+    anchors = anchor_dates(patient)
     for assessment in patient.assessments:
         if assessment.status not in (AssessmentStatus.SCHEDULED.value, *OPEN_STATES):
             continue

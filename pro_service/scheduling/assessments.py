@@ -30,6 +30,11 @@ def today_in(time_zone: str, now: datetime) -> date:
     return now.astimezone(ZoneInfo(time_zone)).date()
 
 
+def anchor_dates(patient: Patient) -> dict[str, date | None]:
+    """The dates a patient's time points are counted from, by anchor (None: not known yet)."""
+    return {"inclusion": patient.inclusion_date, "surgery": patient.surgery_date}
+
+
 def create_assessments(
     session: Session, *, now: datetime, patient: Patient, schedule: Schedule
 ) -> list[Assessment]:
@@ -39,7 +44,7 @@ def create_assessments(
     time point allows a late start and its bound has not passed (``TimePoint.late_window``).
     """
     existing = {a.timepoint for a in patient.assessments}
-    anchors = {"inclusion": patient.inclusion_date, "surgery": patient.surgery_date}
+    anchors = anchor_dates(patient)
     today = local_today(patient.site, now)
     created = []
     for tp in schedule.timepoints:
@@ -78,7 +83,7 @@ class Outlook:
 
 def registration_outlook(patient: Patient, schedule: Schedule, now: datetime) -> Outlook:
     today = local_today(patient.site, now)
-    anchors = {"inclusion": patient.inclusion_date, "surgery": patient.surgery_date}
+    anchors = anchor_dates(patient)
     opened_late, lost = [], []
     for assessment in sorted(patient.assessments, key=lambda a: a.due_date):
         if assessment.window_closes < today:

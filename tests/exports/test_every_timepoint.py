@@ -24,6 +24,8 @@ from pro_service.exports.source import resolve_filters
 from pro_service.exports.wide_table import WideTable
 from pro_service.models import Assessment, Patient
 
+from builders import move_surgery
+
 
 def _assessment(session, study_id, timepoint):  # type: ignore[no-untyped-def]
     return session.scalars(
@@ -201,21 +203,16 @@ def test_the_dictionary_explains_the_states_and_modes(states, export, helpers):
 
 
 def test_a_time_point_to_review_is_flagged_in_the_exports(app, session, study, export, helpers):
-    from pro_service.patients.schedule_changes import change_surgery_date
-
     patient = session.scalars(select(Patient).where(Patient.study_id == "UPP-001")).one()
     # Its "before surgery" form was answered on 26 May 2025; surgery moved to 20 May.
-    change_surgery_date(
+    move_surgery(
+        app,
         session,
+        patient,
+        date(2025, 5, 20),
         now=datetime(2025, 6, 1, 9, 0, tzinfo=UTC),
-        actor=Actor.staff(1),
-        schedule=app.extensions["schedule"],
-        vault=app.extensions["vault"],
-        patient=patient,
-        new_date=date(2025, 5, 20),
         reason="operated earlier than planned",
     )
-    session.commit()
     for fmt in ("wide", "long"):
         rows = helpers.read_csv(export(fmt, name=f"r.{fmt}", completed_only=False))
         flagged = {(r["study_id"], r["timepoint"]) for r in rows if r["review_flag"]}

@@ -58,6 +58,36 @@ def _change(ctx, session, new_date, reason="moved by the surgeons", now=NOW):
     return changed
 
 
+def _leave(ctx, session, status, *, reason):  # type: ignore[no-untyped-def]
+    """The nurse records that the patient left the study (``status``) on ``NOW``; committed."""
+    app, patient = ctx
+    cancelled = end_participation(
+        session,
+        now=NOW,
+        actor=Actor.staff(7),
+        patient=patient,
+        status=status,
+        reason=reason,
+        registry=app.extensions["instruments"],
+    )
+    session.commit()
+    return cancelled
+
+
+def _correct(ctx, session, reason, *, now):  # type: ignore[no-untyped-def]
+    """The nurse corrects a status recorded by mistake (not committed: a refusal rolls back)."""
+    app, patient = ctx
+    return correct_status(
+        session,
+        now=now,
+        actor=Actor.staff(7),
+        schedule=app.extensions["schedule"],
+        vault=app.extensions["vault"],
+        patient=patient,
+        reason=reason,
+    )
+
+
 def _by_key(patient):
     return {a.timepoint: a for a in patient.assessments}
 
@@ -303,16 +333,7 @@ def test_bad_changes_are_refused_and_change_nothing(ctx, session, new_date, reas
 def test_leaving_the_study_cancels_what_is_left(ctx, session, status):
     app, patient = ctx
     message = _pending(session, _by_key(patient)["baseline"])
-    end_participation(
-        session,
-        now=NOW,
-        actor=Actor.staff(7),
-        patient=patient,
-        status=status,
-        reason="patient's wish",
-        registry=app.extensions["instruments"],
-    )
-    session.commit()
+    _leave(ctx, session, status, reason="patient's wish")
     assert {a.status for a in patient.assessments} == {"cancelled"}
     session.refresh(message)
     assert message.status == "cancelled"
@@ -376,16 +397,9 @@ def test_leaving_keeps_a_started_time_point_as_partial_and_scores_it(ctx, sessio
         session, now=NOW, assessment=baseline, instrument=c30, language="sv", answers=answers
     )
     session.commit()
-    cancelled = end_participation(
-        session,
-        now=NOW,
-        actor=Actor.staff(7),
-        patient=patient,
-        status=status,
-        reason="died at home" if status == "deceased" else "patient's wish",
-        registry=app.extensions["instruments"],
+    cancelled = _leave(
+        ctx, session, status, reason="died at home" if status == "deceased" else "patient's wish"
     )
-    session.commit()
     assert baseline.status == "partial" and baseline not in cancelled
     assert stored_answers(session, baseline.id) == answers
     pf2 = session.scalar(
@@ -404,40 +418,15 @@ def test_a_status_recorded_by_mistake_is_corrected_and_the_schedule_rebuilt(ctx,
     open when it was cancelled, opens again with a new link; later time points are scheduled;
     audited before/after."""
     app, patient = ctx
-    end_participation(
-        session,
-        now=NOW,
-        actor=Actor.staff(7),
-        patient=patient,
-        status="not_operated",
-        reason="progression",
-        registry=app.extensions["instruments"],
-    )
-    session.commit()
+    _leave(ctx, session, "not_operated", reason="progression")
     assert {a.status for a in patient.assessments} == {"cancelled"}
     with pytest.raises(ScheduleChangeError) as refused:
-        correct_status(
-            session,
-            now=NOW,
-            actor=Actor.staff(7),
-            schedule=app.extensions["schedule"],
-            vault=app.extensions["vault"],
-            patient=patient,
-            reason="  ",
-        )
+        _correct(ctx, session, "  ", now=NOW)
     assert refused.value.field == "reason"
     session.rollback()
 
     later = datetime(2026, 3, 16, 14, 0, tzinfo=UTC)  # the baseline window closes today
-    rebuilt = correct_status(
-        session,
-        now=later,
-        actor=Actor.staff(7),
-        schedule=app.extensions["schedule"],
-        vault=app.extensions["vault"],
-        patient=patient,
-        reason="entered for the wrong patient",
-    )
+    rebuilt = _correct(ctx, session, "entered for the wrong patient", now=later)
     session.commit()
     assert patient.status == "active"
     states = {a.timepoint: a.status for a in patient.assessments}
@@ -450,39 +439,14 @@ def test_a_status_recorded_by_mistake_is_corrected_and_the_schedule_rebuilt(ctx,
     assert event.before == {"status": "not_operated"}
     assert event.after["status"] == "active" and event.reason == "entered for the wrong patient"
     with pytest.raises(ScheduleChangeError, match="already"):
-        correct_status(
-            session,
-            now=later,
-            actor=Actor.staff(7),
-            schedule=app.extensions["schedule"],
-            vault=app.extensions["vault"],
-            patient=patient,
-            reason="again",
-        )
+        _correct(ctx, session, "again", now=later)
 
 
 def test_a_corrected_status_leaves_passed_windows_missed(ctx, session):
     app, patient = ctx
-    end_participation(
-        session,
-        now=NOW,
-        actor=Actor.staff(7),
-        patient=patient,
-        status="withdrawn",
-        reason="patient's wish",
-        registry=app.extensions["instruments"],
-    )
-    session.commit()
+    _leave(ctx, session, "withdrawn", reason="patient's wish")
     much_later = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # baseline and preop windows passed
-    correct_status(
-        session,
-        now=much_later,
-        actor=Actor.staff(7),
-        schedule=app.extensions["schedule"],
-        vault=app.extensions["vault"],
-        patient=patient,
-        reason="withdrawal was recorded for the wrong study ID",
-    )
+    _correct(ctx, session, "withdrawal was recorded for the wrong study ID", now=much_later)
     session.commit()
     states = {a.timepoint: a.status for a in patient.assessments}
     assert states["baseline"] == "expired" and states["preop"] == "expired"

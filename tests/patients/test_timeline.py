@@ -10,7 +10,9 @@ from pro_service.audit import Actor
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import Patient
-from pro_service.patients.schedule_changes import change_surgery_date, end_participation
+from pro_service.patients.schedule_changes import end_participation
+
+from builders import move_surgery
 
 
 def _page(sign_in, patient_id):  # type: ignore[no-untyped-def]
@@ -25,17 +27,10 @@ def test_the_timeline_shows_each_change_and_its_reason(app, sign_in, staff_study
         old_surgery = patient.surgery_date
         new_surgery = old_surgery + timedelta(days=21)
         preop_before = next(a.due_date for a in patient.assessments if a.timepoint == "preop")
-        change_surgery_date(
-            db.session,
-            now=now,
-            actor=Actor.staff(staff_study.users["nurse_upp"]),
-            schedule=app.extensions["schedule"],
-            vault=app.extensions["vault"],
-            patient=patient,
-            new_date=new_surgery,
-            reason="theatre list full",
+        nurse = Actor.staff(staff_study.users["nurse_upp"])
+        move_surgery(
+            app, db.session, patient, new_surgery, now=now, reason="theatre list full", actor=nurse
         )
-        db.session.commit()
     page = _page(sign_in, patient_id)
     preop_after = (preop_before + timedelta(days=21)).isoformat()
     assert f"Surgery date changed: due {preop_before.isoformat()}, now {preop_after}" in page

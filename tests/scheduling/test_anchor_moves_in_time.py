@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime
 import time_machine
 from sqlalchemy import select
 
-from pro_service.audit import Actor
 from pro_service.extensions import db
 from pro_service.models import Assessment, Patient
-from pro_service.patients.schedule_changes import change_surgery_date
 from pro_service.scheduler.jobs import job_windows
 from pro_service.scheduling.assessments import update_windows
+
+from builders import move_surgery
 
 NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # CET (UTC+1); CEST (UTC+2) from 29 March
 
@@ -35,17 +35,8 @@ def test_a_surgery_moved_across_the_dst_change_closes_at_local_midnight(
     site = make_site()  # Europe/Stockholm
     patient = make_patient(site, inclusion_date=date(2026, 3, 2), surgery_date=date(2026, 3, 20))
     session.commit()
-    change_surgery_date(
-        session,
-        now=NOW,
-        actor=Actor.staff(1),
-        schedule=app.extensions["schedule"],
-        vault=app.extensions["vault"],
-        patient=patient,
-        new_date=date(2026, 4, 3),  # after the change to summer time
-        reason="theatre list moved",
-    )
-    session.commit()
+    # After the change to summer time:
+    move_surgery(app, session, patient, date(2026, 4, 3), now=NOW, reason="theatre list moved")
     preop = _preop(session, patient.id)
     assert (preop.window_opens, preop.window_closes) == (date(2026, 3, 13), date(2026, 4, 2))
 
@@ -96,17 +87,7 @@ def test_a_scheduler_pass_while_a_nurse_moves_the_date_leaves_one_consistent_sta
             try:
                 moving = db.session.get(Patient, patient_id)
                 start.wait()
-                change_surgery_date(
-                    db.session,
-                    now=NOW,
-                    actor=Actor.staff(1),
-                    schedule=app.extensions["schedule"],
-                    vault=app.extensions["vault"],
-                    patient=moving,
-                    new_date=date(2026, 5, 4),
-                    reason="postponed",
-                )
-                db.session.commit()
+                move_surgery(app, db.session, moving, date(2026, 5, 4), now=NOW, reason="postponed")
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 

@@ -17,6 +17,7 @@ from pro_service.models import Patient
 from pro_service.scheduling.assessments import registration_outlook, update_windows
 from pro_service.scheduling.schedule import ScheduleFileError, load_schedule
 
+from builders import move_surgery
 from pages import csrf_of, read
 
 NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # Monday, 11:00 in Stockholm
@@ -154,24 +155,11 @@ def test_long_after_inclusion_a_late_start_is_lost(app, session, make_site, make
 def test_a_surgery_date_set_later_shortens_a_late_baseline_to_the_day_before(
     app, session, make_site, make_patient
 ):
-    from pro_service.audit import Actor
-    from pro_service.patients.schedule_changes import change_surgery_date
-
     site = make_site()
     patient = make_patient(site, inclusion_date=date(2026, 2, 23), at=NOW)  # no surgery yet
     session.commit()
     baseline = _by_key(patient)["baseline"]
     assert baseline.window_closes == date(2026, 3, 30)  # a full window, opened late
-    change_surgery_date(
-        session,
-        now=NOW,
-        actor=Actor.staff(1),
-        schedule=app.extensions["schedule"],
-        vault=app.extensions["vault"],
-        patient=patient,
-        new_date=date(2026, 3, 24),
-        reason="",
-    )
-    session.commit()
+    move_surgery(app, session, patient, date(2026, 3, 24), now=NOW, reason="")
     assert baseline.window_closes == date(2026, 3, 23)  # never answered after surgery
     assert baseline.status == "scheduled" and baseline.window_opens == date(2026, 3, 16)
