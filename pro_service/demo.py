@@ -225,7 +225,7 @@ def seed_demo(
         if missing_reasons is not None:
             _record_a_missing_reason(session, now=now, reasons=missing_reasons)
         _enter_a_paper_form(session, now=now, schedule=schedule, registry=registry, rng=rng)
-        _record_not_operated(session, now=now, registry=registry)
+        _record_not_operated(session, now=now, schedule=schedule, vault=vault, registry=registry)
 
     users = tuple(
         (u.email, u.role)
@@ -328,8 +328,16 @@ def _enter_a_paper_form(
     )
 
 
-def _record_not_operated(session: Session, *, now: datetime, registry: InstrumentRegistry) -> None:
-    """STO-006 was not operated: the disease progressed during chemotherapy."""
+def _record_not_operated(
+    session: Session,
+    *,
+    now: datetime,
+    schedule: Schedule,
+    vault: Vault,
+    registry: InstrumentRegistry,
+) -> None:
+    """STO-006 was not operated: the disease progressed during chemotherapy. The decision was
+    taken 100 days ago, so the follow-up track's 3-month time point is open now."""
     patient = session.scalars(select(Patient).where(Patient.study_id == "STO-006")).first()
     if patient is None or patient.status != "active":
         return
@@ -337,8 +345,11 @@ def _record_not_operated(session: Session, *, now: datetime, registry: Instrumen
         session,
         now=now,
         actor=Actor.operator("demo"),
+        schedule=schedule,
+        vault=vault,
         patient=patient,
         status="not_operated",
+        status_date=local_today(patient.site, now) - timedelta(days=100),
         reason="Progression during chemotherapy: no surgery (multidisciplinary conference).",
         registry=registry,
     )

@@ -72,6 +72,19 @@ class PatientStatus(enum.StrEnum):
     COMPLETED = "completed"
 
 
+#: Statuses under which a patient still gets questionnaires: active, and "not operated" when
+#: the schedule gives it a follow-up track (without one, every time point was cancelled when the
+#: status was recorded, so nothing opens). Withdrawn and deceased patients never get a message.
+FOLLOWED_STATUSES = (PatientStatus.ACTIVE.value, PatientStatus.NOT_OPERATED.value)
+
+
+class WithdrawalKind(enum.StrEnum):
+    """What a withdrawing patient withdraws from."""
+
+    QUESTIONNAIRES = "questionnaires"  # from the questionnaires only; stays in the study
+    STUDY = "study"  # from the whole study
+
+
 class AssessmentStatus(enum.StrEnum):
     SCHEDULED = "scheduled"  # window not open yet
     OPEN = "open"  # window open, not started
@@ -207,6 +220,10 @@ class Patient(Base):
     inclusion_date: Mapped[date] = mapped_column(Date)
     surgery_date: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20), default=PatientStatus.ACTIVE.value)
+    # The date the status took effect (the date of death, of the withdrawal, of the decision not
+    # to operate); None while active. A withdrawal also records its kind (WithdrawalKind).
+    status_date: Mapped[date | None] = mapped_column(Date)
+    withdrawal_kind: Mapped[str | None] = mapped_column(String(20))
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -216,11 +233,30 @@ class Patient(Base):
     assessments: Mapped[list[Assessment]] = relationship(
         back_populates="patient", order_by="Assessment.due_date"
     )
+    recorded_anchors: Mapped[list[PatientAnchorDate]] = relationship(
+        back_populates="patient", cascade="all, delete-orphan"
+    )
 
     __table_args__ = (
         CheckConstraint(f"status IN ({_enum_values(PatientStatus)})", name="status"),
         CheckConstraint("language IN ('sv', 'fi', 'en')", name="language"),
     )
+
+
+class PatientAnchorDate(Base):
+    """The date of one of the schedule's own anchors for one patient (not the inclusion or
+    surgery date, which are the patient's columns): the decision not to operate, or any event a
+    schedule declares. Set and corrected by nurses, each change audited."""
+
+    __tablename__ = "patient_anchor_dates"
+
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    anchor: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str | None] = mapped_column(String(80))
+
+    patient: Mapped[Patient] = relationship(back_populates="recorded_anchors")
 
 
 class Assessment(Base):

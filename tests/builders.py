@@ -20,7 +20,8 @@ from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import Patient, Site, StaffUser
 from pro_service.patients.registry import register_patient
-from pro_service.patients.schedule_changes import change_surgery_date
+from pro_service.patients.schedule_changes import change_surgery_date, end_participation
+from pro_service.scheduling.assessments import local_today
 from pro_service.staff.accounts import create_site, create_user
 
 PASSWORD = "correct horse battery staple"
@@ -130,6 +131,36 @@ def move_surgery(  # type: ignore[no-untyped-def]
         reason=reason,
     )
     session.commit()
+
+
+def leave(  # type: ignore[no-untyped-def]
+    app,
+    session,
+    patient: Patient,
+    status: str,
+    *,
+    now: datetime,
+    reason: str,
+    on: date | None = None,
+    kind: str | None = None,
+    actor: Actor | None = None,
+):
+    """Record that the patient left the study, or was not operated (``status``), on ``on``
+    (default: the site's today), as a nurse does on the status page. Not committed; returns
+    the cancelled time points."""
+    return end_participation(
+        session,
+        now=now,
+        actor=actor or Actor.staff(1),
+        schedule=app.extensions["schedule"],
+        vault=app.extensions["vault"],
+        patient=patient,
+        status=status,
+        status_date=on or local_today(patient.site, now),
+        withdrawal_kind=kind or ("study" if status == "withdrawn" else None),
+        reason=reason,
+        registry=app.extensions["instruments"],
+    )
 
 
 def build_staff(app, session, *, now: datetime, sites: dict[str, Site]) -> dict[str, int]:  # type: ignore[no-untyped-def]

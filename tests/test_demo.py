@@ -169,7 +169,16 @@ def test_the_demo_has_a_patient_who_was_not_operated(runner, session):
     patient = session.scalars(select(Patient).where(Patient.study_id == "STO-006")).one()
     assert patient.status == "not_operated" and patient.surgery_date is None
     states = {a.timepoint: a.status for a in patient.assessments}
-    assert states == {"baseline": "completed"}  # answered before the decision; kept
+    # The baseline answered before the decision is kept; the follow-up after the decision (100
+    # days ago) has its 3-month time point open, with a link the demo prints.
+    assert states == {
+        "baseline": "completed",
+        "nonop_m3": "open",
+        "nonop_m6": "scheduled",
+        "nonop_m12": "scheduled",
+    }
+    assert patient.recorded_anchors[0].anchor == "no_surgery_decision"
+    assert patient.status_date == patient.recorded_anchors[0].day
     (event,) = session.scalars(
         select(AuditEvent).where(AuditEvent.action == "patient.not_operated")
     ).all()

@@ -24,11 +24,11 @@ from ..crypto import hash_token
 from ..instruments import Instrument, InstrumentRegistry, Screen, validate_answers
 from ..instruments.scoring import InvalidAnswerError
 from ..models import (
+    FOLLOWED_STATUSES,
     Assessment,
     MessageStatus,
     OutboxMessage,
     Patient,
-    PatientStatus,
     Site,
 )
 from ..scheduling.assessments import OPEN_STATES, today_in
@@ -147,7 +147,7 @@ def accepts_answers(link: Link, now: datetime) -> bool:
     """
     if link.status not in OPEN_STATES:
         return False
-    if link.patient_status != PatientStatus.ACTIVE.value:
+    if link.patient_status not in FOLLOWED_STATUSES:
         return False
     today = today_in(link.time_zone, now)
     return link.window_opens <= today <= link.window_closes

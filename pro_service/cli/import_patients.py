@@ -56,7 +56,7 @@ def _stop(message: str) -> NoReturn:
 
 
 def _english(exc: PatientDataError) -> str:
-    return exc.message % exc.params if exc.params else exc.message
+    return exc.english
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
 from ..models import (
+    FOLLOWED_STATUSES,
     Assessment,
     MessageStatus,
     OutboxMessage,
     Patient,
-    PatientStatus,
     Site,
 )
 from ..scheduling.assessments import OPEN_STATES, local_today
@@ -150,9 +150,10 @@ def _new_message(
 
 
 def can_be_messaged(patient: Patient) -> bool:
-    """Active and not opted out. A missing or invalid number is NOT a reason to skip: the
-    message is queued and fails visibly at dispatch, so the nurses see it."""
-    return patient.status == PatientStatus.ACTIVE.value and not patient.opted_out
+    """Followed (active, or in a follow-up track such as "not operated") and not opted out. A
+    missing or invalid number is NOT a reason to skip: the message is queued and fails visibly
+    at dispatch, so the nurses see it."""
+    return patient.status in FOLLOWED_STATUSES and not patient.opted_out
 
 
 @dataclass(frozen=True)

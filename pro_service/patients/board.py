@@ -44,6 +44,7 @@ from ..models import (
     Site,
 )
 from ..scheduling.assessments import OPEN_STATES, local_today
+from ..scheduling.schedule import Schedule
 
 PAGE_SIZE = 50
 
@@ -276,6 +277,18 @@ def _patient_conditions(
 
 
 # --- the board --------------------------------------------------------------------------------
+
+
+def board_timepoints(session: Session, *, site: Site, schedule: Schedule) -> list[str]:
+    """The board's columns: the main course's time points, and a follow-up track's only where
+    the site has a patient with its status (a screen of 1,280 pixels holds the usual ones)."""
+    keys = [tp.key for tp in schedule.main_timepoints]
+    for status, track in schedule.tracks.items():
+        if session.scalar(
+            select(Patient.id).where(Patient.site_id == site.id, Patient.status == status).limit(1)
+        ):
+            keys.extend(track.timepoints)
+    return keys
 
 
 def load_board(

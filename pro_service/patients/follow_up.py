@@ -25,7 +25,7 @@ _LEFT = (
 def complete_finished_follow_ups(session: Session, *, now: datetime, schedule: Schedule) -> int:
     """Mark every finished follow-up "completed"; returns how many. One UPDATE decides (a
     second scheduler process running it at the same time finds them done and does nothing)."""
-    keys = [tp.key for tp in schedule.timepoints]
+    keys = [tp.key for tp in schedule.main_timepoints]
     created = (
         select(func.count())
         .where(Assessment.patient_id == Patient.id, Assessment.timepoint.in_(keys))

@@ -61,14 +61,17 @@ class ChangeLine:
     """One change to a time point, from the audit trail, for its timeline on the patient page.
 
     ``kind``: rescheduled (its anchor date moved), flagged / unflagged (answers outside the new
-    window), cancelled, closed_partial, rebuilt (after a status correction), missing_reason,
-    entered, entry_corrected.
+    window), cancelled, closed_partial, rebuilt (after a status correction), not_expected (a
+    follow-up track's time point after a status correction), follow_up (created by a status
+    with a follow-up track), missing_reason, entered, entry_corrected.
     """
 
     at: datetime
     kind: str
     reason: str | None = None
-    cause: str | None = None  # what moved or ended it: surgery_date, inclusion_date, withdrawn...
+    #: What moved, ended or created it: surgery_date, inclusion_date, an anchor's key (a date
+    #: recorded on the patient page), withdrawn, deceased, not_operated.
+    cause: str | None = None
     due_before: str | None = None
     due_after: str | None = None
     status_after: str | None = None
@@ -78,6 +81,7 @@ class ChangeLine:
 #: Audit actions that change a patient's time points (the patient is the audited object).
 _PATIENT_CHANGES = (
     "patient.surgery_date_changed",
+    "patient.anchor_date_changed",
     "patient.updated",
     "patient.withdrawn",
     "patient.deceased",
@@ -133,12 +137,21 @@ def _changes(
                 out[key].append(ChangeLine(event.at, "cancelled", event.reason, cause=action))
             for key in after.get("partial_timepoints", []):
                 out[key].append(ChangeLine(event.at, "closed_partial", event.reason, cause=action))
+            for key, due in after.get("follow_up_timepoints", {}).items():
+                out[key].append(
+                    ChangeLine(event.at, "follow_up", event.reason, cause=action, due_after=due)
+                )
             continue
-        cause = "surgery_date" if action == "surgery_date_changed" else "inclusion_date"
+        cause = {
+            "surgery_date_changed": "surgery_date",
+            "anchor_date_changed": str(after.get("anchor")),
+        }.get(action, "inclusion_date")
         for key in by_id.values():
             new = after.get(key)
             if action == "status_corrected":
-                if isinstance(new, str):
+                if new == AssessmentStatus.CANCELLED.value:
+                    out[key].append(ChangeLine(event.at, "not_expected", event.reason))
+                elif isinstance(new, str):
                     out[key].append(ChangeLine(event.at, "rebuilt", event.reason, status_after=new))
                 continue
             if not isinstance(new, dict):

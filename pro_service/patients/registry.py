@@ -7,7 +7,8 @@ Date rules (issue: "dates decades away"):
 - the staff form and the import command refuse inclusion dates more than a year before or more
   than 30 days after the site's today (``check_date_limits=True``; the demo and tests that build
   history call :func:`register_patient` without it);
-- the surgery date lies between the inclusion date and three years after it, always.
+- the surgery date lies between the inclusion date and the schedule's limit after it (ScanPan:
+  1,095 days), always; so does every anchor the schedule counts from inclusion.
 Phone numbers: any country's valid mobile number is accepted (a Finnish patient at a Swedish
 centre, a patient with a foreign subscription); invalid numbers and landlines are refused. A
 number without a country code is read as one of the site's country.
@@ -32,16 +33,29 @@ from ..messaging.outbox import (
     queue_resend,
 )
 from ..messaging.texts import patient_link
-from ..models import Assessment, MessageStatus, OutboxMessage, Patient, PatientStatus, Site
-from ..scheduling.assessments import OPEN_STATES, create_assessments, current_token, local_today
+from ..models import (
+    FOLLOWED_STATUSES,
+    Assessment,
+    MessageStatus,
+    OutboxMessage,
+    Patient,
+    PatientStatus,
+    Site,
+)
+from ..scheduling.assessments import (
+    OPEN_STATES,
+    anchor_dates,
+    create_assessments,
+    current_token,
+    local_today,
+)
 from ..scheduling.schedule import Schedule
 from .phones import InvalidPhoneNumber, normalise_phone
 from .schedule_changes import (
-    MAX_SURGERY_AFTER_INCLUSION,
     N_,
     Rescheduled,
     ScheduleChangeError,
-    check_surgery_date,
+    check_anchor_date,
     recompute_timepoints,
     require_reason,
 )
@@ -58,7 +72,6 @@ FAILED_STATUSES = (MessageStatus.FAILED.value, MessageStatus.UNDELIVERED.value)
 __all__ = [
     "MAX_INCLUSION_AGE",
     "MAX_INCLUSION_AHEAD",
-    "MAX_SURGERY_AFTER_INCLUSION",
     "PatientDataError",
     "PatientUpdate",
     "check_inclusion_date",
@@ -78,8 +91,14 @@ class PatientDataError(ValueError):
     def __init__(self, field: str, message: str, **params: object) -> None:
         self.field = field
         self.message = message
-        self.params = params
-        super().__init__(f"{field}: {message % params if params else message}")
+        self.params = params  # a value may be a label in every language (ScheduleChangeError)
+        super().__init__(f"{field}: {self.english}")
+
+    @property
+    def english(self) -> str:
+        """The message in English (the import command's and the CLI's language)."""
+        english = {k: v["en"] if isinstance(v, dict) else v for k, v in self.params.items()}
+        return self.message % english if self.params else self.message
 
     @classmethod
     def from_schedule_error(cls, exc: ScheduleChangeError) -> PatientDataError:
@@ -169,9 +188,17 @@ def check_inclusion_date(site: Site, now: datetime, inclusion_date: date) -> Non
         )
 
 
-def _check_surgery(inclusion_date: date, surgery_date: date) -> None:
+def _check_dates(
+    schedule: Schedule,
+    dates: dict[str, date | None],
+    anchor: str,
+    *,
+    today: date,
+) -> None:
+    """The schedule's rules between anchor dates (surgery not before inclusion ...), for a new
+    or changed ``anchor`` date in ``dates``."""
     try:
-        check_surgery_date(inclusion_date, surgery_date)
+        check_anchor_date(schedule, dates, anchor, today=today, field=f"{anchor}_date")
     except ScheduleChangeError as exc:
         raise PatientDataError.from_schedule_error(exc) from exc
 
@@ -204,7 +231,12 @@ def register_patient(
     if check_date_limits:
         check_inclusion_date(site, now, inclusion_date)
     if surgery_date is not None:
-        _check_surgery(inclusion_date, surgery_date)
+        _check_dates(
+            schedule,
+            {"inclusion": inclusion_date, "surgery": surgery_date},
+            "surgery",
+            today=local_today(site, now),
+        )
 
     phone_encrypted = phone_lookup = None
     phone_invalid = True
@@ -308,8 +340,12 @@ def update_patient(
                 status=patient.status,
             )
         check_inclusion_date(patient.site, now, inclusion_date)
-        if patient.surgery_date is not None:
-            _check_surgery(inclusion_date, patient.surgery_date)
+        _check_dates(
+            schedule,
+            {**anchor_dates(patient), "inclusion": inclusion_date},
+            "inclusion",
+            today=local_today(patient.site, now),
+        )
         new_inclusion = inclusion_date
     new_phone = None
     phone_confirmed = False
@@ -451,7 +487,7 @@ def resend_link(
         assessment = candidates[0] if candidates else None
     if assessment is None or assessment.status not in OPEN_STATES:
         raise PatientDataError("resend", N_("The patient has no open questionnaire link."))
-    if patient.status != PatientStatus.ACTIVE.value:
+    if patient.status not in FOLLOWED_STATUSES:
         raise PatientDataError(
             "resend",
             N_("The patient is no longer active in the study (%(status)s)."),

@@ -31,7 +31,9 @@ from ..models import (
     Assessment,
     AssessmentStatus,
     Patient,
+    PatientAnchorDate,
     PatientStatus,
+    WithdrawalKind,
 )
 from ..scheduling.assessments import (
     OPEN_STATES,
@@ -41,9 +43,8 @@ from ..scheduling.assessments import (
     issue_token,
     local_today,
 )
-from ..scheduling.schedule import Schedule
+from ..scheduling.schedule import Schedule, TimePoint, Window
 
-MAX_SURGERY_AFTER_INCLUSION = timedelta(days=3 * 365)
 UNSTARTED = (
     AssessmentStatus.SCHEDULED.value,
     AssessmentStatus.OPEN.value,
@@ -69,8 +70,11 @@ class ScheduleChangeError(ValueError):
     def __init__(self, field: str, message: str, **params: object) -> None:
         self.field = field
         self.message = message
+        #: A value may be a label in every language ({"sv": ..., "en": ...}): the page shows its
+        #: own language's.
         self.params = params
-        super().__init__(f"{field}: {message % params if params else message}")
+        english = {k: v["en"] if isinstance(v, dict) else v for k, v in params.items()}
+        super().__init__(f"{field}: {message % english if params else message}")
 
 
 def require_reason(reason: str) -> str:
@@ -119,13 +123,13 @@ def recompute_timepoints(
 ) -> Rescheduled:
     """Recompute the time points anchored on ``anchor`` from the patient's (new) anchor date.
 
-    The caller has already set ``patient.inclusion_date`` / ``patient.surgery_date``. Follows
-    the rules in the module docstring: unstarted time points move (or are cancelled when the
-    surgery date is removed), started and completed ones stay, pending messages of moved time
+    The caller has already set the new date (:func:`set_anchor_date`). Follows the rules in the
+    module docstring: unstarted time points move (or are cancelled when the date is removed),
+    started ones move keeping their answers, completed ones stay, pending messages of moved time
     points are cancelled (``why`` is recorded on them), and time points of a newly known anchor
-    date are created. Used for surgery date changes and inclusion date corrections alike.
+    date are created. Used for every anchor: surgery, inclusion, and the schedule's own.
     """
-    anchor_date = anchor_dates(patient)[anchor]
+    anchor_date = anchor_dates(patient).get(anchor)
     today = local_today(patient.site, now)
     result = Rescheduled()
 
@@ -290,16 +294,184 @@ def _review(
         }
 
 
-def check_surgery_date(inclusion_date: date, surgery_date: date) -> None:
-    """The surgery date must lie between inclusion and three years after it."""
-    if surgery_date < inclusion_date:
+def check_anchor_date(
+    schedule: Schedule,
+    dates: dict[str, date | None],
+    anchor: str,
+    *,
+    today: date,
+    field: str,
+) -> None:
+    """Check a new date of ``anchor`` (already in ``dates``, the patient's anchor dates) against
+    the schedule's rules that involve it: not before another anchor (surgery not before
+    inclusion), not more than so many days after it, not in the future (a decision taken). A
+    rule broken names ``field``, the form field of the date being changed."""
+    new = dates.get(anchor)
+    if new is None:
+        return
+    declared = schedule.anchors.get(anchor)
+    if declared is not None:
+        if declared.past_only and new > today:
+            raise ScheduleChangeError(
+                field, N_("The date of “%(anchor)s” is in the future."), anchor=declared.label
+            )
+        other = None if declared.not_before is None else dates.get(declared.not_before)
+        if other is not None and declared.not_before is not None:
+            _check_pair(schedule, anchor, new, declared.not_before, other, field=field)
+    for later in schedule.anchors.values():  # anchors that may not come before this one
+        later_date = dates.get(later.key)
+        if later.not_before == anchor and later_date is not None:
+            _check_pair(schedule, later.key, later_date, anchor, new, field=field)
+
+
+def _check_pair(
+    schedule: Schedule,
+    later: str,
+    later_date: date,
+    earlier: str,
+    earlier_date: date,
+    *,
+    field: str,
+) -> None:
+    """``later`` (whose rule names ``earlier`` as not_before) on ``later_date``: not before
+    ``earlier_date``, nor more than its ``within_days`` after it."""
+    labels = {"anchor": schedule.anchors[later].label, "other": schedule.anchors[earlier].label}
+    if later_date < earlier_date:
+        if (later, earlier) == ("surgery", "inclusion"):
+            raise ScheduleChangeError(field, N_("The surgery date is before the inclusion date."))
         raise ScheduleChangeError(
-            "surgery_date", N_("The surgery date is before the inclusion date.")
+            field,
+            N_(
+                "The date of “%(anchor)s” (%(date)s) is before the date of “%(other)s” "
+                "(%(other_date)s)."
+            ),
+            date=later_date.isoformat(),
+            other_date=earlier_date.isoformat(),
+            **labels,
         )
-    if surgery_date > inclusion_date + MAX_SURGERY_AFTER_INCLUSION:
+    within = schedule.anchors[later].within_days
+    if within is not None and later_date > earlier_date + timedelta(days=within):
         raise ScheduleChangeError(
-            "surgery_date", N_("The surgery date is more than three years after inclusion.")
+            field,
+            N_("The date of “%(anchor)s” is more than %(days)s days after “%(other)s”."),
+            days=within,
+            **labels,
         )
+
+
+def set_anchor_date(
+    patient: Patient, anchor: str, day: date | None, *, now: datetime, by: str | None
+) -> None:
+    """Store a patient's date of ``anchor``: the inclusion or surgery column, or the recorded
+    date of one of the schedule's own anchors (None removes it)."""
+    if anchor == "inclusion":
+        if day is None:
+            raise ValueError("the inclusion date cannot be removed")
+        patient.inclusion_date = day
+        return
+    if anchor == "surgery":
+        patient.surgery_date = day
+        return
+    row = next((r for r in patient.recorded_anchors if r.anchor == anchor), None)
+    if day is None:
+        if row is not None:
+            patient.recorded_anchors.remove(row)
+    elif row is None:
+        patient.recorded_anchors.append(
+            PatientAnchorDate(anchor=anchor, day=day, recorded_at=now, recorded_by=by)
+        )
+    else:
+        row.day, row.recorded_at, row.recorded_by = day, now, by
+
+
+def change_anchor_date(
+    session: Session,
+    *,
+    now: datetime,
+    actor: Actor,
+    schedule: Schedule,
+    vault: Vault,
+    patient: Patient,
+    anchor: str,
+    new_date: date | None,
+    reason: str,
+    field: str = "day",
+) -> list[Assessment]:
+    """Set, move or remove the date of an anchor (surgery, or one of the schedule's own); the
+    time points counted from it follow (:func:`recompute_timepoints`). Returns those that
+    changed.
+
+    A change or a removal needs a reason; the first date entered does not (it corrects nothing),
+    though a reason given is recorded. The date of a follow-up track's anchor (the decision not
+    to operate) is recorded with its status and may only be corrected, not removed, while the
+    patient has that status; any other anchor only while the patient is active. A date that
+    contradicts another (surgery before inclusion, a decision in the future) is refused and
+    nothing changes. Audited before/after with every time point that moved.
+    """
+    declared = schedule.anchors.get(anchor)
+    if declared is None or anchor == "inclusion":
+        raise ScheduleChangeError(field, N_("Unknown date: %(anchor)s."), anchor=anchor)
+    old_date = anchor_dates(patient).get(anchor)
+    given_reason = require_reason(reason) if old_date is not None else reason.strip()
+    track_status = next((t.status for t in schedule.tracks.values() if t.anchor == anchor), None)
+    if track_status is not None:
+        if patient.status != track_status:
+            raise ScheduleChangeError(
+                field,
+                N_("This date is recorded with the status “%(status)s”, on the status page."),
+                status=track_status,
+            )
+        if new_date is None:
+            raise ScheduleChangeError(
+                field, N_("This date is required while the patient has this status.")
+            )
+    elif patient.status != PatientStatus.ACTIVE.value:
+        raise ScheduleChangeError(
+            field,
+            N_("The patient is no longer active in the study (%(status)s)."),
+            status=patient.status,
+        )
+    if old_date == new_date:
+        return []
+    dates = {**anchor_dates(patient), anchor: new_date}
+    check_anchor_date(schedule, dates, anchor, today=local_today(patient.site, now), field=field)
+
+    set_anchor_date(patient, anchor, new_date, now=now, by=actor.id)
+    patient.updated_at = now
+    session.flush()
+    result = recompute_timepoints(
+        session,
+        now=now,
+        schedule=schedule,
+        vault=vault,
+        patient=patient,
+        anchor=anchor,
+        why=f"{anchor.replace('_', ' ')} date changed",
+    )
+    before: dict[str, object]
+    after: dict[str, object]
+    if anchor == "surgery":
+        action, before, after = (
+            "patient.surgery_date_changed",
+            {"surgery_date": old_date},
+            {"surgery_date": new_date},
+        )
+    else:
+        action = "patient.anchor_date_changed"
+        before, after = {"anchor": anchor, "date": old_date}, {"anchor": anchor, "date": new_date}
+    record(
+        session,
+        now=now,
+        actor=actor,
+        action=action,
+        object_type="patient",
+        object_id=patient.id,
+        site_id=patient.site_id,
+        before={**before, **result.before},
+        after={**after, **result.after},
+        reason=given_reason or None,
+    )
+    return result.changed
 
 
 def change_surgery_date(
@@ -313,48 +485,19 @@ def change_surgery_date(
     new_date: date | None,
     reason: str,
 ) -> list[Assessment]:
-    """Set, move or remove the surgery date; returns the time points that changed.
-
-    A change or a removal needs a reason; the first surgery date entered does not (it corrects
-    nothing), though a reason given is recorded.
-    """
-    given_reason = require_reason(reason) if patient.surgery_date is not None else reason.strip()
-    if patient.status != PatientStatus.ACTIVE.value:
-        raise ScheduleChangeError(
-            "surgery_date",
-            N_("The patient is no longer active in the study (%(status)s)."),
-            status=patient.status,
-        )
-    if new_date is not None:
-        check_surgery_date(patient.inclusion_date, new_date)
-    old_date = patient.surgery_date
-    if old_date == new_date:
-        return []
-
-    patient.surgery_date = new_date
-    patient.updated_at = now
-    result = recompute_timepoints(
+    """Set, move or remove the surgery date (:func:`change_anchor_date`)."""
+    return change_anchor_date(
         session,
         now=now,
+        actor=actor,
         schedule=schedule,
         vault=vault,
         patient=patient,
         anchor="surgery",
-        why="surgery date changed",
+        new_date=new_date,
+        reason=reason,
+        field="surgery_date",
     )
-    record(
-        session,
-        now=now,
-        actor=actor,
-        action="patient.surgery_date_changed",
-        object_type="patient",
-        object_id=patient.id,
-        site_id=patient.site_id,
-        before={"surgery_date": old_date, **result.before},
-        after={"surgery_date": new_date, **result.after},
-        reason=given_reason or None,
-    )
-    return result.changed
 
 
 def end_participation(
@@ -362,27 +505,34 @@ def end_participation(
     *,
     now: datetime,
     actor: Actor,
+    schedule: Schedule,
+    vault: Vault,
     patient: Patient,
     status: str,
+    status_date: date | None,
     reason: str,
     registry: InstrumentRegistry,
+    withdrawal_kind: str | None = None,
 ) -> list[Assessment]:
-    """Withdrawal, death or "not operated": cancel every time point not yet answered; one the
-    patient had started closes as partial and is scored by the half rule (nothing a patient
-    answered is dropped). Returns the cancelled ones."""
+    """Withdrawal, death or "not operated", on ``status_date`` (the date of death, of the
+    withdrawal, of the decision not to operate; not in the future, not before inclusion), with
+    a reason; a withdrawal also records its kind (from the questionnaires only, or from the
+    study). Every time point not yet answered is cancelled and its messages with it (death stops
+    every message at once); one the patient had started closes as partial and is scored by the
+    half rule (nothing a patient answered is dropped).
+
+    When the schedule gives the status a follow-up track (ScanPan: not operated -> 3, 6 and 12
+    months after the decision), ``status_date`` is recorded as the track's anchor and its time
+    points are created: the patient keeps getting questionnaires. Returns the cancelled ones.
+    """
     reason = require_reason(reason)
-    if status not in LEAVING_STATUSES:
-        raise ScheduleChangeError(
-            "status",
-            N_("The status must be one of %(choices)s."),
-            choices=", ".join(LEAVING_STATUSES),
-        )
-    if patient.status != PatientStatus.ACTIVE.value:
-        raise ScheduleChangeError(
-            "status", N_("The patient's status is already: %(status)s."), status=patient.status
-        )
+    withdrawal_kind = check_leaving(
+        schedule, patient, status, status_date, withdrawal_kind, now=now
+    )
     old_status = patient.status
     patient.status = status
+    patient.status_date = status_date
+    patient.withdrawal_kind = withdrawal_kind
     patient.updated_at = now
     cancelled: list[Assessment] = []
     kept: list[Assessment] = []
@@ -406,6 +556,14 @@ def end_participation(
     session.flush()
     for assessment in kept:
         score_partial(session, now=now, assessment=assessment, registry=registry)
+    follow_up: list[Assessment] = []
+    track_anchor = schedule.track_anchor(status)
+    if track_anchor is not None:
+        set_anchor_date(patient, track_anchor.key, status_date, now=now, by=actor.id)
+        session.flush()
+        follow_up = _create_follow_up(
+            session, now=now, schedule=schedule, vault=vault, patient=patient
+        )
     record(
         session,
         now=now,
@@ -417,12 +575,101 @@ def end_participation(
         before={"status": old_status},
         after={
             "status": status,
+            "status_date": status_date,
+            **({"withdrawal_kind": withdrawal_kind} if withdrawal_kind else {}),
             "cancelled_timepoints": [a.timepoint for a in cancelled],
             "partial_timepoints": [a.timepoint for a in kept],
+            **(
+                {"follow_up_timepoints": {a.timepoint: a.due_date.isoformat() for a in follow_up}}
+                if follow_up
+                else {}
+            ),
         },
         reason=reason,
     )
     return cancelled
+
+
+def check_leaving(
+    schedule: Schedule,
+    patient: Patient,
+    status: str,
+    status_date: date | None,
+    withdrawal_kind: str | None,
+    *,
+    now: datetime,
+) -> str | None:
+    """Check a leaving status before anything changes (the status page asks for confirmation
+    only once these hold); returns the withdrawal kind to record (None but for a withdrawal)."""
+    if status not in LEAVING_STATUSES:
+        raise ScheduleChangeError(
+            "status",
+            N_("The status must be one of %(choices)s."),
+            choices=", ".join(LEAVING_STATUSES),
+        )
+    if patient.status != PatientStatus.ACTIVE.value:
+        raise ScheduleChangeError(
+            "status", N_("The patient's status is already: %(status)s."), status=patient.status
+        )
+    _check_status_date(schedule, patient, status, status_date, now=now)
+    if status != PatientStatus.WITHDRAWN.value:
+        return None
+    if withdrawal_kind not in {kind.value for kind in WithdrawalKind}:
+        raise ScheduleChangeError(
+            "withdrawal_kind",
+            N_("Say what the patient withdraws from: the questionnaires or the study."),
+        )
+    return withdrawal_kind
+
+
+def follow_up_outlook(
+    schedule: Schedule, status: str, status_date: date
+) -> list[tuple[TimePoint, Window]]:
+    """The follow-up track's time points a patient gets with ``status`` recorded on
+    ``status_date`` (none without a track), with their windows: for the confirmation page."""
+    return [(tp, tp.window_for(status_date)) for tp in schedule.timepoints_for(status)]
+
+
+def _check_status_date(
+    schedule: Schedule, patient: Patient, status: str, status_date: date | None, *, now: datetime
+) -> None:
+    """The date a status took effect: given, not in the future, not before inclusion (and, for
+    a track's anchor, its own rules)."""
+    if status_date is None:
+        raise ScheduleChangeError("status_date", N_("Give the date the status took effect."))
+    if status_date > local_today(patient.site, now):
+        raise ScheduleChangeError("status_date", N_("The date is in the future."))
+    if status_date < patient.inclusion_date:
+        raise ScheduleChangeError(
+            "status_date",
+            N_("The date is before the inclusion date (%(inclusion)s)."),
+            inclusion=patient.inclusion_date.isoformat(),
+        )
+    track_anchor = schedule.track_anchor(status)
+    if track_anchor is not None:
+        dates = {**anchor_dates(patient), track_anchor.key: status_date}
+        today = local_today(patient.site, now)
+        check_anchor_date(schedule, dates, track_anchor.key, today=today, field="status_date")
+
+
+def _create_follow_up(
+    session: Session, *, now: datetime, schedule: Schedule, vault: Vault, patient: Patient
+) -> list[Assessment]:
+    """Create the follow-up track's time points of the patient's (new) status and settle those
+    whose window is open or over already (a decision recorded late): open with a link and an
+    invitation, or missed."""
+    created = create_assessments(session, now=now, patient=patient, schedule=schedule)
+    today = local_today(patient.site, now)
+    for assessment in created:
+        if assessment.window_closes < today:
+            assessment.status = AssessmentStatus.EXPIRED.value
+            assessment.closed_at = now
+        elif assessment.window_opens <= today:
+            assessment.status = AssessmentStatus.OPEN.value
+            assessment.opened_at = now
+            issue_token(assessment, vault)
+    session.flush()
+    return created
 
 
 def correct_status(
@@ -439,20 +686,52 @@ def correct_status(
     complete): the patient is active again and the schedule is rebuilt. A cancelled time point
     whose window has passed becomes missed (it was expected after all), one whose window is open
     opens with a new link and invitation, a later one is scheduled; answered ones stay as they
-    are. Needs a reason; audited before/after. Returns the rebuilt time points."""
+    are. A follow-up track the status had begun is withdrawn: its unanswered time points are no
+    longer expected (cancelled) and its anchor date goes. Needs a reason; audited before/after.
+    Returns the time points that changed."""
     reason = require_reason(reason)
     if patient.status == PatientStatus.ACTIVE.value:
         raise ScheduleChangeError(
             "status", N_("The patient's status is already: %(status)s."), status=patient.status
         )
-    old_status = patient.status
+    old_status, old_date = patient.status, patient.status_date
     patient.status = PatientStatus.ACTIVE.value
+    patient.status_date = None
+    patient.withdrawal_kind = None
     patient.updated_at = now
     today = local_today(patient.site, now)
+    # A follow-up track the status had started (not operated): its time points not answered are
+    # no longer expected, its anchor date goes; what the patient answered stays.
+    withdrawn_track: list[Assessment] = []
+    track_anchor = schedule.track_anchor(old_status)
+    if track_anchor is not None:
+        set_anchor_date(patient, track_anchor.key, None, now=now, by=actor.id)
+        track_keys = set(schedule.tracks[old_status].timepoints)
+        for assessment in patient.assessments:
+            if assessment.timepoint in track_keys and assessment.status in (
+                *UNSTARTED,
+                *OPEN_STATES,
+            ):
+                if _has_answers(assessment):
+                    continue
+                assessment.status = AssessmentStatus.CANCELLED.value
+                assessment.closed_at = now
+                assessment.updated_at = now
+                close_link(assessment)
+                withdrawn_track.append(assessment)
+        cancel_pending_messages(
+            session,
+            now=now,
+            assessment_ids=[a.id for a in withdrawn_track],
+            reason="status corrected",
+        )
+    any_track = {tp.key for tp in schedule.timepoints if tp.track is not None}
     rebuilt: list[Assessment] = []
     for assessment in patient.assessments:
         if assessment.status != AssessmentStatus.CANCELLED.value or _has_answers(assessment):
             continue
+        if assessment.timepoint in any_track:
+            continue  # a follow-up track's: not expected of an active patient
         if assessment.window_closes < today:
             assessment.status = AssessmentStatus.EXPIRED.value
             assessment.closed_at = now
@@ -478,11 +757,11 @@ def correct_status(
         object_type="patient",
         object_id=patient.id,
         site_id=patient.site_id,
-        before={"status": old_status},
+        before={"status": old_status, "status_date": old_date},
         after={
             "status": patient.status,
-            **{a.timepoint: a.status for a in [*rebuilt, *created]},
+            **{a.timepoint: a.status for a in [*withdrawn_track, *rebuilt, *created]},
         },
         reason=reason,
     )
-    return [*rebuilt, *created]
+    return [*withdrawn_track, *rebuilt, *created]

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..crypto import Vault, hash_token, new_link_token
-from ..models import Assessment, AssessmentStatus, Patient, PatientStatus, Site
+from ..models import FOLLOWED_STATUSES, Assessment, AssessmentStatus, Patient, Site
 from .schedule import Schedule
 
 OPEN_STATES = (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
@@ -31,14 +31,22 @@ def today_in(time_zone: str, now: datetime) -> date:
 
 
 def anchor_dates(patient: Patient) -> dict[str, date | None]:
-    """The dates a patient's time points are counted from, by anchor (None: not known yet)."""
-    return {"inclusion": patient.inclusion_date, "surgery": patient.surgery_date}
+    """The dates a patient's time points are counted from, by anchor (None: not known yet):
+    the inclusion and surgery dates, and the dates recorded for the schedule's own anchors."""
+    dates: dict[str, date | None] = {
+        "inclusion": patient.inclusion_date,
+        "surgery": patient.surgery_date,
+    }
+    dates.update((recorded.anchor, recorded.day) for recorded in patient.recorded_anchors)
+    return dates
 
 
 def create_assessments(
     session: Session, *, now: datetime, patient: Patient, schedule: Schedule
 ) -> list[Assessment]:
-    """Create the patient's time points whose anchor date is known and that do not exist yet.
+    """Create the patient's time points whose anchor date is known and that do not exist yet:
+    the main course's for an active patient, its follow-up track's for a patient whose status
+    has one (``Schedule.timepoints_for``).
 
     A window that closed before today (a patient registered late) opens today instead when the
     time point allows a late start and its bound has not passed (``TimePoint.late_window``).
@@ -47,8 +55,8 @@ def create_assessments(
     anchors = anchor_dates(patient)
     today = local_today(patient.site, now)
     created = []
-    for tp in schedule.timepoints:
-        anchor_date = anchors[tp.anchor]
+    for tp in schedule.timepoints_for(patient.status):
+        anchor_date = anchors.get(tp.anchor)
         if anchor_date is None or tp.key in existing:
             continue
         window = tp.window_for(anchor_date)
@@ -172,7 +180,7 @@ def update_windows(session: Session, *, now: datetime, vault: Vault) -> WindowCh
                 .where(
                     Assessment.id.in_(chunk),
                     Patient.site_id == site.id,
-                    Patient.status == PatientStatus.ACTIVE.value,
+                    Patient.status.in_(FOLLOWED_STATUSES),
                     Assessment.status == AssessmentStatus.SCHEDULED.value,
                     Assessment.window_opens <= today,
                     Assessment.window_closes >= today,

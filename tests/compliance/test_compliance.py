@@ -15,8 +15,9 @@ from pro_service.answering.responses import complete_assessment, save_answers
 from pro_service.audit import Actor
 from pro_service.compliance import NO_REASON, TOTAL, compliance_report
 from pro_service.models import Assessment, Patient, Site
-from pro_service.patients.schedule_changes import end_participation
 from pro_service.scheduling.assessments import update_windows
+
+from builders import leave
 
 NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=20)  # every baseline window of NOW has closed
@@ -77,14 +78,14 @@ def study(app, session, make_site, make_patient):
     _answer(app, session, _baseline(patients["partial"]), complete=False)
     _answer(app, session, _baseline(patients["died"]), complete=True)
     session.commit()
-    end_participation(
+    leave(
+        app,
         session,
+        patients["died"],
+        "deceased",
         now=NOW + timedelta(days=2),
-        actor=NURSE,
-        patient=patients["died"],
-        status="deceased",
         reason="Died on 17 March",
-        registry=app.extensions["instruments"],
+        actor=NURSE,
     )
     session.commit()
     update_windows(session, now=LATER, vault=vault)

@@ -10,8 +10,10 @@ from pro_service.answering.responses import complete_assessment, save_answers
 from pro_service.audit import Actor
 from pro_service.messaging.outbox import queue_invitations, queue_reminders
 from pro_service.models import MessageStatus, OutboxMessage
-from pro_service.patients.schedule_changes import change_surgery_date, end_participation
+from pro_service.patients.schedule_changes import change_surgery_date
 from pro_service.scheduling.assessments import update_windows
+
+from builders import leave
 
 NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # Monday, 11:00 in Stockholm
 
@@ -138,14 +140,14 @@ def test_opted_out_and_withdrawn_patients_get_no_messages(app, session, make_sit
     opted_out.opted_out = True
     withdrawn = make_patient(site, phone="070-174 06 06")
     session.commit()
-    end_participation(
+    leave(
+        app,
         session,
+        withdrawn,
+        "withdrawn",
         now=NOW,
-        actor=Actor.staff(1),
-        patient=withdrawn,
-        status="withdrawn",
         reason="patient's wish",
-        registry=app.extensions["instruments"],
+        actor=Actor.staff(1),
     )
     session.commit()
     for day in range(0, 10):
@@ -168,14 +170,14 @@ def test_withdrawal_cancels_the_pending_invitation(app, session, make_site, make
     patient = make_patient(site)
     session.commit()
     _pass(app, session, NOW.replace(hour=22))  # queued for tomorrow 09:00
-    end_participation(
+    leave(
+        app,
         session,
+        patient,
+        "deceased",
         now=NOW,
-        actor=Actor.staff(1),
-        patient=patient,
-        status="deceased",
         reason="died",
-        registry=app.extensions["instruments"],
+        actor=Actor.staff(1),
     )
     session.commit()
     (message,) = _messages(session, patient)

@@ -243,6 +243,8 @@ def test_each_time_point_shows_its_status_with_a_symbol(app, sign_in, timeline):
     labels = {tp.key: tp.label["en"] for tp in app.extensions["schedule"].timepoints}
     with time_machine.travel(D - timedelta(days=8), tick=False):
         header, rows = board_table(sign_in("nurse_upp").get("/staff/board").text)
+    # The main course; the follow-up track of patients not operated shows where there are any
+    # (test_a_follow_up_track_has_columns_where_the_site_has_its_patients).
     assert header[3:] == [
         labels[k] for k in ("baseline", "preop", "m3", "m6", "m9", "m12", "m18", "m24")
     ]
@@ -570,3 +572,28 @@ def test_the_number_of_statements_does_not_grow_with_the_patients(app, sign_in, 
         second_page = measure("/staff/board?page=2&status=missed")
     assert few == many == second_page, statements
     assert many <= 12
+
+
+def test_a_follow_up_track_has_columns_where_the_site_has_its_patients(app, sign_in, staff_study):
+    """Helsinki has nobody not operated: the usual eight columns. Once Uppsala records one, its
+    board adds the follow-up after the decision, with the patient's 3-month time point."""
+    from pro_service.clock import utcnow
+    from pro_service.extensions import db
+    from pro_service.models import Patient
+
+    from builders import leave
+
+    with app.app_context():
+        patient = db.session.get(Patient, staff_study.patients["UPP-002"])
+        leave(app, db.session, patient, "not_operated", now=utcnow(), reason="progression")
+        db.session.commit()
+    header, rows = board_table(sign_in("nurse_upp").get("/staff/board?lang=en").text)
+    assert header[-3:] == [
+        "3 months after the decision not to operate",
+        "6 months after the decision not to operate",
+        "12 months after the decision not to operate",
+    ]
+    assert rows["UPP-002"]["3 months after the decision not to operate"].startswith("○ Upcoming")
+    assert rows["UPP-001"]["3 months after the decision not to operate"] == "–Not scheduled yet"
+    helsinki, _ = board_table(sign_in("nurse_hel").get("/staff/board?lang=en").text)
+    assert len(helsinki) == 3 + 8

@@ -19,7 +19,7 @@ from pro_service.models import (
     Patient,
     StaffUser,
 )
-from pro_service.scheduling.assessments import current_token, update_windows
+from pro_service.scheduling.assessments import current_token, local_today, update_windows
 
 from pages import csrf_of, read
 
@@ -41,6 +41,11 @@ def _patient(app, study_id: str) -> Patient:
         app,
         lambda s: _detached(s, s.scalar(select(Patient).where(Patient.study_id == study_id))),
     )
+
+
+def local_today_iso(app, patient_id: int) -> str:
+    """The patient's site's today, as a date field takes it."""
+    return read(app, lambda s: local_today(s.get(Patient, patient_id).site, utcnow()).isoformat())
 
 
 def _count(app, model) -> int:
@@ -168,7 +173,7 @@ def test_the_study_id_hint_gives_an_example_never_the_regular_expression(sign_in
         ({"inclusion_date": "yesterday"}, "inclusion_date", "Not a valid date value."),
         ({"inclusion_date": ""}, "inclusion_date", "This field is required."),
         ({"surgery_date": "2001-01-01"}, "surgery_date", "before the inclusion date"),
-        ({"surgery_date": "2099-01-01"}, "surgery_date", "more than three years after"),
+        ({"surgery_date": "2099-01-01"}, "surgery_date", "more than 1095 days after"),
         ({"language": "de"}, "language", "Not a valid choice"),
     ],
 )
@@ -464,7 +469,7 @@ def test_removing_the_surgery_date_cancels_the_time_points_after_surgery(app, si
     ("surgery_date", "reason", "field", "message"),
     [
         ("2001-01-01", "x", "surgery_date", "before the inclusion date"),
-        ("2099-01-01", "x", "surgery_date", "more than three years after inclusion"),
+        ("2099-01-01", "x", "surgery_date", "is more than 1095 days after “Inclusion”"),
         ((TODAY + timedelta(days=30)).isoformat(), " ", "reason", "A reason is required"),
     ],
 )
@@ -532,14 +537,23 @@ def test_withdrawal_asks_for_confirmation_then_cancels_pending_messages(app, sig
     )
     client = sign_in("nurse_upp")
     page = client.get(f"/staff/patients/{pid}/status")
-    data = {"csrf_token": csrf_of(page.text), "status": "withdrawn", "reason": "patient's wish"}
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "status": "withdrawn",
+        "status_date": local_today_iso(app, pid),
+        "withdrawal_kind": "questionnaires",
+        "reason": "patient's wish",
+    }
     confirm = client.post(f"/staff/patients/{pid}/status", data=data)
     assert confirm.status_code == 200
     assert "Please confirm" in confirm.text
+    assert "From the questionnaires only" in confirm.text
     assert _patient(app, "UPP-001").status == "active"  # not yet
     done = client.post(f"/staff/patients/{pid}/status", data={**data, "confirmed": "yes"})
     assert done.status_code == 302
-    assert _patient(app, "UPP-001").status == "withdrawn"
+    patient = _patient(app, "UPP-001")
+    assert (patient.status, patient.withdrawal_kind) == ("withdrawn", "questionnaires")
+    assert patient.status_date.isoformat() == data["status_date"]
     statuses = read(
         app,
         lambda s: set(
@@ -563,6 +577,7 @@ def test_withdrawal_needs_a_reason(app, sign_in, staff_study):
         data={
             "csrf_token": csrf_of(page.text),
             "status": "deceased",
+            "status_date": local_today_iso(app, pid),
             "reason": "",
             "confirmed": "yes",
         },
@@ -828,11 +843,19 @@ def test_the_confirmation_page_carries_the_choice_to_the_final_post(app, sign_in
     page = client.get(f"/staff/patients/{pid}/status")
     confirm = client.post(
         f"/staff/patients/{pid}/status",
-        data={"csrf_token": csrf_of(page.text), "status": "not_operated", "reason": "inoperable"},
+        data={
+            "csrf_token": csrf_of(page.text),
+            "status": "not_operated",
+            "status_date": local_today_iso(app, pid),
+            "reason": "inoperable",
+        },
     )
     assert 'name="confirmed" type="hidden" value="yes"' in confirm.text
     assert 'name="status" value="not_operated"' in confirm.text
+    assert f'name="status_date" value="{local_today_iso(app, pid)}"' in confirm.text
     assert 'name="reason" value="inoperable"' in confirm.text
+    # The follow-up track the status begins, with its windows.
+    assert "3 months after the decision not to operate" in confirm.text
     assert _patient(app, "UPP-002").status == "active"
 
 

@@ -13,11 +13,10 @@ from pro_service.patients.schedule_changes import (
     ScheduleChangeError,
     change_surgery_date,
     correct_status,
-    end_participation,
 )
 from pro_service.scheduling.assessments import update_windows
 
-from builders import build_patient, build_site
+from builders import build_patient, build_site, leave
 
 NOW = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # Monday 16 March 2026, 11:00 in Stockholm
 
@@ -61,14 +60,14 @@ def _change(ctx, session, new_date, reason="moved by the surgeons", now=NOW):
 def _leave(ctx, session, status, *, reason):  # type: ignore[no-untyped-def]
     """The nurse records that the patient left the study (``status``) on ``NOW``; committed."""
     app, patient = ctx
-    cancelled = end_participation(
+    cancelled = leave(
+        app,
         session,
+        patient,
+        status,
         now=NOW,
-        actor=Actor.staff(7),
-        patient=patient,
-        status=status,
         reason=reason,
-        registry=app.extensions["instruments"],
+        actor=Actor.staff(7),
     )
     session.commit()
     return cancelled
@@ -334,7 +333,14 @@ def test_leaving_the_study_cancels_what_is_left(ctx, session, status):
     app, patient = ctx
     message = _pending(session, _by_key(patient)["baseline"])
     _leave(ctx, session, status, reason="patient's wish")
-    assert {a.status for a in patient.assessments} == {"cancelled"}
+    main = {tp.key for tp in app.extensions["schedule"].main_timepoints}
+    assert {a.status for a in patient.assessments if a.timepoint in main} == {"cancelled"}
+    # Not operated: the follow-up track begins (counted from the decision, recorded today).
+    follow_up = {a.timepoint: a.status for a in patient.assessments if a.timepoint not in main}
+    if status == "not_operated":
+        assert follow_up == dict.fromkeys(("nonop_m3", "nonop_m6", "nonop_m12"), "scheduled")
+    else:
+        assert follow_up == {}
     session.refresh(message)
     assert message.status == "cancelled"
     assert patient.status == status
@@ -406,7 +412,10 @@ def test_leaving_keeps_a_started_time_point_as_partial_and_scores_it(ctx, sessio
         select(Score.value).where(Score.assessment_id == baseline.id, Score.scale == "PF2")
     )
     assert pf2 is not None
-    assert {a.status for a in patient.assessments if a.timepoint != "baseline"} == {"cancelled"}
+    main = {tp.key for tp in app.extensions["schedule"].main_timepoints}
+    assert {a.status for a in patient.assessments if a.timepoint in main - {"baseline"}} == {
+        "cancelled"
+    }
     event = session.scalars(
         select(AuditEvent).where(AuditEvent.action == f"patient.{status}")
     ).one()
@@ -416,10 +425,13 @@ def test_leaving_keeps_a_started_time_point_as_partial_and_scores_it(ctx, sessio
 def test_a_status_recorded_by_mistake_is_corrected_and_the_schedule_rebuilt(ctx, session):
     """ "Not operated" entered for the wrong patient: active again with a reason; the baseline,
     open when it was cancelled, opens again with a new link; later time points are scheduled;
-    audited before/after."""
+    the follow-up track it began is no longer expected and its decision date goes; audited
+    before/after."""
     app, patient = ctx
     _leave(ctx, session, "not_operated", reason="progression")
-    assert {a.status for a in patient.assessments} == {"cancelled"}
+    track = {"nonop_m3", "nonop_m6", "nonop_m12"}
+    assert {a.status for a in patient.assessments if a.timepoint not in track} == {"cancelled"}
+    assert patient.recorded_anchors[0].anchor == "no_surgery_decision"
     with pytest.raises(ScheduleChangeError) as refused:
         _correct(ctx, session, "  ", now=NOW)
     assert refused.value.field == "reason"
@@ -432,11 +444,13 @@ def test_a_status_recorded_by_mistake_is_corrected_and_the_schedule_rebuilt(ctx,
     states = {a.timepoint: a.status for a in patient.assessments}
     assert states["baseline"] == "open" and _by_key(patient)["baseline"].token_hash is not None
     assert states["preop"] == "scheduled"  # opens 30 March
+    assert {states[key] for key in track} == {"cancelled"}
+    assert patient.recorded_anchors == [] and patient.status_date is None
     assert {a.timepoint for a in rebuilt} == set(states)
     event = session.scalars(
         select(AuditEvent).where(AuditEvent.action == "patient.status_corrected")
     ).one()
-    assert event.before == {"status": "not_operated"}
+    assert event.before == {"status": "not_operated", "status_date": "2026-03-16"}
     assert event.after["status"] == "active" and event.reason == "entered for the wrong patient"
     with pytest.raises(ScheduleChangeError, match="already"):
         _correct(ctx, session, "again", now=later)

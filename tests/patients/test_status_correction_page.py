@@ -12,7 +12,12 @@ def test_a_nurse_corrects_not_operated_recorded_for_the_wrong_patient(app, sign_
     client = sign_in("nurse_upp")
     url = f"/staff/patients/{patient_id}/status"
     page = client.get(f"{url}?lang=en")
-    form = {"csrf_token": csrf_of(page.text), "status": "not_operated", "reason": "progression"}
+    form = {
+        "csrf_token": csrf_of(page.text),
+        "status": "not_operated",
+        "status_date": read(app, lambda s: s.get(Patient, patient_id).inclusion_date).isoformat(),
+        "reason": "progression",
+    }
     client.post(url, data=form)
     done = client.post(url, data={**form, "confirmed": "yes"})
     assert done.status_code == 302

@@ -10,9 +10,8 @@ from pro_service.audit import Actor
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import Patient
-from pro_service.patients.schedule_changes import end_participation
 
-from builders import move_surgery
+from builders import leave, move_surgery
 
 
 def _page(sign_in, patient_id):  # type: ignore[no-untyped-def]
@@ -38,14 +37,14 @@ def test_the_timeline_shows_each_change_and_its_reason(app, sign_in, staff_study
 
     with app.app_context():
         patient = db.session.get(Patient, patient_id)
-        end_participation(
+        leave(
+            app,
             db.session,
+            patient,
+            "not_operated",
             now=now,
-            actor=Actor.staff(staff_study.users["nurse_upp"]),
-            patient=patient,
-            status="not_operated",
             reason="progression on chemotherapy",
-            registry=app.extensions["instruments"],
+            actor=Actor.staff(staff_study.users["nurse_upp"]),
         )
         db.session.commit()
     page = _page(sign_in, patient_id)

@@ -36,7 +36,7 @@ def test_months_keep_the_day_and_clamp_to_month_end(start, months, expected):
 
 def test_scanpan_default_has_the_nordic_time_points(registry):
     schedule = load_schedule(SCANPAN, registry)
-    assert [tp.key for tp in schedule.timepoints] == [
+    assert [tp.key for tp in schedule.timepoints_for("active")] == [
         "baseline",
         "preop",
         "m3",
@@ -47,7 +47,28 @@ def test_scanpan_default_has_the_nordic_time_points(registry):
         "m24",
     ]
     assert schedule.timepoint("baseline").anchor == "inclusion"
-    assert all(tp.anchor == "surgery" for tp in schedule.timepoints[1:])
+    assert all(tp.anchor == "surgery" for tp in schedule.main_timepoints[1:])
+
+
+def test_scanpan_declares_its_anchors_and_a_follow_up_for_patients_not_operated(registry):
+    """Anchors are data: inclusion, surgery and the decision not to operate; a patient not
+    operated gets 3, 6 and 12 months after the decision; withdrawn and deceased get nothing."""
+    schedule = load_schedule(SCANPAN, registry)
+    assert list(schedule.anchors) == ["inclusion", "surgery", "no_surgery_decision"]
+    surgery, decision = schedule.anchors["surgery"], schedule.anchors["no_surgery_decision"]
+    assert (surgery.not_before, surgery.within_days, surgery.past_only) == (
+        "inclusion",
+        1095,
+        False,
+    )
+    assert (decision.not_before, decision.past_only, decision.recorded) == ("inclusion", True, True)
+    follow_up = schedule.timepoints_for("not_operated")
+    assert [tp.key for tp in follow_up] == ["nonop_m3", "nonop_m6", "nonop_m12"]
+    assert {tp.anchor for tp in follow_up} == {"no_surgery_decision"}
+    assert [tp.offset_months for tp in follow_up] == [3, 6, 12]
+    assert schedule.track_anchor("not_operated") == decision
+    assert schedule.timepoints_for("withdrawn") == schedule.timepoints_for("deceased") == ()
+    assert "an assumption for the study team to confirm" in SCANPAN.read_text(encoding="utf-8")
     for tp in schedule.timepoints:
         assert tp.instruments == ("qlq-c30:3.0", "qlq-pan26:1.0")
         assert set(tp.label) == {"sv", "fi", "en"}
@@ -117,6 +138,84 @@ def _write(tmp_path, mutate):
             lambda d: d["timepoints"][4].pop("label"),
             "timepoints[4]",
             "'label' is a required property",
+        ),
+        (
+            lambda d: d["timepoints"][2].update(anchor="chemo_start"),
+            "timepoints[2].anchor",
+            "unknown anchor 'chemo_start' (known: inclusion, no_surgery_decision, surgery)",
+        ),
+        (
+            lambda d: d["timepoints"][0]["late_start"].update(anchor="radiotherapy"),
+            "timepoints[0].late_start.anchor",
+            "unknown anchor 'radiotherapy'",
+        ),
+        (
+            lambda d: d["timepoints"][0]["late_start"].update(anchor="inclusion", days=-3),
+            "timepoints[0].late_start.days",
+            "the bound (day -3 from inclusion) falls before the window opens (day 0)",
+        ),
+        (
+            lambda d: d["follow_up"]["not_operated"].update(anchor="no_surgery"),
+            "follow_up.not_operated.anchor",
+            "unknown anchor 'no_surgery'",
+        ),
+        (
+            lambda d: d["anchors"].pop("no_surgery_decision"),
+            "follow_up.not_operated.anchor",
+            "unknown anchor 'no_surgery_decision' (known: inclusion, surgery)",
+        ),
+        (
+            lambda d: d["follow_up"]["not_operated"].update(anchor="surgery"),
+            "follow_up.not_operated.anchor",
+            "a follow-up track is counted from the date its status records",
+        ),
+        (
+            lambda d: d["follow_up"]["not_operated"]["timepoints"][1].update(reminders=[3, 40]),
+            "follow_up.not_operated.timepoints[1].reminders[1]",
+            "reminder on day 40 falls after the window closes (day 28)",
+        ),
+        (
+            lambda d: d["follow_up"]["not_operated"]["timepoints"][0].update(anchor="surgery"),
+            "follow_up.not_operated.timepoints[0].anchor",
+            "counted from its anchor 'no_surgery_decision', not 'surgery'",
+        ),
+        (
+            lambda d: d["follow_up"]["not_operated"]["timepoints"][0].update(key="m3"),
+            "follow_up.not_operated.timepoints[0].key",
+            "duplicate time point 'm3'",
+        ),
+        (
+            lambda d: d["timepoints"][3].update(anchor="no_surgery_decision"),
+            "timepoints[3].anchor",
+            "belong in follow_up.not_operated.timepoints",
+        ),
+        (
+            lambda d: d["follow_up"].update(withdrawn=d["follow_up"]["not_operated"]),
+            "follow_up",
+            "'withdrawn' is not one of ['not_operated']",
+        ),
+        (
+            lambda d: d["anchors"]["surgery"].update(not_before="chemo"),
+            "anchors.surgery.not_before",
+            "unknown anchor 'chemo'",
+        ),
+        (
+            lambda d: d["anchors"]["inclusion"].update(not_before="surgery"),
+            "anchors.inclusion",
+            "the inclusion date is the registration's; it takes no rules",
+        ),
+        (
+            lambda d: d["anchors"].pop("inclusion"),
+            "anchors",
+            "the anchor 'inclusion' is required",
+        ),
+        (
+            lambda d: (
+                d["anchors"]["no_surgery_decision"].update(not_before="surgery")
+                or d["anchors"]["surgery"].update(not_before="no_surgery_decision")
+            ),
+            "anchors.no_surgery_decision.not_before",
+            "goes round in a circle (no_surgery_decision -> surgery -> no_surgery_decision)",
         ),
     ],
 )

@@ -58,6 +58,7 @@ MATRIX: dict[str, Callable[[str], set[str]]] = {
     "staff.register_patient": nurses,
     "staff.edit_patient": nurses,
     "staff.change_surgery_date": nurses,
+    "staff.change_anchor_date": nurses,
     "staff.change_status": nurses,
     "staff.correct_status": nurses,
     "staff.resend_link": nurses,
@@ -121,6 +122,7 @@ def _objects(app, staff_study, site: str) -> dict[str, object]:
         "patient_id": patient_id,
         "assessment_id": assessment_id,
         "scale": "QL2",
+        "anchor": "no_surgery_decision",
         "site": staff_study.sites[site],
         "site_id": staff_study.sites[site],
         # an account of that site (the administration pages)

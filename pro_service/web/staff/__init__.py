@@ -17,6 +17,7 @@ def register(app: Flask) -> None:
     from . import (  # noqa: F401
         account,
         admin_pages,
+        anchor_dates,
         audit,
         auth,
         board,

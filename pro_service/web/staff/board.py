@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 from wtforms import BooleanField, SelectField
 
 from ...extensions import db
-from ...patients.board import DISPLAY_STATUSES, BoardFilters, load_board
+from ...patients.board import DISPLAY_STATUSES, BoardFilters, board_timepoints, load_board
 from ...staff import access
 from ..numbers import whole_number
 from . import bp
@@ -98,7 +98,7 @@ def board() -> ResponseReturnValue:
     timepoint_labels = {
         tp.key: tp.label.get(language) or tp.label["en"] for tp in schedule.timepoints
     }
-    keys = [tp.key for tp in schedule.timepoints]
+    keys = board_timepoints(session, site=site, schedule=schedule)
 
     form = BoardForm(request.args)
     form.status.choices = [("", _l("Any")), *((s, STATUS_LABELS[s]) for s in DISPLAY_STATUSES)]

@@ -27,8 +27,8 @@ from .auth import staff_page
 from .labels import PATIENT_STATUS, TIMEPOINT_STATUS
 from .missing_data.entry import MODE_LABELS, may_enter
 from .missing_data.reasons import MissingReasonForm, missing_reason_context
+from .patients import anchor_label
 
-ANCHORS = {"inclusion": _l("Inclusion"), "surgery": _l("Surgery")}
 CHANGE_CAUSES = {"surgery_date": _l("Surgery date"), "inclusion_date": _l("Inclusion date")}
 MESSAGE_KINDS = {
     "invitation": _l("Invitation"),
@@ -75,7 +75,7 @@ def _helpers(time_zone: str) -> dict[str, object]:
 
     def change_text(change: ChangeLine) -> str:
         """One line of a time point's timeline: what changed, and the recorded reason."""
-        cause = str(CHANGE_CAUSES.get(change.cause or "", change.cause or ""))
+        cause = str(CHANGE_CAUSES.get(change.cause or "") or anchor_label(change.cause or ""))
         shown = {"scheduled": "upcoming", "expired": "missed"}  # stored -> as nurses see it
         status = label(TIMEPOINT_STATUS, shown.get(change.status_after or "", change.status_after))
         if change.kind == "rescheduled":
@@ -99,6 +99,14 @@ def _helpers(time_zone: str) -> dict[str, object]:
             )
         elif change.kind == "closed_partial":
             text = _("Window closed with answers but no final submit: partly answered, scored")
+        elif change.kind == "follow_up":
+            text = _(
+                "Follow-up after %(status)s: due %(due)s",
+                status=label(PATIENT_STATUS, change.cause),
+                due=change.due_after or "",
+            )
+        elif change.kind == "not_expected":
+            text = _("Status corrected: no longer expected")
         elif change.kind == "rebuilt":
             text = _("Status corrected: the time point is %(status)s again", status=status)
         elif change.kind == "missing_reason":
@@ -123,7 +131,6 @@ def _helpers(time_zone: str) -> dict[str, object]:
         "change_text": change_text,
         "TIMEPOINT_STATUS": TIMEPOINT_STATUS,
         "PATIENT_STATUS": PATIENT_STATUS,
-        "ANCHORS": ANCHORS,
         "MESSAGE_KINDS": MESSAGE_KINDS,
         "MESSAGE_STATUS": MESSAGE_STATUS,
         "LANGUAGES": dict(LANGUAGE_NAMES),

@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
@@ -30,15 +30,17 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ...audit import Actor
 from ...extensions import db
-from ...models import Assessment, Patient, PatientStatus, Role, Site
+from ...models import FOLLOWED_STATUSES, Assessment, Patient, PatientStatus, Role, Site
 from ...patients import registry as patient_service
 from ...patients.registry import PatientDataError
 from ...patients.schedule_changes import (
     LEAVING_STATUSES,
     ScheduleChangeError,
     change_surgery_date,
+    check_leaving,
     correct_status,
     end_participation,
+    follow_up_outlook,
 )
 from ...patients.study_ids import example_study_id
 from ...scheduling.assessments import (
@@ -58,9 +60,13 @@ from .labels import TIMEPOINT_STATUS as TIMEPOINT_STATUS_LABELS
 NURSE = Role.NURSE.value
 
 LEAVING_LABELS = {
-    "withdrawn": _l("Withdrawn from the study"),
+    "withdrawn": _l("Withdrawn"),
     "deceased": _l("Deceased"),
-    "not_operated": _l("Not operated (leaves the study)"),
+    "not_operated": _l("Not operated"),
+}
+WITHDRAWAL_LABELS = {
+    "questionnaires": _l("From the questionnaires only (stays in the study)"),
+    "study": _l("From the whole study"),
 }
 REASON_HINT = _l("Recorded in the audit trail. Do not write health details or phone numbers.")
 
@@ -107,7 +113,11 @@ def patient_page_url(patient: Patient) -> str:
 
 def error_text(exc: PatientDataError | ScheduleChangeError) -> str:
     """The service's message in the page's language."""
-    params = dict(exc.params)
+    language = str(get_locale() or "sv")
+    params = {
+        k: v.get(language) or v.get("en", "") if isinstance(v, dict) else v
+        for k, v in exc.params.items()
+    }
     if "status" in params:
         params["status"] = str(PATIENT_STATUS_LABELS.get(str(params["status"]), params["status"]))
     return _(exc.message, **params)
@@ -124,8 +134,6 @@ def _show_error(form: FlaskForm, exc: PatientDataError | ScheduleChangeError) ->
 
 
 def timepoint_label(key: str) -> str:
-    from flask_babel import get_locale
-
     try:
         labels = _schedule().timepoint(key).label
     except KeyError:
@@ -170,7 +178,32 @@ def _patient_action_globals() -> dict[str, Any]:
         "patient_open_assessments": patient_service.open_assessments,
         "timepoint_label": timepoint_label,
         "patient_status_label": lambda s: PATIENT_STATUS_LABELS.get(s, s),
+        "patient_followed": lambda patient: patient.status in FOLLOWED_STATUSES,
+        "patient_recorded_anchors": editable_anchors,
+        "anchor_label": anchor_label,
     }
+
+
+def anchor_label(key: str) -> str:
+    """An anchor's name in the page's language (the schedule file's label)."""
+    anchor = _schedule().anchors.get(key)
+    if anchor is None:
+        return key
+    return str(anchor.label.get(str(get_locale() or "sv")) or anchor.label.get("en") or key)
+
+
+def editable_anchors(patient: Patient) -> list[Any]:
+    """The schedule's own anchors (not inclusion or surgery) whose date a nurse may record or
+    correct for this patient now: a follow-up track's while the patient has its status, any
+    other while the patient is active."""
+    schedule = _schedule()
+    track_anchors = {track.anchor: track.status for track in schedule.tracks.values()}
+    return [
+        anchor
+        for anchor in schedule.anchors.values()
+        if anchor.recorded
+        and track_anchors.get(anchor.key, PatientStatus.ACTIVE.value) == patient.status
+    ]
 
 
 # --- forms -------------------------------------------------------------------------------------
@@ -204,6 +237,11 @@ class SurgeryDateForm(FlaskForm):  # type: ignore[misc]
 
 class StatusForm(FlaskForm):  # type: ignore[misc]
     status = RadioField(_l("New status"), validators=[_required])
+    status_date = DateField(
+        _l("Date (of death, of the withdrawal, or of the decision not to operate)"),
+        validators=[Optional()],
+    )
+    withdrawal_kind = RadioField(_l("Withdrawn from"), validators=[Optional()])
     reason = TextAreaField(_l("Reason"), validators=[Length(max=1000)])
     confirmed = HiddenField()
 
@@ -445,6 +483,7 @@ def change_status(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)
     form = StatusForm()
     form.status.choices = [SelectChoice(s, str(LEAVING_LABELS[s])) for s in LEAVING_STATUSES]
+    form.withdrawal_kind.choices = [SelectChoice(k, str(v)) for k, v in WITHDRAWAL_LABELS.items()]
     if patient.status != PatientStatus.ACTIVE.value:
         return _ended_page(patient, ReasonForm())
     to_cancel = [
@@ -453,36 +492,27 @@ def change_status(patient_id: int) -> ResponseReturnValue:
         if a.status in ("scheduled", *OPEN_STATES) and a.started_at is None
     ]
     if form.validate_on_submit():
-        if not (form.reason.data or "").strip():
-            form.reason.errors = [
-                *form.reason.errors,
-                _("A reason is required for every change to study data."),
-            ]
-        elif form.confirmed.data != "yes":
-            form.confirmed.data = "yes"
-            return render_template(
-                "staff/patients/status.html",
-                form=form,
-                patient=patient,
-                confirming=True,
-                to_cancel=to_cancel,
-                new_status=LEAVING_LABELS[form.status.data],
+        try:
+            check_leaving(
+                _schedule(),
+                patient,
+                form.status.data,
+                form.status_date.data,
+                form.withdrawal_kind.data,
+                now=g.now,
             )
+        except ScheduleChangeError as exc:
+            _show_error(form, exc)
         else:
-            try:
-                cancelled = end_participation(
-                    db.session,
-                    now=g.now,
-                    actor=_actor(),
-                    patient=patient,
-                    status=form.status.data,
-                    reason=form.reason.data or "",
-                    registry=current_app.extensions["instruments"],
-                )
-            except ScheduleChangeError as exc:
-                _show_error(form, exc)
+            if not (form.reason.data or "").strip():
+                form.reason.errors = [
+                    *form.reason.errors,
+                    _("A reason is required for every change to study data."),
+                ]
+            elif form.confirmed.data != "yes":
+                return _confirm_status(form, patient, to_cancel)
             else:
-                return _status_changed(patient, cancelled)
+                return _end_participation(form, patient)
     form.confirmed.data = ""
     return render_template(
         "staff/patients/status.html",
@@ -492,6 +522,55 @@ def change_status(patient_id: int) -> ResponseReturnValue:
         to_cancel=to_cancel,
         reason_hint=REASON_HINT,
     )
+
+
+def _confirm_status(form: StatusForm, patient: Patient, to_cancel: list[str]) -> str:
+    """The confirmation step: what the status cancels and, for a status with a follow-up track
+    (not operated), the time points that follow."""
+    form.confirmed.data = "yes"
+    follow_up = [
+        {"label": timepoint_label(tp.key), "opens": w.opens, "closes": w.closes}
+        for tp, w in follow_up_outlook(_schedule(), form.status.data, form.status_date.data)
+    ]
+    return render_template(
+        "staff/patients/status.html",
+        form=form,
+        patient=patient,
+        confirming=True,
+        to_cancel=to_cancel,
+        follow_up=follow_up,
+        new_status=LEAVING_LABELS[form.status.data],
+        withdrawal_kind=WITHDRAWAL_LABELS.get(form.withdrawal_kind.data or ""),
+    )
+
+
+def _end_participation(form: StatusForm, patient: Patient) -> ResponseReturnValue:
+    try:
+        cancelled = end_participation(
+            db.session,
+            now=g.now,
+            actor=_actor(),
+            schedule=_schedule(),
+            vault=_vault(),
+            patient=patient,
+            status=form.status.data,
+            status_date=form.status_date.data,
+            withdrawal_kind=form.withdrawal_kind.data,
+            reason=form.reason.data or "",
+            registry=current_app.extensions["instruments"],
+        )
+    except ScheduleChangeError as exc:
+        _show_error(form, exc)
+        form.confirmed.data = ""
+        return render_template(
+            "staff/patients/status.html",
+            form=form,
+            patient=patient,
+            confirming=False,
+            to_cancel=[],
+            reason_hint=REASON_HINT,
+        )
+    return _status_changed(patient, cancelled)
 
 
 @bp.post("/patients/<id:patient_id>/status/correct", endpoint="correct_status")
@@ -534,13 +613,17 @@ def _status_changed(patient: Patient, changed: list[Assessment]) -> ResponseRetu
 
 
 def _ended_page(patient: Patient, correction: ReasonForm) -> str:
-    """The status page of a patient whose participation ended: the correction form."""
+    """The status page of a patient whose participation ended (or who is followed up on a
+    track, such as "not operated"): what was recorded, and the correction form."""
+    track_anchor = _schedule().track_anchor(patient.status)
     return render_template(
         "staff/patients/status.html",
         form=None,
         correction=correction,
         patient=patient,
         current_status=PATIENT_STATUS_LABELS.get(patient.status, patient.status),
+        withdrawal_kind=WITHDRAWAL_LABELS.get(patient.withdrawal_kind or ""),
+        track_anchor=None if track_anchor is None else track_anchor.key,
     )
 
 
