@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from .. import rate_limit
 from ..audit import Actor, record
-from ..crypto import hash_token
+from ..crypto import Vault, hash_token
 from ..instruments import Instrument, InstrumentRegistry, Screen, validate_answers
 from ..instruments.scoring import InvalidAnswerError
 from ..models import (
@@ -368,3 +368,42 @@ def opt_out(session: Session, *, now: datetime, patient_id: int) -> int:
     )
     session.flush()
     return cancelled
+
+
+# --------------------------------------------------------------------------------------------
+# Several time points open on the same day
+
+
+@dataclass(frozen=True)
+class NextQuestionnaire:
+    """Another questionnaire of the same patient waiting today: where the thank-you page leads
+    on (one SMS announced both; messaging/outbox.py)."""
+
+    timepoint: str
+    token: str
+
+
+def next_questionnaire(
+    session: Session, *, now: datetime, link: Link, vault: Vault
+) -> NextQuestionnaire | None:
+    """The patient's next time point open today (earliest due first), other than ``link``'s;
+    None when there is none. Its link is the one its own reminders repeat."""
+    if link.patient_status not in FOLLOWED_STATUSES:
+        return None
+    today = today_in(link.time_zone, now)
+    row = session.execute(
+        select(_assessments.c.timepoint, _assessments.c.token_encrypted)
+        .where(
+            _assessments.c.patient_id == link.patient_id,
+            _assessments.c.id != link.assessment_id,
+            _assessments.c.status.in_(OPEN_STATES),
+            _assessments.c.window_opens <= today,
+            _assessments.c.window_closes >= today,
+            _assessments.c.token_encrypted.is_not(None),
+        )
+        .order_by(_assessments.c.due_date, _assessments.c.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return NextQuestionnaire(timepoint=row.timepoint, token=vault.decrypt(row.token_encrypted))

@@ -11,7 +11,7 @@ resets it) and ``next_reminder_on`` (the site-local day of the next reminder; No
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -163,7 +163,11 @@ class Queued:
 
 
 def queue_invitations(session: Session, *, now: datetime, schedule: Schedule) -> Queued:
-    """Queue one invitation for every open time point whose current link was not announced.
+    """Queue the invitations of open time points whose current link was not announced: one SMS
+    per patient per pass. Time points of one patient that open together (baseline and "before
+    surgery" when surgery is near inclusion) share one message, with the link of the earliest
+    due; its thank-you page leads on to the next (``answering.questionnaire.next_questionnaire``)
+    and each keeps its own reminders. ``queued`` counts messages.
 
     Rows are locked (SKIP LOCKED on PostgreSQL) and marked in the same transaction, so two
     processes never queue the same invitation twice.
@@ -174,10 +178,11 @@ def queue_invitations(session: Session, *, now: datetime, schedule: Schedule) ->
             Assessment.status.in_(OPEN_STATES),
             Assessment.invitation_queued_at.is_(None),
         )
-        .order_by(Assessment.id)
+        .order_by(Assessment.patient_id, Assessment.due_date, Assessment.id)
         .with_for_update(skip_locked=True, of=Assessment)
     ).all()
     queued = skipped = 0
+    announced: set[int] = set()  # patients whose SMS this pass is queued
     for assessment in rows:
         patient = assessment.patient
         today = local_today(patient.site, now)
@@ -187,11 +192,13 @@ def queue_invitations(session: Session, *, now: datetime, schedule: Schedule) ->
             assessment.next_reminder_on = None
             skipped += 1
             continue
-        session.add(
-            _new_message(now=now, patient=patient, assessment=assessment, kind="invitation")
-        )
+        if patient.id not in announced:
+            session.add(
+                _new_message(now=now, patient=patient, assessment=assessment, kind="invitation")
+            )
+            announced.add(patient.id)
+            queued += 1
         assessment.next_reminder_on = next_reminder_after(assessment, schedule, today)
-        queued += 1
     session.flush()
     return Queued(queued=queued, skipped=skipped)
 
@@ -281,13 +288,46 @@ def cancel_pending_messages(
         if patient_id is not None
         else OutboxMessage.assessment_id.in_(ids)
     )
-    result = session.execute(
+    cancelled = session.execute(
         update(OutboxMessage)
         .where(condition, OutboxMessage.status == MessageStatus.PENDING.value)
         .values(status=MessageStatus.CANCELLED.value, updated_at=now, error_message=reason)
+        .returning(
+            OutboxMessage.patient_id,
+            OutboxMessage.assessment_id,
+            OutboxMessage.kind,
+            OutboxMessage.created_at,
+        )
+        .execution_options(synchronize_session=False)
+    ).all()
+    if patient_id is None:
+        for row in cancelled:
+            if row.kind == "invitation":
+                _release_shared(session, row.patient_id, row.assessment_id, row.created_at, ids)
+    return len(cancelled)
+
+
+def _release_shared(
+    session: Session,
+    patient_id: int,
+    assessment_id: int | None,
+    queued_at: datetime,
+    cancelled_ids: Sequence[int],
+) -> None:
+    """A cancelled invitation that announced other time points too (queued in the same pass,
+    :func:`queue_invitations`): those still open get an invitation of their own next pass."""
+    session.execute(
+        update(Assessment)
+        .where(
+            Assessment.patient_id == patient_id,
+            Assessment.id != assessment_id,
+            Assessment.id.not_in(list(cancelled_ids)),
+            Assessment.status.in_(OPEN_STATES),
+            Assessment.invitation_queued_at == queued_at,
+        )
+        .values(invitation_queued_at=None)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def invitation_went_out(session: Session, assessment: Assessment) -> bool:

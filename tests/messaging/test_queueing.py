@@ -217,7 +217,14 @@ def test_surgery_moved_later_cancels_the_unsent_invitation_and_sends_none_early(
     app, session, make_site, make_patient
 ):
     site = make_site()
-    patient = make_patient(site, inclusion_date=date(2026, 3, 2), surgery_date=date(2026, 3, 25))
+    # Registered on 20 February: by 16 March the baseline is over and "before surgery" opens
+    # alone, with an invitation of its own (test_one_sms_per_patient.py: when both open).
+    patient = make_patient(
+        site,
+        at=datetime(2026, 2, 20, 10, 0, tzinfo=UTC),
+        inclusion_date=date(2026, 2, 20),
+        surgery_date=date(2026, 3, 25),
+    )
     session.commit()
     _pass(app, session, NOW.replace(hour=21))  # preop open; invitation waits for 09:00
     preop = _by_key(patient)["preop"]
@@ -241,7 +248,14 @@ def test_surgery_date_removed_cancels_the_pending_surgery_messages(
     app, session, make_site, make_patient
 ):
     site = make_site()
-    patient = make_patient(site, inclusion_date=date(2026, 3, 2), surgery_date=date(2026, 3, 25))
+    # Registered on 20 February: by 16 March the baseline is over and "before surgery" opens
+    # alone, with an invitation of its own (test_one_sms_per_patient.py: when both open).
+    patient = make_patient(
+        site,
+        at=datetime(2026, 2, 20, 10, 0, tzinfo=UTC),
+        inclusion_date=date(2026, 2, 20),
+        surgery_date=date(2026, 3, 25),
+    )
     session.commit()
     _pass(app, session, NOW.replace(hour=21))
     _move_surgery(app, session, patient, None, NOW.replace(hour=22))
@@ -257,7 +271,14 @@ def test_a_window_still_open_after_a_move_does_not_repeat_an_invitation_already_
     app, session, make_site, make_patient
 ):
     site = make_site()
-    patient = make_patient(site, inclusion_date=date(2026, 3, 2), surgery_date=date(2026, 3, 25))
+    # Registered on 20 February: by 16 March the baseline is over and "before surgery" opens
+    # alone, with an invitation of its own (test_one_sms_per_patient.py: when both open).
+    patient = make_patient(
+        site,
+        at=datetime(2026, 2, 20, 10, 0, tzinfo=UTC),
+        inclusion_date=date(2026, 2, 20),
+        surgery_date=date(2026, 3, 25),
+    )
     session.commit()
     _pass(app, session, NOW)
     preop = _by_key(patient)["preop"]

@@ -355,7 +355,23 @@ def thanks(token: str) -> ResponseReturnValue:
         if g.link is not None and g.link.status == AssessmentStatus.COMPLETED.value:
             raise AlreadyAnswered()  # sent from another browser: "received", nothing shown
         raise LinkUnavailable()
-    return render_template("patient/thanks.html", token=token, opted_out=link.opted_out)
+    following = questionnaire.next_questionnaire(
+        db.session, now=g.now, link=link, vault=current_app.extensions["vault"]
+    )
+    next_label = None
+    if following is not None:
+        try:
+            labels = current_app.extensions["schedule"].timepoint(following.timepoint).label
+        except KeyError:  # no longer in the schedule file
+            labels = {}
+        next_label = labels.get(_language()) or labels.get("en") or following.timepoint
+    return render_template(
+        "patient/thanks.html",
+        token=token,
+        opted_out=link.opted_out,
+        next_url=None if following is None else url_for(".welcome", token=following.token),
+        next_label=next_label,
+    )
 
 
 def _opt_out_allowed() -> Link:
