@@ -153,7 +153,7 @@ def recompute_timepoints(
             # Started: the window follows the anchor and the answers are kept. Past the new
             # closing day the link takes no more answers, and the scheduler's next pass closes
             # it as partial and scores it (answers are never dropped).
-            window = timepoint.window_for(anchor_date)
+            window = _started_window(timepoint, timepoint.window_for(anchor_date), patient)
             moved = (window.due, window.opens, window.closes) != (
                 assessment.due_date,
                 assessment.window_opens,
@@ -182,25 +182,9 @@ def recompute_timepoints(
                 timepoint = schedule.timepoint(assessment.timepoint)
             except KeyError:
                 continue  # no longer in the schedule file: left as it is
-            window = timepoint.window_for(anchor_date)
-            assessment.due_date = window.due
-            assessment.window_opens = window.opens
-            assessment.window_closes = window.closes
-            assessment.closed_at = None
-            if window.closes < today:
-                assessment.status = AssessmentStatus.EXPIRED.value
-                assessment.closed_at = now
-                close_link(assessment)
-            elif window.opens <= today:
-                if assessment.status != AssessmentStatus.OPEN.value:
-                    assessment.status = AssessmentStatus.OPEN.value
-                    assessment.opened_at = now
-                    issue_token(assessment, vault)
-            else:
-                assessment.status = AssessmentStatus.SCHEDULED.value
-                assessment.opened_at = None
-                assessment.token_hash = None
-                close_link(assessment)
+            normal = timepoint.window_for(anchor_date)
+            bounded = timepoint.bounded(normal, anchor_dates(patient))
+            _settle(assessment, normal, bounded, today=today, now=now, vault=vault)
         assessment.updated_at = now
         if (assessment.status, assessment.due_date) != old:
             result.changed.append(assessment)
@@ -209,10 +193,9 @@ def recompute_timepoints(
                 "due_date": old[1].isoformat(),
             }
             result.after[assessment.timepoint] = _snapshot(assessment)
-    if anchor_date is not None:
-        _bound_late_starts(
-            patient, schedule, anchor=anchor, anchor_date=anchor_date, now=now, result=result
-        )
+    _apply_bounds(
+        patient, schedule, anchor=anchor, today=today, now=now, vault=vault, result=result
+    )
     cancel_pending_messages(
         session, now=now, assessment_ids=[a.id for a in result.changed], reason=why
     )
@@ -226,41 +209,124 @@ def recompute_timepoints(
     return result
 
 
-def _bound_late_starts(
+def _settle(
+    assessment: Assessment,
+    normal: Window,
+    window: Window | None,
+    *,
+    today: date,
+    now: datetime,
+    vault: Vault,
+) -> None:
+    """Give a time point not started its (new) window and the status that goes with it today:
+    missed when it has passed, open (with a new link unless it had one) when it is open,
+    scheduled when it lies ahead; not expected (cancelled) when its bound falls before it opens
+    (``window`` None; it keeps its ``normal`` dates)."""
+    if window is None:
+        assessment.due_date, assessment.window_opens = normal.due, normal.opens
+        assessment.window_closes = normal.closes
+        if assessment.status != AssessmentStatus.CANCELLED.value:
+            assessment.status = AssessmentStatus.CANCELLED.value
+            assessment.closed_at = now
+            close_link(assessment)
+        return
+    assessment.due_date = window.due
+    assessment.window_opens = window.opens
+    assessment.window_closes = window.closes
+    assessment.closed_at = None
+    if window.closes < today:
+        assessment.status = AssessmentStatus.EXPIRED.value
+        assessment.closed_at = now
+        close_link(assessment)
+    elif window.opens <= today:
+        if assessment.status != AssessmentStatus.OPEN.value:
+            assessment.status = AssessmentStatus.OPEN.value
+            assessment.opened_at = now
+            issue_token(assessment, vault)
+    else:
+        assessment.status = AssessmentStatus.SCHEDULED.value
+        assessment.opened_at = None
+        assessment.token_hash = None
+        close_link(assessment)
+
+
+def _started_window(timepoint: TimePoint, window: Window, patient: Patient) -> Window:
+    """A started time point's window cut at its bound; when the bound falls before it opens,
+    a window of its opening day alone (the scheduler's next pass closes it as partial)."""
+    bounded = timepoint.bounded(window, anchor_dates(patient))
+    if bounded is not None:
+        return bounded
+    return Window(due=window.opens, opens=window.opens, closes=window.opens)
+
+
+def _apply_bounds(
     patient: Patient,
     schedule: Schedule,
     *,
     anchor: str,
-    anchor_date: date,
+    today: date,
     now: datetime,
+    vault: Vault,
     result: Rescheduled,
 ) -> None:
-    """A time point opened late (``late_start``) ends at the latest on its bound: when the
-    bound's anchor is set or moves (a surgery date entered after a late baseline opened), a
-    late window reaching past the new bound is shortened to it."""
+    """Time points counted from another anchor but bounded by this one (baseline: until the
+    day before surgery; ``bound``, or a late start's ``late_start``) when this anchor's date is
+    set, moved or removed: a window reaching past the new bound is cut to it, one cut before
+    grows back (to its normal or late length) when the bound moves later, one whose bound now
+    falls before it opens is not expected (cancelled), and such a one comes back when the bound
+    moves away. Started ones keep their answers; the scheduler closes them as partial once
+    their window has passed."""
+    if patient.status != PatientStatus.ACTIVE.value:
+        return
     anchors = anchor_dates(patient)
     for assessment in patient.assessments:
-        if assessment.status not in (AssessmentStatus.SCHEDULED.value, *OPEN_STATES):
-            continue
         try:
             timepoint = schedule.timepoint(assessment.timepoint)
         except KeyError:
             continue
-        own_anchor = anchors.get(timepoint.anchor)
-        if timepoint.late_start is None or timepoint.late_start[0] != anchor or own_anchor is None:
+        if timepoint.anchor == anchor:
+            continue  # recomputed from its own anchor already
+        bounds = {timepoint.bound[0] if timepoint.bound else None}
+        bounds.add(timepoint.late_start[0] if timepoint.late_start else None)
+        own = anchors.get(timepoint.anchor)
+        if anchor not in bounds or own is None:
             continue
-        if assessment.window_closes == timepoint.window_for(own_anchor).closes:
-            continue  # its normal window, not a late one
-        bound = anchor_date + timedelta(days=timepoint.late_start[1])
-        if bound >= assessment.window_closes or bound < assessment.due_date:
+        started = _has_answers(assessment)
+        cancelled = assessment.status == AssessmentStatus.CANCELLED.value
+        if not (
+            assessment.status in (AssessmentStatus.SCHEDULED.value, *OPEN_STATES)
+            or (cancelled and not started)
+        ):
             continue
-        result.before.setdefault(assessment.timepoint, _snapshot(assessment))
-        assessment.window_closes = bound
+        normal = timepoint.window_for(own)
+        base = normal
+        if assessment.window_opens != normal.opens:  # opened late (late_start)
+            span = timedelta(days=timepoint.closes_days - timepoint.opens_days)
+            closes = assessment.window_opens + span
+            if timepoint.late_start is not None and anchors.get(timepoint.late_start[0]):
+                late_anchor = anchors[timepoint.late_start[0]]
+                assert late_anchor is not None
+                closes = min(closes, late_anchor + timedelta(days=timepoint.late_start[1]))
+            if closes < assessment.window_opens:
+                continue
+            base = Window(due=assessment.window_opens, opens=assessment.window_opens, closes=closes)
+        window = timepoint.bounded(base, anchors)
+        before = (assessment.status, assessment.due_date, assessment.window_closes)
+        if started:
+            window = window or Window(due=base.opens, opens=base.opens, closes=base.opens)
+            assessment.due_date, assessment.window_closes = window.due, window.closes
+        else:
+            _settle(assessment, base, window, today=today, now=now, vault=vault)
+        if (assessment.status, assessment.due_date, assessment.window_closes) == before:
+            continue
         assessment.updated_at = now
+        result.before.setdefault(
+            assessment.timepoint, {"status": before[0], "due_date": before[1].isoformat()}
+        )
         result.changed.append(assessment)
         result.after[assessment.timepoint] = {
             **_snapshot(assessment),
-            "window_closes": bound.isoformat(),
+            "window_closes": assessment.window_closes.isoformat(),
         }
 
 

@@ -49,7 +49,8 @@ def create_assessments(
     has one (``Schedule.timepoints_for``).
 
     A window that closed before today (a patient registered late) opens today instead when the
-    time point allows a late start and its bound has not passed (``TimePoint.late_window``).
+    time point allows a late start and its bound has not passed (``TimePoint.late_window``). A
+    window reaching past the time point's ``bound`` is cut there (``TimePoint.bounded``).
     """
     existing = {a.timepoint for a in patient.assessments}
     anchors = anchor_dates(patient)
@@ -62,15 +63,19 @@ def create_assessments(
         window = tp.window_for(anchor_date)
         if window.closes < today:
             window = tp.late_window(anchors, today, window) or window
+        bounded = tp.bounded(window, anchors)
         assessment = Assessment(
             patient=patient,
             timepoint=tp.key,
             anchor=tp.anchor,
-            due_date=window.due,
+            due_date=(bounded or window).due,
             window_opens=window.opens,
-            window_closes=window.closes,
+            window_closes=(bounded or window).closes,
             instruments=list(tp.instruments),
-            status=AssessmentStatus.SCHEDULED.value,
+            # Its bound falls before it opens (surgery on the day of inclusion): not expected.
+            status=AssessmentStatus.SCHEDULED.value
+            if bounded is not None
+            else AssessmentStatus.CANCELLED.value,
             created_at=now,
             updated_at=now,
         )
@@ -94,8 +99,11 @@ def registration_outlook(patient: Patient, schedule: Schedule, now: datetime) ->
     anchors = anchor_dates(patient)
     opened_late, lost = [], []
     for assessment in sorted(patient.assessments, key=lambda a: a.due_date):
-        if assessment.window_closes < today:
-            lost.append(assessment)
+        if (
+            assessment.window_closes < today
+            or assessment.status == AssessmentStatus.CANCELLED.value
+        ):
+            lost.append(assessment)  # passed, or its bound before it opens (surgery today)
             continue
         try:
             timepoint = schedule.timepoint(assessment.timepoint)

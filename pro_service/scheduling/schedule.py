@@ -70,6 +70,12 @@ _TIMEPOINT: dict[str, Any] = {
         },
         "instruments": {"type": "array", "minItems": 1, "items": _INSTRUMENT_REF},
         "late_entry_days": {"type": "integer", "minimum": 0, "maximum": 365},
+        "bound": {
+            "type": "object",
+            "required": ["anchor", "days"],
+            "additionalProperties": False,
+            "properties": {"anchor": {"type": "string"}, "days": {"type": "integer"}},
+        },
         "late_start": {
             "type": "object",
             "required": ["anchor", "days", "within"],
@@ -182,6 +188,26 @@ class TimePoint:
     #: The patient status whose follow-up track this time point belongs to (None: the main
     #: course, for active patients).
     track: str | None = None
+    #: (anchor, days): answers are accepted at the latest ``days`` from that anchor's date
+    #: (baseline: until the day before surgery); a window reaching past it is cut there, one
+    #: that would open after it is not expected. None: the window alone decides.
+    bound: tuple[str, int] | None = None
+
+    def bound_date(self, anchors: dict[str, date | None]) -> date | None:
+        if self.bound is None:
+            return None
+        day = anchors.get(self.bound[0])
+        return None if day is None else day + timedelta(days=self.bound[1])
+
+    def bounded(self, window: Window, anchors: dict[str, date | None]) -> Window | None:
+        """``window`` cut at the bound (unchanged while the bound's anchor date is not known);
+        None when the bound falls before the window opens (the time point is not expected)."""
+        bound = self.bound_date(anchors)
+        if bound is None or bound >= window.closes:
+            return window
+        if bound < window.opens:
+            return None
+        return Window(due=min(window.due, bound), opens=window.opens, closes=bound)
 
     def late_window(
         self, anchors: dict[str, date | None], today: date, normal: Window
@@ -447,6 +473,7 @@ class _Context:
         offset_days = raw["offset"].get("days", 0)
         offset_months = raw["offset"].get("months", 0)
         late_start = self._late_start(where, raw, anchor, offset_days, offset_months)
+        bound = self._bound(where, raw, anchor, offset_days, offset_months)
         return TimePoint(
             key=key,
             label=dict(raw["label"]),
@@ -463,6 +490,7 @@ class _Context:
             reminders_before_close=before_close,
             late_start=late_start,
             track=track,
+            bound=bound,
         )
 
     def _anchor(self, where: str, raw: dict[str, Any], track: str | None) -> str:
@@ -516,6 +544,31 @@ class _Context:
                     f"reminder falls on day {day} of the window, as reminders[{taken[day]}] does",
                 )
             taken[day] = j
+
+    def _bound(
+        self,
+        where: str,
+        raw: dict[str, Any],
+        anchor: str,
+        offset_days: int,
+        offset_months: int,
+    ) -> tuple[str, int] | None:
+        spec = raw.get("bound")
+        if spec is None:
+            return None
+        if spec["anchor"] not in self.anchors:
+            raise self.error(
+                f"{where}.bound.anchor",
+                f"unknown anchor {spec['anchor']!r} (known: {', '.join(self.anchors)})",
+            )
+        opening = offset_days + raw["window"]["opens"]
+        if spec["anchor"] == anchor and offset_months == 0 and spec["days"] < opening:
+            raise self.error(
+                f"{where}.bound.days",
+                f"the bound (day {spec['days']} from {anchor}) falls before the window opens "
+                f"(day {opening})",
+            )
+        return spec["anchor"], spec["days"]
 
     def _late_start(
         self,

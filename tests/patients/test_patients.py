@@ -448,9 +448,13 @@ def test_moving_the_surgery_date_reschedules_and_says_how_many(app, sign_in, sta
     assert response.status_code == 302
     page = client.get(response.headers["Location"], follow_redirects=True).text
     assert "The surgery date is saved." in page
-    assert "7 time points were rescheduled." in page
+    # The seven after surgery, and the baseline (opened late, cut at the day before the old
+    # surgery date), which gets its full window back.
+    assert "8 time points were rescheduled." in page
     tps = _timepoints(app, pid)
     assert tps["preop"].due_date == new - timedelta(days=7)
+    baseline = tps["baseline"]
+    assert baseline.window_closes == baseline.window_opens + timedelta(days=14)
     event = _events(app, "patient.surgery_date_changed")[-1]
     assert event.reason == "theatre rebooked"
 

@@ -155,6 +155,16 @@ def _write(tmp_path, mutate):
             "the bound (day -3 from inclusion) falls before the window opens (day 0)",
         ),
         (
+            lambda d: d["timepoints"][0]["bound"].update(anchor="radiotherapy"),
+            "timepoints[0].bound.anchor",
+            "unknown anchor 'radiotherapy'",
+        ),
+        (
+            lambda d: d["timepoints"][1].update(bound={"anchor": "surgery", "days": -30}),
+            "timepoints[1].bound.days",
+            "the bound (day -30 from surgery) falls before the window opens (day -21)",
+        ),
+        (
             lambda d: d["follow_up"]["not_operated"].update(anchor="no_surgery"),
             "follow_up.not_operated.anchor",
             "unknown anchor 'no_surgery'",
