@@ -1,24 +1,37 @@
 """Benchmark of the patient questionnaire pages under gunicorn (2 workers) on PostgreSQL.
 
-One gunicorn serves a bench-only app: the product app plus a bare route (``/bench/bare``) that
-returns a page of the same size as a questionnaire screen, so both are measured by the same
-server, workers and database in the same run. 16 client threads then
+One gunicorn serves a bench-only app: the product app plus a *floor route* (see
+``_floor_views``): a GET and a POST doing what any questionnaire screen must do at the least on
+this stack, with the same reads and one write. 16 client threads then run, in ``--rounds``
+rounds that alternate product and floor (the order swapped every round, so both see the same
+machine load):
 
-* drive the questionnaire: GET a screen, POST its answers (each thread its own patient),
-* GET the bare route,
-* GET the floor route: what any such page costs at the least on this stack (see ``_floor_view``),
-* GET questionnaire screens only, the reading half of the questionnaire,
+* **screens**: GET a questionnaire screen, POST its answers (each thread its own patient, new
+  answers every time, so every POST writes), against the floor's GET + POST of the same screen;
+* **completion**: welcome -> every screen (GET + POST) -> review -> submit (scores computed and
+  stored) -> thank-you page, each thread a new patient per questionnaire, against the same
+  sequence of requests on the floor route (whose "submit" reads the answers and writes one row).
 
-and the script reports requests/s for each, the ratios to the bare route, the latency
-percentiles and the CPU time per request spent by gunicorn, PostgreSQL and this client.
-Targets: questionnaire throughput at least a third of the bare route's; p95 under 100 ms.
+Reported per kind: requests/s, latency percentiles, CPU per request of gunicorn, of the
+PostgreSQL backends of the bench database and of this client; the ratios product / floor per
+round and over all rounds (best and worst round beside it). Target: at least 0.8 of the floor.
 
-Run with ``make bench-patient`` (PostgreSQL at PRO_TEST_POSTGRES_URL, as for the tests).
-Everything stays on 127.0.0.1; the run is bounded in requests and time and stops by itself.
+Then, **during the blast**: one ``pro-service jobs run dispatch`` process (a scheduler's
+dispatch) sends ``--blast`` due invitations through the tests' fake Twilio answering in 200 ms,
+while 8 paced patient clients (GET + POST a screen, a pause of ``PACE_SECONDS`` between
+requests) measure latency; the same clients measure it before and after the blast with the
+scheduler idle (no dispatch process). Target: p95 during the blast < 1.5x the idle p95.
+
+    .venv/bin/python bench/bench_patient.py [--rounds 3] [--blast 2000] [--postgres-url URL]
+
+PostgreSQL at ``--postgres-url`` or PRO_TEST_POSTGRES_URL (as for the tests); the bench makes
+its own database there and drops it. Everything stays on 127.0.0.1; every phase is bounded in
+requests and time. Run with ``make bench-patient``. Not a test; pytest does not collect it.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import os
 import re
@@ -26,12 +39,15 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -44,13 +60,19 @@ CONCURRENCY = 16
 WORKERS = 2
 #: Threads per gunicorn worker (gthread): a worker waiting for a commit serves other requests.
 THREADS = os.environ.get("PRO_BENCH_THREADS", "2")
-#: GET + POST pairs per client thread (4,800 questionnaire requests: long enough that a few
-#: slow seconds on a shared machine move the figures by a few per cent, not by a fifth).
-PAIRS_PER_THREAD = int(os.environ.get("PRO_BENCH_PAIRS", "150"))
-BARE_PER_THREAD = 2 * PAIRS_PER_THREAD  # the same number of requests against the bare route
+#: GET + POST pairs per client thread and round in the screens phase.
+PAIRS_PER_ROUND = int(os.environ.get("PRO_BENCH_PAIRS", "50"))
+#: Whole questionnaires per client thread and round in the completion phase.
+FLOWS_PER_ROUND = int(os.environ.get("PRO_BENCH_FLOWS", "2"))
 TIME_LIMIT_SECONDS = 120
+#: The paced clients of the blast phase, and their pause between requests.
+PACED_CLIENTS = 8
+PACE_SECONDS = 0.05
+#: How long each idle period (before and after the blast) is measured.
+IDLE_SECONDS = 15
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 RADIO = re.compile(r'name="q(\d+)" value="(\d+)"')
+SCREENS = 15
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,96 +80,133 @@ RADIO = re.compile(r'name="q(\d+)" value="(\d+)"')
 
 
 def bench_app():  # type: ignore[no-untyped-def]
-    """The product app plus a bare route returning ``PRO_BENCH_PAGE_BYTES`` bytes of HTML."""
+    """The product app plus the floor route's GET and POST and its submit."""
     from pro_service import create_app
 
     app = create_app()
-    size = int(os.environ.get("PRO_BENCH_PAGE_BYTES", "8000"))
-    page = ("<!doctype html><html lang='en'><title>bare</title><p>" + "x" * size)[:size]
-
-    def bare() -> tuple[str, int, dict[str, str]]:
-        return page, 200, {"Content-Type": "text/html; charset=utf-8"}
-
-    app.add_url_rule("/bench/bare", "bench_bare", bare)
-    app.add_url_rule("/bench/floor/<token>", "bench_floor", _floor_view(app, size))
+    page, save, submit = _floor_views(app)
+    app.add_url_rule("/bench/floor/<token>/s/<int:number>", "bench_floor", page, methods=["GET"])
+    app.add_url_rule(
+        "/bench/floor/<token>/s/<int:number>", "bench_floor_save", save, methods=["POST"]
+    )
+    app.add_url_rule("/bench/floor/<token>/submit", "bench_floor_submit", submit, methods=["POST"])
     return app
 
 
-#: The floor page: as many radio buttons as a five-item screen, padded to the screen's size.
+#: The floor page: the screen's items with their radio buttons, as a questionnaire screen has.
 FLOOR_TEMPLATE = """<!doctype html><html lang="{{ lang }}"><title>floor</title>
 <form method="post"><input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
-{% for item in items %}<fieldset><legend>{{ item }}. {{ texts[item] }}</legend>
-{% for code in codes %}<label><input type="radio" name="q{{ item }}" value="{{ code }}"
-{% if answers.get(item) == code %} checked{% endif %}> {{ labels[code] }}</label>
-{% endfor %}</fieldset>{% endfor %}<button>Next</button></form><p>{{ padding }}</p>"""
+{% for item in items %}<fieldset><legend>{{ item.number }}. {{ item.text }}</legend>
+{% for code, label in item.options %}<label><input type="radio" name="q{{ item.number }}"
+ value="{{ code }}"{% if answers.get(item.number) == code %} checked{% endif %}> {{ label }}
+</label>{% endfor %}</fieldset>{% endfor %}<button>Next</button></form>"""
+
+#: The floor's one write for a screen: the answers as arrays, one upsert.
+FLOOR_UPSERT = """
+INSERT INTO responses (assessment_id, instrument_id, instrument_version, language,
+                       item_number, code, answered_at)
+SELECT :id, :instrument, :version, 'sv', item, code, now()
+FROM unnest(CAST(:items AS integer[]), CAST(:codes AS integer[])) AS t(item, code)
+ON CONFLICT (assessment_id, item_number)
+DO UPDATE SET code = excluded.code, answered_at = excluded.answered_at
+"""
 
 
-def _floor_view(app, size: int):  # type: ignore[no-untyped-def]
-    """What any questionnaire page must do at the least, with the same Flask, database and pool.
+def _floor_views(app):  # type: ignore[no-untyped-def]
+    """What a questionnaire screen must do at the least, with the same Flask, database, pool,
+    session cookie and CSRF protection (the app's CSRFProtect checks every POST here).
 
-    Two indexed SELECTs with SQLAlchemy Core (the link by its hash, then the stored answers),
-    a value kept in the signed session cookie, a CSRF token and a Jinja page of the same size.
-    No ORM, no rate limit, no Babel, no writes: the stack's own cost of such a page, so the
-    questionnaire's figure can be read against what the same stack can do at best.
+    GET: the link by its hash and the stored answers (two indexed SELECTs with SQLAlchemy
+    Core), a value kept in the session, a CSRF token and a Jinja page of the screen's items
+    (texts and labels looked up once at start-up). POST: the link by its hash, the form read,
+    the answers stored with one upsert, a commit and a redirect. The floor's submit reads the
+    link and the answers and writes one row. No ORM, no rate limit, no Babel, no audit, no
+    scoring: the stack's own cost of such pages, against which the questionnaire is read.
     """
-    from flask import session
+    from flask import redirect, request, session
     from sqlalchemy import text as sql
 
+    from pro_service.answering.questionnaire import build_flow
     from pro_service.crypto import hash_token
     from pro_service.extensions import db
 
     template = app.jinja_env.from_string(FLOOR_TEMPLATE)
-    items = [1, 2, 3, 4, 5]
-    texts = {n: "Paraphrased item text of about this length" for n in items}
-    labels = {1: "Not at all", 2: "A little", 3: "Quite a bit", 4: "Very much"}
-    empty = template.render(
-        lang="sv",
-        items=items,
-        codes=[1, 2, 3, 4],
-        texts=texts,
-        labels=labels,
-        answers={},
-        padding="",
-        csrf_token=lambda: "x" * 91,
-    )
-    padding = "x" * max(0, size - len(empty.encode()))
+    flow = build_flow(app.extensions["instruments"].latest())
+    screens = {}
+    for flow_screen in flow.screens:
+        instrument = flow_screen.instrument
+        screens[flow_screen.number] = (
+            instrument,
+            [
+                {
+                    "number": n,
+                    "text": instrument.item_text(n, "sv"),
+                    "options": [
+                        (code, instrument.label(n, code, "sv")) for code in instrument.item(n).codes
+                    ],
+                }
+                for n in flow_screen.items
+            ],
+        )
     find = sql("SELECT id, status FROM assessments WHERE token_hash = :hash")
     answers = sql("SELECT item_number, code FROM responses WHERE assessment_id = :id")
+    upsert = sql(FLOOR_UPSERT)
+    touch = sql("UPDATE assessments SET updated_at = now() WHERE id = :id")
 
-    def floor(token: str) -> str:
+    def page(token: str, number: int) -> str:
         with db.engine.connect() as connection:
             found = connection.execute(find, {"hash": hash_token(token)}).one()
             stored = {item: code for item, code in connection.execute(answers, {"id": found.id})}
         session["language"] = "sv"
-        return template.render(
-            lang="sv",
-            items=items,
-            codes=[1, 2, 3, 4],
-            texts=texts,
-            labels=labels,
-            answers=stored,
-            padding=padding,
-        )
+        return template.render(lang="sv", items=screens[number][1], answers=stored)
 
-    return floor
+    def save(token: str, number: int):  # type: ignore[no-untyped-def]
+        instrument, items = screens[number]
+        form = request.form
+        given = {
+            i["number"]: int(form[f"q{i['number']}"]) for i in items if f"q{i['number']}" in form
+        }
+        with db.engine.begin() as connection:
+            found = connection.execute(find, {"hash": hash_token(token)}).one()
+            connection.execute(
+                upsert,
+                {
+                    "id": found.id,
+                    "instrument": instrument.id,
+                    "version": instrument.version,
+                    "items": list(given),
+                    "codes": list(given.values()),
+                },
+            )
+        following = f"/bench/floor/{token}/s/{number % SCREENS + 1}"
+        return redirect(following, 303)
+
+    def submit(token: str):  # type: ignore[no-untyped-def]
+        with db.engine.begin() as connection:
+            found = connection.execute(find, {"hash": hash_token(token)}).one()
+            dict(connection.execute(answers, {"id": found.id}).all())
+            connection.execute(touch, {"id": found.id})
+        return redirect(f"/bench/floor/{token}/s/1", 303)
+
+    return page, save, submit
 
 
 # --------------------------------------------------------------------------------------------
-# Setting up: a database with one open assessment per client thread
+# Setting up: a database with open assessments
 
 
-def create_database() -> str:
+def create_database(admin_url: str) -> str:
     name = f"pro_bench_patient_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-def drop_database(url: str) -> None:
+def drop_database(admin_url: str, url: str) -> None:
     name = make_url(url).database
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(
             text(
@@ -161,6 +220,7 @@ def drop_database(url: str) -> None:
 
 
 def seed(url: str, count: int) -> list[str]:
+    """``count`` patients, each with an open baseline; their links."""
     from pro_service import create_app, migrate
     from pro_service.audit import Actor
     from pro_service.clock import utcnow
@@ -195,7 +255,7 @@ def seed(url: str, count: int) -> list[str]:
                 vault=app.extensions["vault"],
                 schedule=app.extensions["schedule"],
                 site=site,
-                study_id=f"B-{i:03d}",
+                study_id=f"B-{i:04d}",
                 phone=None,
                 language="sv",
                 inclusion_date=local_today(site, now),
@@ -220,7 +280,6 @@ class Client:
     port: int
     cookie: str = ""
     latencies: list[float] = field(default_factory=list)
-    by_method: dict[str, list[float]] = field(default_factory=lambda: {"GET": [], "POST": []})
     errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -241,52 +300,113 @@ class Client:
             self.conn.request(method, path, body=body, headers=headers)
             response = self.conn.getresponse()
             data = response.read().decode()
-        elapsed = time.perf_counter() - started
-        self.latencies.append(elapsed)
-        self.by_method[method].append(elapsed)
+        self.latencies.append(time.perf_counter() - started)
         set_cookie = response.getheader("Set-Cookie")
         if set_cookie:
             self.cookie = set_cookie.split(";", 1)[0]
         return response.status, data
 
-
-def drive_questionnaire(client: Client, token: str, pairs: int, deadline: float) -> None:
-    screen = 1
-    for round_ in range(pairs):
-        if time.monotonic() > deadline:
-            return
-        status, html = client.request("GET", f"/q/{token}/s/{screen}")
-        if status != 200:
-            client.errors.append(f"GET screen {screen}: {status}")
-            return
-        csrf = CSRF.search(html)
-        items = sorted({int(n) for n, _ in RADIO.findall(html)})
-        form = {"csrf_token": csrf.group(1) if csrf else "", "screen": str(screen), "nav": "next"}
-        # Different answers each round, so every POST really writes (as a first visit does).
-        form.update({f"q{n}": str(1 + (n + round_) % 4) for n in items})
-        status, _ = client.request("POST", f"/q/{token}/s/{screen}", urllib.parse.urlencode(form))
-        if status != 303:
-            client.errors.append(f"POST screen {screen}: {status}")
-            return
-        screen = screen % 15 + 1
+    def expect(self, method: str, path: str, status: int, body: str | None = None) -> str | None:
+        got, html = self.request(method, path, body)
+        if got != status:
+            self.errors.append(f"{method} {path.split('/', 3)[-1]}: {got}")
+            return None
+        return html
 
 
-def drive_page(client: Client, path: str, count: int, deadline: float) -> None:
-    """GET ``path`` ``count`` times (the bare and the floor route)."""
-    for _ in range(count):
-        if time.monotonic() > deadline:
-            return
-        status, _ = client.request("GET", path)
-        if status != 200:
-            client.errors.append(f"{path}: {status}")
-            return
+def _form(html: str, extra: dict[str, str], round_: int) -> str:
+    csrf = CSRF.search(html)
+    items = sorted({int(n) for n, _ in RADIO.findall(html)})
+    form = {"csrf_token": csrf.group(1) if csrf else "", **extra}
+    # Different answers each round, so every POST really writes (as a first visit does).
+    form.update({f"q{n}": str(1 + (n + round_) % 4) for n in items})
+    return urllib.parse.urlencode(form)
 
 
-def cpu_seconds() -> dict[str, float]:
+def product_screen(client: Client, token: str, screen: int, round_: int) -> bool:
+    html = client.expect("GET", f"/q/{token}/s/{screen}", 200)
+    if html is None:
+        return False
+    form = _form(html, {"screen": str(screen), "nav": "next"}, round_)
+    return client.expect("POST", f"/q/{token}/s/{screen}", 303, form) is not None
+
+
+def floor_screen(client: Client, token: str, screen: int, round_: int) -> bool:
+    html = client.expect("GET", f"/bench/floor/{token}/s/{screen}", 200)
+    if html is None:
+        return False
+    form = _form(html, {"screen": str(screen), "nav": "next"}, round_)
+    return client.expect("POST", f"/bench/floor/{token}/s/{screen}", 303, form) is not None
+
+
+def drive_screens(screen_pair: Callable[[Client, str, int, int], bool], pairs: int):  # type: ignore[no-untyped-def]
+    def drive(client: Client, tokens: list[str], deadline: float) -> None:
+        token = tokens[0]
+        for round_ in range(pairs):
+            if time.monotonic() > deadline:
+                return
+            if not screen_pair(client, token, round_ % SCREENS + 1, round_):
+                return
+
+    return drive
+
+
+def product_flow(client: Client, token: str) -> bool:
+    """Welcome, every screen, review, submit (scored), thank-you: 34 requests."""
+    if client.expect("GET", f"/q/{token}", 200) is None:
+        return False
+    for screen in range(1, SCREENS + 1):
+        if not product_screen(client, token, screen, screen):
+            return False
+    html = client.expect("GET", f"/q/{token}/review", 200)
+    if html is None:
+        return False
+    form = _form(html, {}, 0)
+    if client.expect("POST", f"/q/{token}/submit", 303, form) is None:
+        return False
+    return client.expect("GET", f"/q/{token}/thanks", 200) is not None
+
+
+def floor_flow(client: Client, token: str) -> bool:
+    """The same 34 requests on the floor route."""
+    if client.expect("GET", f"/bench/floor/{token}/s/1", 200) is None:
+        return False
+    for screen in range(1, SCREENS + 1):
+        if not floor_screen(client, token, screen, screen):
+            return False
+    html = client.expect("GET", f"/bench/floor/{token}/s/{SCREENS}", 200)
+    if html is None:
+        return False
+    form = _form(html, {}, 0)
+    if client.expect("POST", f"/bench/floor/{token}/submit", 303, form) is None:
+        return False
+    return client.expect("GET", f"/bench/floor/{token}/s/1", 200) is not None
+
+
+def drive_flows(flow: Callable[[Client, str], bool], count: int, *, spend: bool):  # type: ignore[no-untyped-def]
+    """``count`` questionnaires per client: a new link for each if ``spend`` (a completed
+    questionnaire's link is spent), else the client's one link every time (the floor's)."""
+
+    def drive(client: Client, tokens: list[str], deadline: float) -> None:
+        for token in tokens[:count] if spend else [tokens[0]] * count:
+            if time.monotonic() > deadline or not flow(client, token):
+                return
+        if spend:
+            del tokens[:count]
+
+    return drive
+
+
+def cpu_seconds(database: str) -> dict[str, float]:
     """CPU time used so far (user + system), by who used it: the gunicorn processes, the
-    PostgreSQL server processes and this client. Linux only (``/proc``); empty elsewhere."""
+    PostgreSQL backends connected to ``database`` and this client. Linux only (``/proc``).
+
+    A backend's command line names its database (``postgres: user db host(port) state``);
+    backends that ended since the last call are not counted (the pool keeps them open).
+    """
     tick = os.sysconf("SC_CLK_TCK")
     used = {"gunicorn": 0.0, "postgresql": 0.0}
+    marker = f" {database} ".encode()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             raw = stat.read_text()
@@ -297,53 +417,180 @@ def cpu_seconds() -> dict[str, float]:
         seconds = (int(fields[11]) + int(fields[12])) / tick
         if b"bench_patient:bench_app" in cmdline:
             used["gunicorn"] += seconds
-        elif cmdline.startswith(b"postgres"):
+        elif cmdline.startswith(b"postgres") and marker in cmdline:
             used["postgresql"] += seconds
     times = os.times()
     used["client"] = times.user + times.system
     return used
 
 
-def run_phase(name: str, clients: list[Client], target) -> dict[str, float]:  # type: ignore[no-untyped-def]
+@dataclass
+class Phase:
+    """What one kind of load measured, summed over the rounds."""
+
+    name: str
+    requests: int = 0
+    units: int = 0  # completed questionnaires (completion phases)
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    rates: list[float] = field(default_factory=list)  # requests/s per round
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def add(self, requests: int, seconds: float, latencies: list[float], cpu: dict[str, float]):  # type: ignore[no-untyped-def]
+        self.requests += requests
+        self.seconds += seconds
+        self.latencies.extend(latencies)
+        self.rates.append(requests / seconds)
+        for who, value in cpu.items():
+            self.cpu[who] = self.cpu.get(who, 0.0) + value
+
+    def percentile(self, q: int) -> float:
+        return statistics.quantiles(self.latencies, n=100)[q - 1] * 1000
+
+    def line(self) -> str:
+        cpu = ", ".join(f"{who} {ms * 1000 / self.requests:.2f} ms" for who, ms in self.cpu.items())
+        return (
+            f"{self.name}: {self.requests} requests, {self.rps:.0f} req/s, p50 "
+            f"{self.percentile(50):.1f} ms, p95 {self.percentile(95):.1f} ms, p99 "
+            f"{self.percentile(99):.1f} ms; CPU per request: {cpu}"
+        )
+
+
+def run_phase(
+    phase: Phase,
+    clients: list[Client],
+    tokens: list[list[str]],
+    target: Callable[[Client, list[str], float], None],
+    database: str,
+) -> None:
     for client in clients:
         client.latencies.clear()
-        for values in client.by_method.values():
-            values.clear()
     deadline = time.monotonic() + TIME_LIMIT_SECONDS
     threads = [
-        threading.Thread(target=target, args=(c, i, deadline)) for i, c in enumerate(clients)
+        threading.Thread(target=target, args=(c, tokens[i], deadline))
+        for i, c in enumerate(clients)
     ]
-    cpu_before = cpu_seconds()
+    cpu_before = cpu_seconds(database)
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    cpu_after = cpu_seconds()
-    latencies = sorted(x for c in clients for x in c.latencies)
+    cpu_after = cpu_seconds(database)
     errors = [e for c in clients for e in c.errors]
     if errors:
-        raise SystemExit(f"{name}: {len(errors)} failed requests, e.g. {errors[:3]}")
-    q = statistics.quantiles(latencies, n=100)
-    per_method = {}
-    for method in ("GET", "POST"):
-        values = [x for c in clients for x in c.by_method[method]]
-        if len(values) > 1:
-            per_method[f"{method}_p95_ms"] = statistics.quantiles(values, n=100)[94] * 1000
-    cpu = {
-        f"cpu_ms_{who}": (cpu_after[who] - cpu_before[who]) * 1000 / len(latencies)
-        for who in cpu_after
-    }
+        raise SystemExit(f"{phase.name}: {len(errors)} failed requests, e.g. {errors[:3]}")
+    latencies = [x for c in clients for x in c.latencies]
+    phase.add(
+        len(latencies),
+        elapsed,
+        latencies,
+        {who: cpu_after[who] - cpu_before[who] for who in cpu_after},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The blast: patient pages while a dispatch process sends the 09:00 invitations
+
+
+def paced(clients: list[Client], tokens: list[str], stop: threading.Event) -> list[float]:
+    """Paced GET + POST of screens by each client until ``stop``; the latencies."""
+    for client in clients:
+        client.latencies.clear()
+
+    def drive(client: Client, token: str) -> None:
+        round_ = 0
+        while not stop.is_set():
+            if not product_screen(client, token, round_ % SCREENS + 1, round_):
+                return
+            round_ += 1
+            stop.wait(PACE_SECONDS)
+
+    threads = [threading.Thread(target=drive, args=(c, tokens[i])) for i, c in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = [e for c in clients for e in c.errors]
+    if errors:
+        raise SystemExit(f"paced clients: {len(errors)} failed requests, e.g. {errors[:3]}")
+    return [x for c in clients for x in c.latencies]
+
+
+def p95(latencies: list[float]) -> float:
+    return statistics.quantiles(latencies, n=100)[94] * 1000
+
+
+def blast_phase(url: str, port: int, tokens: list[str], messages: int) -> dict[str, Any]:
+    """Idle, blast, idle: the paced clients' latencies in each, and the blast's duration."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from messaging.fake_twilio import FakeTwilio
+    from messaging.test_scheduler_processes import _env, _seed
+
+    command = str(Path(sys.executable).parent / "pro-service")
+    fake = FakeTwilio().start()
+    fake.delay = 0.2
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-blast-") as tmp:
+            env = _env(
+                url,
+                fake,
+                Path(tmp),
+                PRO_SMS_POOL_SIZE="8",
+                PRO_TWILIO_TIMEOUT_SECONDS="5",
+                PRO_SMS_CLAIM_LEASE_SECONDS="20",
+            )
+            _seed(url, messages)  # due now: the next dispatch sends them all
+            clients = [Client(port) for _ in range(PACED_CLIENTS)]
+
+            def idle() -> list[float]:
+                stop = threading.Event()
+                timer = threading.Timer(IDLE_SECONDS, stop.set)
+                timer.start()
+                return paced(clients, tokens, stop)
+
+            before = idle()
+            stop = threading.Event()
+            started = time.perf_counter()
+            process = subprocess.Popen(  # noqa: S603 - our own command
+                [command, "jobs", "run", "dispatch"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+
+            def wait_for_dispatch() -> None:
+                process.wait(timeout=600)
+                stop.set()
+
+            waiter = threading.Thread(target=wait_for_dispatch)
+            waiter.start()
+            during = paced(clients, tokens, stop)
+            waiter.join()
+            seconds = time.perf_counter() - started
+            if process.returncode != 0:
+                raise SystemExit(f"dispatch failed: {process.stderr.read().decode()[-2000:]}")
+            after = idle()
+            sent = len(fake.messages)
+    finally:
+        fake.stop()
     return {
-        **per_method,
-        **cpu,
-        "requests": len(latencies),
-        "rps": len(latencies) / elapsed,
-        "p50_ms": q[49] * 1000,
-        "p95_ms": q[94] * 1000,
-        "p99_ms": q[98] * 1000,
+        "idle": before + after,
+        "idle_before": before,
+        "idle_after": after,
+        "blast": during,
+        "seconds": seconds,
+        "sent": sent,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# gunicorn
 
 
 def gunicorn_command(port: int) -> list[str]:
@@ -388,11 +635,28 @@ def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("gunicorn did not start")
 
 
+def _spread(values: list[float]) -> str:
+    return f"best round {max(values):.2f}, worst round {min(values):.2f}"
+
+
 def main() -> None:
-    url = create_database()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--blast", type=int, default=2000, help="invitations (0: no blast)")
+    parser.add_argument("--postgres-url", default=ADMIN_URL)
+    args = parser.parse_args()
+
+    url = create_database(args.postgres_url)
+    database = make_url(url).database or ""
     process = None
+    flows_needed = FLOWS_PER_ROUND * (args.rounds + 1)  # one more round to warm up
     try:
-        tokens = seed(url, CONCURRENCY)
+        all_tokens = seed(url, CONCURRENCY * (1 + flows_needed))
+        screen_tokens = [[t] for t in all_tokens[:CONCURRENCY]]
+        flow_tokens = [
+            all_tokens[CONCURRENCY + i * flows_needed : CONCURRENCY + (i + 1) * flows_needed]
+            for i in range(CONCURRENCY)
+        ]
         port = free_port()
         env = {
             **os.environ,
@@ -402,95 +666,82 @@ def main() -> None:
             "PRO_LINK_RATE_LIMIT": "100000000",
             "PYTHONPATH": str(ROOT / "bench"),
         }
-        # Size of a questionnaire screen, for the bare page.
-        probe = None
-        process = subprocess.Popen(  # noqa: S603
-            gunicorn_command(port),
-            cwd=ROOT,
-            env={**env, "PRO_BENCH_PAGE_BYTES": os.environ.get("PRO_BENCH_PAGE_BYTES", "0")},
-        )
+        process = subprocess.Popen(gunicorn_command(port), cwd=ROOT, env=env)  # noqa: S603
         wait_for(port, process)
-        probe = Client(port)
-        status, html = probe.request("GET", f"/q/{tokens[0]}/s/1")
-        assert status == 200, status
-        page_bytes = len(html.encode())
-        process.terminate()
-        process.wait(timeout=30)
+        clients = [Client(port) for _ in range(CONCURRENCY)]
+        sizes = {
+            "questionnaire screen": len(clients[0].request("GET", f"/q/{all_tokens[0]}/s/1")[1]),
+            "floor screen": len(clients[0].request("GET", f"/bench/floor/{all_tokens[0]}/s/1")[1]),
+        }
 
-        process = subprocess.Popen(  # noqa: S603
-            gunicorn_command(port),
-            cwd=ROOT,
-            env={**env, "PRO_BENCH_PAGE_BYTES": str(page_bytes)},
+        kinds: dict[str, tuple[Phase, Callable[..., None]]] = {
+            "screens": (
+                Phase("questionnaire screens (GET + POST)"),
+                drive_screens(product_screen, PAIRS_PER_ROUND),
+            ),
+            "floor screens": (
+                Phase("floor route (GET + POST)"),
+                drive_screens(floor_screen, PAIRS_PER_ROUND),
+            ),
+            "completion": (
+                Phase("questionnaire, welcome to submit with scoring"),
+                drive_flows(product_flow, FLOWS_PER_ROUND, spend=True),
+            ),
+            "floor completion": (
+                Phase("floor route, the same requests"),
+                drive_flows(floor_flow, FLOWS_PER_ROUND, spend=False),
+            ),
+        }
+        # Warm up every path in every worker (not counted).
+        for name, (_phase, target) in kinds.items():
+            tokens = flow_tokens if name == "completion" else screen_tokens
+            run_phase(Phase("warm-up"), clients, tokens, target, database)
+        pairs = (("screens", "floor screens"), ("completion", "floor completion"))
+        ratios: dict[str, list[float]] = {"screens": [], "completion": []}
+        for round_number in range(args.rounds):
+            for product, floor in pairs:
+                order = (product, floor) if round_number % 2 == 0 else (floor, product)
+                for name in order:
+                    phase, target = kinds[name]
+                    tokens = flow_tokens if name == "completion" else screen_tokens
+                    run_phase(phase, clients, tokens, target, database)
+                ratios[product].append(kinds[product][0].rates[-1] / kinds[floor][0].rates[-1])
+        blast = (
+            blast_phase(url, port, [t[0] for t in screen_tokens], args.blast)
+            if args.blast
+            else None
         )
-        wait_for(port, process)
-        clients = [Client(port) for _ in tokens]
-        bare_size = len(clients[0].request("GET", "/bench/bare")[1].encode())
-        # Warm up both paths in every worker.
-        run_phase("warm-up", clients, lambda c, i, d: drive_questionnaire(c, tokens[i], 2, d))
-        run_phase("warm-up", clients, lambda c, i, d: drive_page(c, "/bench/bare", 4, d))
-        run_phase(
-            "warm-up", clients, lambda c, i, d: drive_page(c, f"/bench/floor/{tokens[i]}", 4, d)
-        )
-
-        questionnaire = run_phase(
-            "questionnaire",
-            clients,
-            lambda c, i, d: drive_questionnaire(c, tokens[i], PAIRS_PER_THREAD, d),
-        )
-        bare = run_phase(
-            "bare", clients, lambda c, i, d: drive_page(c, "/bench/bare", BARE_PER_THREAD, d)
-        )
-        floor = run_phase(
-            "floor",
-            clients,
-            lambda c, i, d: drive_page(c, f"/bench/floor/{tokens[i]}", BARE_PER_THREAD, d),
-        )
-        # The questionnaire's reading half alone: the same screens, GET only (no answers sent).
-        screens_only = run_phase(
-            "screens only",
-            clients,
-            lambda c, i, d: drive_page(c, f"/q/{tokens[i]}/s/{1 + i % 15}", BARE_PER_THREAD, d),
-        )
-        floor_size = len(clients[0].request("GET", f"/bench/floor/{tokens[0]}")[1].encode())
     finally:
         if process is not None and process.poll() is None:
             process.terminate()
             process.wait(timeout=30)
-        drop_database(url)
+        drop_database(args.postgres_url, url)
 
-    ratio = questionnaire["rps"] / bare["rps"]
     print(
         f"gunicorn {WORKERS} workers x {THREADS} threads, at most {CONCURRENCY // WORKERS} "
-        f"connections each, PostgreSQL, concurrency {CONCURRENCY}"
+        f"connections each, PostgreSQL, concurrency {CONCURRENCY}, {args.rounds} rounds "
+        "alternating product and floor"
     )
-    print(
-        f"page size: questionnaire screen {page_bytes} bytes, bare route {bare_size} bytes, "
-        f"floor route {floor_size} bytes"
-    )
-    for name, result in (
-        ("questionnaire (GET screen + POST answers)", questionnaire),
-        ("bare route", bare),
-        ("floor route (2 Core SELECTs, session, CSRF, Jinja; no ORM, no writes)", floor),
-        ("questionnaire screens only (GET, no answers sent)", screens_only),
-    ):
+    print("page size: " + ", ".join(f"{k} {v} characters" for k, v in sizes.items()))
+    for phase, _target in kinds.values():
+        print(phase.line())
+    for product, floor in pairs:
+        overall = kinds[product][0].rps / kinds[floor][0].rps
         print(
-            f"{name}: {result['requests']} requests, {result['rps']:.0f} req/s, "
-            f"p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, "
-            f"p99 {result['p99_ms']:.1f} ms"
+            f"ratio {product} / floor: {overall:.2f} over all rounds "
+            f"({_spread(ratios[product])}; target >= 0.8)"
         )
+    if blast is not None:
+        idle, during = p95(blast["idle"]), p95(blast["blast"])
         print(
-            f"    CPU per request: gunicorn {result['cpu_ms_gunicorn']:.2f} ms, "
-            f"PostgreSQL {result['cpu_ms_postgresql']:.2f} ms, "
-            f"client {result['cpu_ms_client']:.2f} ms"
+            f"during the blast ({blast['sent']} invitations sent by one dispatch process in "
+            f"{blast['seconds']:.1f} s, fake Twilio answering in 200 ms): "
+            f"{len(blast['blast'])} requests, p95 {during:.1f} ms; scheduler idle: "
+            f"{len(blast['idle'])} requests, p95 {idle:.1f} ms (before "
+            f"{p95(blast['idle_before']):.1f} ms, after {p95(blast['idle_after']):.1f} ms); "
+            f"ratio {during / idle:.2f} "
+            "(target < 1.5)"
         )
-    print(
-        f"questionnaire p95 by request: GET screen {questionnaire['GET_p95_ms']:.1f} ms, "
-        f"POST answers {questionnaire['POST_p95_ms']:.1f} ms"
-    )
-    print(f"ratio questionnaire/bare: {ratio:.2f} (target >= 0.33)")
-    print(f"ratio floor/bare: {floor['rps'] / bare['rps']:.2f} (what this stack does at best)")
-    print(f"ratio screens only/bare: {screens_only['rps'] / bare['rps']:.2f}")
-    print(f"questionnaire p95: {questionnaire['p95_ms']:.1f} ms (target < 100 ms)")
 
 
 if __name__ == "__main__":
