@@ -117,11 +117,12 @@ def _floor_views(app):  # type: ignore[no-untyped-def]
     session cookie and CSRF protection (the app's CSRFProtect checks every POST here).
 
     GET: the link by its hash and the stored answers (two indexed SELECTs with SQLAlchemy
-    Core), a value kept in the session, a CSRF token and a Jinja page of the screen's items
-    (texts and labels looked up once at start-up). POST: the link by its hash, the form read,
-    the answers stored with one upsert, a commit and a redirect. The floor's submit reads the
-    link and the answers and writes one row. No ORM, no rate limit, no Babel, no audit, no
-    scoring: the stack's own cost of such pages, against which the questionnaire is read.
+    Core, in autocommit mode as the product reads), a value kept in the session, a CSRF token
+    and a Jinja page of the screen's items (texts and labels looked up once at start-up).
+    POST: the link by its hash, the form read, the answers stored with one upsert, a commit
+    and a redirect. The floor's submit reads the link and the answers and writes one row.
+    No ORM, no rate limit, no Babel, no audit, no scoring: the stack's own cost of such pages,
+    against which the questionnaire is read.
     """
     from flask import redirect, request, session
     from sqlalchemy import text as sql
@@ -154,7 +155,8 @@ def _floor_views(app):  # type: ignore[no-untyped-def]
     touch = sql("UPDATE assessments SET updated_at = now() WHERE id = :id")
 
     def page(token: str, number: int) -> str:
-        with db.engine.connect() as connection:
+        # Autocommit, as the product's pages that only read: no BEGIN and ROLLBACK around them.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             found = connection.execute(find, {"hash": hash_token(token)}).one()
             stored = {item: code for item, code in connection.execute(answers, {"id": found.id})}
         session["language"] = "sv"
