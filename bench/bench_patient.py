@@ -450,6 +450,9 @@ class Phase:
         for who, value in cpu.items():
             self.cpu[who] = self.cpu.get(who, 0.0) + value
 
+    def cpu_per_request(self) -> float:
+        return sum(self.cpu.values()) / self.requests
+
     def percentile(self, q: int) -> float:
         return statistics.quantiles(self.latencies, n=100)[q - 1] * 1000
 
@@ -729,9 +732,11 @@ def main() -> None:
         print(phase.line())
     for product, floor in pairs:
         overall = kinds[product][0].rps / kinds[floor][0].rps
+        cpu = kinds[floor][0].cpu_per_request() / kinds[product][0].cpu_per_request()
         print(
             f"ratio {product} / floor: {overall:.2f} over all rounds "
-            f"({_spread(ratios[product])}; target >= 0.8)"
+            f"({_spread(ratios[product])}; target >= 0.8); by CPU per request (gunicorn + "
+            f"PostgreSQL + client, less moved by other load on the machine): {cpu:.2f}"
         )
     if blast is not None:
         idle, during = p95(blast["idle"]), p95(blast["blast"])
