@@ -18,8 +18,8 @@ round and over all rounds (best and worst round beside it). Target: at least 0.8
 
 Then, **during the blast**: one ``pro-service jobs run dispatch`` process (a scheduler's
 dispatch) sends ``--blast`` due invitations through the tests' fake Twilio answering in 200 ms,
-while 8 paced patient clients (GET + POST a screen, a pause of ``PACE_SECONDS`` between
-requests) measure latency; the same clients measure it before and after the blast with the
+while 8 paced patient clients (GET + POST a screen, then a pause of ``PACE_SECONDS``)
+measure latency; the same clients measure it before and after the blast with the
 scheduler idle (no dispatch process). Target: p95 during the blast < 1.5x the idle p95.
 
     .venv/bin/python bench/bench_patient.py [--rounds 3] [--blast 2000] [--postgres-url URL]
