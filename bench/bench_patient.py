@@ -19,10 +19,16 @@ round and over all rounds (best and worst round beside it). Target: at least 0.8
 Then, **during the blast**: one ``pro-service jobs run dispatch`` process (a scheduler's
 dispatch) sends ``--blast`` due invitations through the tests' fake Twilio answering in 200 ms,
 while 8 paced patient clients (GET + POST a screen, then a pause of ``PACE_SECONDS``)
-measure latency; the same clients measure it before and after the blast with the
-scheduler idle (no dispatch process). Target: p95 during the blast < 1.5x the idle p95.
+measure latency. The dispatch process sends for ``WINDOW_SECONDS``, is paused (SIGSTOP) for as
+long, and so on until every invitation is sent, so that the pages with the blast running and
+with the scheduler idle are measured in alternating windows under the same load from the rest
+of the machine; requests count in the window they started in. The same clients also measure
+the pages before and after the blast with no dispatch process at all. Target: p95 while
+sending < 1.5x p95 while paused.
 
     .venv/bin/python bench/bench_patient.py [--rounds 3] [--blast 2000] [--postgres-url URL]
+
+(``--rounds 0``: only the blast; ``--blast 0``: no blast.)
 
 PostgreSQL at ``--postgres-url`` or PRO_TEST_POSTGRES_URL (as for the tests); the bench makes
 its own database there and drops it. Everything stays on 127.0.0.1; every phase is bounded in
@@ -35,6 +41,7 @@ import argparse
 import http.client
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -70,6 +77,8 @@ PACED_CLIENTS = 8
 PACE_SECONDS = 0.05
 #: How long each idle period (before and after the blast) is measured.
 IDLE_SECONDS = 15
+#: During the blast the dispatch process sends and is paused (SIGSTOP) in turns this long.
+WINDOW_SECONDS = 3.0
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 RADIO = re.compile(r'name="q(\d+)" value="(\d+)"')
 SCREENS = 15
@@ -282,6 +291,7 @@ class Client:
     port: int
     cookie: str = ""
     latencies: list[float] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)  # perf_counter() at each request's start
     errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -302,6 +312,7 @@ class Client:
             self.conn.request(method, path, body=body, headers=headers)
             response = self.conn.getresponse()
             data = response.read().decode()
+        self.starts.append(started)
         self.latencies.append(time.perf_counter() - started)
         set_cookie = response.getheader("Set-Cookie")
         if set_cookie:
@@ -504,9 +515,11 @@ def run_phase(
 
 
 def paced(clients: list[Client], tokens: list[str], stop: threading.Event) -> list[float]:
-    """Paced GET + POST of screens by each client until ``stop``; the latencies."""
+    """Paced GET + POST of screens by each client until ``stop``; the latencies (each
+    client's ``starts`` and ``latencies`` keep them by start time)."""
     for client in clients:
         client.latencies.clear()
+        client.starts.clear()
 
     def drive(client: Client, token: str) -> None:
         round_ = 0
@@ -568,18 +581,42 @@ def blast_phase(url: str, port: int, tokens: list[str], messages: int) -> dict[s
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
+            windows: list[tuple[float, float, bool]] = []  # (from, to, sending)
 
-            def wait_for_dispatch() -> None:
-                process.wait(timeout=600)
+            def alternate() -> None:
+                """Sending and paused (SIGSTOP) windows in turn until the dispatch ends."""
+                sending, begun = True, time.perf_counter()
+                while True:
+                    try:
+                        process.wait(timeout=WINDOW_SECONDS)
+                    except subprocess.TimeoutExpired:
+                        now = time.perf_counter()
+                        windows.append((begun, now, sending))
+                        process.send_signal(signal.SIGSTOP if sending else signal.SIGCONT)
+                        sending, begun = not sending, now
+                        continue
+                    windows.append((begun, time.perf_counter(), sending))
+                    break
                 stop.set()
 
-            waiter = threading.Thread(target=wait_for_dispatch)
-            waiter.start()
-            during = paced(clients, tokens, stop)
-            waiter.join()
+            controller = threading.Thread(target=alternate)
+            controller.start()
+            try:
+                during = paced(clients, tokens, stop)
+            finally:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGCONT)
+                controller.join()
             seconds = time.perf_counter() - started
             if process.returncode != 0:
                 raise SystemExit(f"dispatch failed: {process.stderr.read().decode()[-2000:]}")
+            by_window: dict[bool, list[float]] = {True: [], False: []}
+            for client in clients:
+                for start, latency in zip(client.starts, client.latencies, strict=True):
+                    for begun, ended, sending in windows:
+                        if begun <= start < ended:
+                            by_window[sending].append(latency)
+                            break
             after = idle()
             sent = len(fake.messages)
     finally:
@@ -589,6 +626,9 @@ def blast_phase(url: str, port: int, tokens: list[str], messages: int) -> dict[s
         "idle_before": before,
         "idle_after": after,
         "blast": during,
+        "sending": by_window[True],
+        "paused": by_window[False],
+        "sending_seconds": sum(e - b for b, e, sending in windows if sending),
         "seconds": seconds,
         "sent": sent,
     }
@@ -729,8 +769,9 @@ def main() -> None:
     )
     print("page size: " + ", ".join(f"{k} {v} characters" for k, v in sizes.items()))
     for phase, _target in kinds.values():
-        print(phase.line())
-    for product, floor in pairs:
+        if phase.requests:
+            print(phase.line())
+    for product, floor in pairs if args.rounds else ():
         overall = kinds[product][0].rps / kinds[floor][0].rps
         cpu = kinds[floor][0].cpu_per_request() / kinds[product][0].cpu_per_request()
         print(
@@ -739,15 +780,23 @@ def main() -> None:
             f"PostgreSQL + client, less moved by other load on the machine): {cpu:.2f}"
         )
     if blast is not None:
+        sending, paused = p95(blast["sending"]), p95(blast["paused"])
         idle, during = p95(blast["idle"]), p95(blast["blast"])
         print(
-            f"during the blast ({blast['sent']} invitations sent by one dispatch process in "
-            f"{blast['seconds']:.1f} s, fake Twilio answering in 200 ms): "
-            f"{len(blast['blast'])} requests, p95 {during:.1f} ms; scheduler idle: "
-            f"{len(blast['idle'])} requests, p95 {idle:.1f} ms (before "
-            f"{p95(blast['idle_before']):.1f} ms, after {p95(blast['idle_after']):.1f} ms); "
-            f"ratio {during / idle:.2f} "
-            "(target < 1.5)"
+            f"the blast: {blast['sent']} invitations sent by one dispatch process, fake Twilio "
+            f"answering in 200 ms, {blast['sending_seconds']:.1f} s of sending in "
+            f"{WINDOW_SECONDS:.0f} s windows between paused ones ({blast['seconds']:.1f} s in all)"
+        )
+        print(
+            f"    interleaved: sending {len(blast['sending'])} requests, p95 {sending:.1f} ms; "
+            f"paused {len(blast['paused'])} requests, p95 {paused:.1f} ms; "
+            f"ratio {sending / paused:.2f} (target < 1.5)"
+        )
+        print(
+            f"    before and after, no dispatch process: {len(blast['idle'])} requests, p95 "
+            f"{idle:.1f} ms (before {p95(blast['idle_before']):.1f} ms, after "
+            f"{p95(blast['idle_after']):.1f} ms); the whole blast {len(blast['blast'])} requests, "
+            f"p95 {during:.1f} ms; sending / no dispatch {sending / idle:.2f}"
         )
 
 
