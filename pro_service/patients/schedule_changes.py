@@ -792,24 +792,21 @@ def correct_status(
             reason="status corrected",
         )
     any_track = {tp.key for tp in schedule.timepoints if tp.track is not None}
+    anchors = anchor_dates(patient)
     rebuilt: list[Assessment] = []
     for assessment in patient.assessments:
         if assessment.status != AssessmentStatus.CANCELLED.value or _has_answers(assessment):
             continue
         if assessment.timepoint in any_track:
             continue  # a follow-up track's: not expected of an active patient
-        if assessment.window_closes < today:
-            assessment.status = AssessmentStatus.EXPIRED.value
-            assessment.closed_at = now
-        elif assessment.window_opens <= today:
-            assessment.status = AssessmentStatus.OPEN.value
-            assessment.opened_at = now
-            assessment.closed_at = None
-            issue_token(assessment, vault)
-        else:
-            assessment.status = AssessmentStatus.SCHEDULED.value
-            assessment.closed_at = None
-            assessment.token_hash = None
+        stored = Window(assessment.due_date, assessment.window_opens, assessment.window_closes)
+        try:
+            window = schedule.timepoint(assessment.timepoint).bounded(stored, anchors)
+        except KeyError:
+            window = stored  # no longer in the schedule file: its stored window
+        if window is None:
+            continue  # still not expected: its bound falls before it opens
+        _settle(assessment, stored, window, today=today, now=now, vault=vault)
         assessment.updated_at = now
         rebuilt.append(assessment)
     after_reschedule(session, now=now, schedule=schedule, assessments=rebuilt)

@@ -553,22 +553,8 @@ class _Context:
         offset_days: int,
         offset_months: int,
     ) -> tuple[str, int] | None:
-        spec = raw.get("bound")
-        if spec is None:
-            return None
-        if spec["anchor"] not in self.anchors:
-            raise self.error(
-                f"{where}.bound.anchor",
-                f"unknown anchor {spec['anchor']!r} (known: {', '.join(self.anchors)})",
-            )
-        opening = offset_days + raw["window"]["opens"]
-        if spec["anchor"] == anchor and offset_months == 0 and spec["days"] < opening:
-            raise self.error(
-                f"{where}.bound.days",
-                f"the bound (day {spec['days']} from {anchor}) falls before the window opens "
-                f"(day {opening})",
-            )
-        return spec["anchor"], spec["days"]
+        spec = self._checked_bound(where, raw, "bound", anchor, offset_days, offset_months)
+        return None if spec is None else (spec["anchor"], spec["days"])
 
     def _late_start(
         self,
@@ -578,19 +564,33 @@ class _Context:
         offset_days: int,
         offset_months: int,
     ) -> tuple[str, int, int] | None:
-        spec = raw.get("late_start")
+        spec = self._checked_bound(where, raw, "late_start", anchor, offset_days, offset_months)
+        return None if spec is None else (spec["anchor"], spec["days"], spec["within"])
+
+    def _checked_bound(  # noqa: PLR0913, PLR0917
+        self,
+        where: str,
+        raw: dict[str, Any],
+        name: str,
+        anchor: str,
+        offset_days: int,
+        offset_months: int,
+    ) -> dict[str, Any] | None:
+        """``raw[name]``, ``{anchor, days, ...}``: a day counted from a known anchor that, from
+        the time point's own anchor, may not fall before its window opens."""
+        spec: dict[str, Any] | None = raw.get(name)
         if spec is None:
             return None
         if spec["anchor"] not in self.anchors:
             raise self.error(
-                f"{where}.late_start.anchor",
+                f"{where}.{name}.anchor",
                 f"unknown anchor {spec['anchor']!r} (known: {', '.join(self.anchors)})",
             )
         opening = offset_days + raw["window"]["opens"]
         if spec["anchor"] == anchor and offset_months == 0 and spec["days"] < opening:
             raise self.error(
-                f"{where}.late_start.days",
+                f"{where}.{name}.days",
                 f"the bound (day {spec['days']} from {anchor}) falls before the window opens "
                 f"(day {opening})",
             )
-        return spec["anchor"], spec["days"], spec["within"]
+        return spec

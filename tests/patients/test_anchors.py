@@ -234,20 +234,25 @@ def test_a_withdrawal_records_its_kind(app, session, make_site, make_patient):
     assert event.one().after["withdrawal_kind"] == "study"
 
 
-def _move_decision(app, session, patient, new_date, *, reason="date typed wrong", now=NOW):  # type: ignore[no-untyped-def]
+def _set_date(app, session, patient, anchor, day, *, reason):  # type: ignore[no-untyped-def]
+    """A nurse records (or corrects, or removes) the date of ``anchor`` on NOW; committed."""
     changed = change_anchor_date(
         session,
-        now=now,
+        now=NOW,
         actor=NURSE,
         schedule=app.extensions["schedule"],
         vault=app.extensions["vault"],
         patient=patient,
-        anchor="no_surgery_decision",
-        new_date=new_date,
+        anchor=anchor,
+        new_date=day,
         reason=reason,
     )
     session.commit()
     return changed
+
+
+def _move_decision(app, session, patient, new_date, *, reason="date typed wrong"):  # type: ignore[no-untyped-def]
+    return _set_date(app, session, patient, "no_surgery_decision", new_date, reason=reason)
 
 
 def test_the_decision_date_is_corrected_with_a_reason_and_the_follow_up_follows(
@@ -359,19 +364,7 @@ def app_overrides(app_overrides, tmp_path):  # type: ignore[no-untyped-def]
 
 
 def _chemo(app, session, patient, day, *, reason=""):  # type: ignore[no-untyped-def]
-    changed = change_anchor_date(
-        session,
-        now=NOW,
-        actor=NURSE,
-        schedule=app.extensions["schedule"],
-        vault=app.extensions["vault"],
-        patient=patient,
-        anchor="chemo_start",
-        new_date=day,
-        reason=reason,
-    )
-    session.commit()
-    return changed
+    return _set_date(app, session, patient, "chemo_start", day, reason=reason)
 
 
 def test_an_anchor_of_the_schedules_own_is_recorded_moved_and_removed(

@@ -5,7 +5,7 @@ the inclusion date is on the edit page."""
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -13,24 +13,18 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from ...extensions import db
 from ...models import Role
-from ...patients.schedule_changes import ScheduleChangeError, change_anchor_date
 from ...scheduling.assessments import anchor_dates
 from . import bp
 from .auth import staff_page
 from .patients import (
     REASON_HINT,
-    _actor,
     _patient_or_404,
-    _rescheduled_summary,
+    _save_anchor_date,
     _schedule,
-    _show_error,
     _timepoint_rows,
-    _vault,
     anchor_label,
     editable_anchors,
-    patient_page_url,
 )
 
 
@@ -55,28 +49,16 @@ def change_anchor_date_view(patient_id: int, anchor: str) -> ResponseReturnValue
     editable = any(a.key == anchor for a in editable_anchors(patient))
     form = AnchorDateForm(data=None if request.method == "POST" else {"day": current})
     if editable and form.validate_on_submit():
-        if form.day.data == current:
-            flash(_("Nothing was changed."), "info")
-            return redirect(patient_page_url(patient))
-        try:
-            changed = change_anchor_date(
-                db.session,
-                now=g.now,
-                actor=_actor(),
-                schedule=_schedule(),
-                vault=_vault(),
-                patient=patient,
-                anchor=anchor,
-                new_date=form.day.data,
-                reason=form.reason.data or "",
-            )
-        except ScheduleChangeError as exc:
-            _show_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("The date is saved: %(event)s.", event=anchor_label(anchor)), "info")
-            flash(_rescheduled_summary(changed), "info")
-            return redirect(patient_page_url(patient))
+        saved = _save_anchor_date(
+            form,
+            patient,
+            anchor=anchor,
+            new_date=form.day.data,
+            field="day",
+            saved_text=_("The date is saved: %(event)s.", event=anchor_label(anchor)),
+        )
+        if saved is not None:
+            return saved
     elif request.method == "POST" and not editable:
         abort(400)
     return render_template(

@@ -36,7 +36,7 @@ from ...patients.registry import PatientDataError
 from ...patients.schedule_changes import (
     LEAVING_STATUSES,
     ScheduleChangeError,
-    change_surgery_date,
+    change_anchor_date,
     check_leaving,
     correct_status,
     end_participation,
@@ -45,6 +45,7 @@ from ...patients.schedule_changes import (
 from ...patients.study_ids import example_study_id
 from ...scheduling.assessments import (
     OPEN_STATES,
+    anchor_dates,
     display_status,
     local_today,
     registration_outlook,
@@ -441,30 +442,18 @@ def change_surgery_date_view(patient_id: int) -> ResponseReturnValue:
         data=None if request.method == "POST" else {"surgery_date": patient.surgery_date}
     )
     if form.validate_on_submit():
-        if form.surgery_date.data == patient.surgery_date:
-            flash(_("Nothing was changed."), "info")
-            return redirect(patient_page_url(patient))
-        try:
-            changed = change_surgery_date(
-                db.session,
-                now=g.now,
-                actor=_actor(),
-                schedule=_schedule(),
-                vault=_vault(),
-                patient=patient,
-                new_date=form.surgery_date.data,
-                reason=form.reason.data or "",
-            )
-        except ScheduleChangeError as exc:
-            _show_error(form, exc)
-        else:
-            db.session.commit()
-            if patient.surgery_date is None:
-                flash(_("The surgery date is removed."), "info")
-            else:
-                flash(_("The surgery date is saved."), "info")
-            flash(_rescheduled_summary(changed), "info")
-            return redirect(patient_page_url(patient))
+        saved = _save_anchor_date(
+            form,
+            patient,
+            anchor="surgery",
+            new_date=form.surgery_date.data,
+            field="surgery_date",
+            saved_text=_("The surgery date is saved.")
+            if form.surgery_date.data
+            else _("The surgery date is removed."),
+        )
+        if saved is not None:
+            return saved
     return render_template(
         "staff/patients/surgery.html",
         form=form,
@@ -472,6 +461,42 @@ def change_surgery_date_view(patient_id: int) -> ResponseReturnValue:
         rows=_timepoint_rows(patient, "surgery"),
         reason_hint=REASON_HINT,
     )
+
+
+def _save_anchor_date(  # noqa: PLR0913
+    form: FlaskForm,
+    patient: Patient,
+    *,
+    anchor: str,
+    new_date: Any,
+    field: str,
+    saved_text: str,
+) -> ResponseReturnValue | None:
+    """Save a posted anchor date (surgery, or one of the schedule's own) and go back to the
+    patient with what changed; None when it is refused (the error is on ``form``)."""
+    if new_date == anchor_dates(patient).get(anchor):
+        flash(_("Nothing was changed."), "info")
+        return redirect(patient_page_url(patient))
+    try:
+        changed = change_anchor_date(
+            db.session,
+            now=g.now,
+            actor=_actor(),
+            schedule=_schedule(),
+            vault=_vault(),
+            patient=patient,
+            anchor=anchor,
+            new_date=new_date,
+            reason=form.reason.data or "",
+            field=field,
+        )
+    except ScheduleChangeError as exc:
+        _show_error(form, exc)
+        return None
+    db.session.commit()
+    flash(saved_text, "info")
+    flash(_rescheduled_summary(changed), "info")
+    return redirect(patient_page_url(patient))
 
 
 # --- status ------------------------------------------------------------------------------------
