@@ -55,10 +55,6 @@ def _stop(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _english(exc: PatientDataError) -> str:
-    return exc.english
-
-
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     if not path.is_file():
         _stop(f"{path}: no such file")
@@ -180,12 +176,12 @@ def import_patients_command(csv_path: Path, site_code: str | None) -> None:
             try:
                 check_language(language)
             except PatientDataError as exc:
-                found.append(Problem(line, "language", _english(exc)))
+                found.append(Problem(line, "language", exc.english))
         if site is not None:
             try:  # the site's country is the default region
                 check_phone(row["phone"], site)
             except PatientDataError as exc:
-                found.append(Problem(line, "phone", _english(exc)))
+                found.append(Problem(line, "phone", exc.english))
 
         if found or site is None:
             problems.extend(found)
@@ -208,7 +204,7 @@ def import_patients_command(csv_path: Path, site_code: str | None) -> None:
                 check_date_limits=True,
             )
         except PatientDataError as exc:  # checked before anything is added: the row left nothing
-            problems.append(Problem(line, exc.field, _english(exc)))
+            problems.append(Problem(line, exc.field, exc.english))
             continue
         registered += 1
         outlook = registration_outlook(patient, current_app.extensions["schedule"], now)

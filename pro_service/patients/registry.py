@@ -56,6 +56,7 @@ from .schedule_changes import (
     Rescheduled,
     ScheduleChangeError,
     check_anchor_date,
+    params_in,
     recompute_timepoints,
     require_reason,
 )
@@ -97,8 +98,7 @@ class PatientDataError(ValueError):
     @property
     def english(self) -> str:
         """The message in English (the import command's and the CLI's language)."""
-        english = {k: v["en"] if isinstance(v, dict) else v for k, v in self.params.items()}
-        return self.message % english if self.params else self.message
+        return self.message % params_in(self.params, "en") if self.params else self.message
 
     @classmethod
     def from_schedule_error(cls, exc: ScheduleChangeError) -> PatientDataError:

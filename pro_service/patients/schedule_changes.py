@@ -71,10 +71,17 @@ class ScheduleChangeError(ValueError):
         self.field = field
         self.message = message
         #: A value may be a label in every language ({"sv": ..., "en": ...}): the page shows its
-        #: own language's.
+        #: own language's (:func:`params_in`).
         self.params = params
-        english = {k: v["en"] if isinstance(v, dict) else v for k, v in params.items()}
-        super().__init__(f"{field}: {message % english if params else message}")
+        super().__init__(f"{field}: {message % params_in(params, 'en') if params else message}")
+
+
+def params_in(params: dict[str, object], language: str) -> dict[str, object]:
+    """An error's ``params`` with every label in ``language`` (else English)."""
+    return {
+        k: (v.get(language) or v.get("en", "")) if isinstance(v, dict) else v
+        for k, v in params.items()
+    }
 
 
 def require_reason(reason: str) -> str:
@@ -129,7 +136,8 @@ def recompute_timepoints(
     points are cancelled (``why`` is recorded on them), and time points of a newly known anchor
     date are created. Used for every anchor: surgery, inclusion, and the schedule's own.
     """
-    anchor_date = anchor_dates(patient).get(anchor)
+    anchors = anchor_dates(patient)
+    anchor_date = anchors.get(anchor)
     today = local_today(patient.site, now)
     result = Rescheduled()
 
@@ -153,7 +161,7 @@ def recompute_timepoints(
             # Started: the window follows the anchor and the answers are kept. Past the new
             # closing day the link takes no more answers, and the scheduler's next pass closes
             # it as partial and scores it (answers are never dropped).
-            window = _started_window(timepoint, timepoint.window_for(anchor_date), patient)
+            window = _started_window(timepoint, timepoint.window_for(anchor_date), anchors)
             moved = (window.due, window.opens, window.closes) != (
                 assessment.due_date,
                 assessment.window_opens,
@@ -183,7 +191,7 @@ def recompute_timepoints(
             except KeyError:
                 continue  # no longer in the schedule file: left as it is
             normal = timepoint.window_for(anchor_date)
-            bounded = timepoint.bounded(normal, anchor_dates(patient))
+            bounded = timepoint.bounded(normal, anchors)
             _settle(assessment, normal, bounded, today=today, now=now, vault=vault)
         assessment.updated_at = now
         if (assessment.status, assessment.due_date) != old:
@@ -250,10 +258,12 @@ def _settle(
         close_link(assessment)
 
 
-def _started_window(timepoint: TimePoint, window: Window, patient: Patient) -> Window:
+def _started_window(
+    timepoint: TimePoint, window: Window, anchors: dict[str, date | None]
+) -> Window:
     """A started time point's window cut at its bound; when the bound falls before it opens,
     a window of its opening day alone (the scheduler's next pass closes it as partial)."""
-    bounded = timepoint.bounded(window, anchor_dates(patient))
+    bounded = timepoint.bounded(window, anchors)
     if bounded is not None:
         return bounded
     return Window(due=window.opens, opens=window.opens, closes=window.opens)
@@ -310,13 +320,13 @@ def _apply_bounds(
             if closes < assessment.window_opens:
                 continue
             base = Window(due=assessment.window_opens, opens=assessment.window_opens, closes=closes)
-        window = timepoint.bounded(base, anchors)
         before = (assessment.status, assessment.due_date, assessment.window_closes)
         if started:
-            window = window or Window(due=base.opens, opens=base.opens, closes=base.opens)
+            window = _started_window(timepoint, base, anchors)
             assessment.due_date, assessment.window_closes = window.due, window.closes
         else:
-            _settle(assessment, base, window, today=today, now=now, vault=vault)
+            bounded = timepoint.bounded(base, anchors)
+            _settle(assessment, base, bounded, today=today, now=now, vault=vault)
         if (assessment.status, assessment.due_date, assessment.window_closes) == before:
             continue
         assessment.updated_at = now

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from pro_service.answering.responses import save_answers
+from sqlalchemy import select
+
+from pro_service.answering.responses import save_answers, score_partial
 from pro_service.messaging.outbox import reminder_days
 from pro_service.models import Score
 from pro_service.scheduling.assessments import registration_outlook, update_windows
@@ -75,9 +77,9 @@ def test_a_started_baseline_cut_by_a_surgery_date_closes_as_partial_and_is_score
     later = datetime(2026, 3, 17, 23, 30, tzinfo=UTC)  # 18 March in Stockholm: bound passed
     changes = update_windows(session, now=later, vault=app.extensions["vault"])
     assert changes.partial == [baseline] and baseline.status == "partial"
-    from pro_service.answering.responses import score_partial
-
     score_partial(session, now=later, assessment=baseline, registry=app.extensions["instruments"])
     session.commit()
-    pf2 = [s for s in session.query(Score).filter_by(assessment_id=baseline.id) if s.scale == "PF2"]
-    assert pf2 and pf2[0].value is not None
+    pf2 = session.scalar(
+        select(Score.value).where(Score.assessment_id == baseline.id, Score.scale == "PF2")
+    )
+    assert pf2 is not None

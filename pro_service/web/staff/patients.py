@@ -41,6 +41,7 @@ from ...patients.schedule_changes import (
     correct_status,
     end_participation,
     follow_up_outlook,
+    params_in,
 )
 from ...patients.study_ids import example_study_id
 from ...scheduling.assessments import (
@@ -114,11 +115,7 @@ def patient_page_url(patient: Patient) -> str:
 
 def error_text(exc: PatientDataError | ScheduleChangeError) -> str:
     """The service's message in the page's language."""
-    language = str(get_locale() or "sv")
-    params = {
-        k: v.get(language) or v.get("en", "") if isinstance(v, dict) else v
-        for k, v in exc.params.items()
-    }
+    params = params_in(exc.params, _page_language())
     if "status" in params:
         params["status"] = str(PATIENT_STATUS_LABELS.get(str(params["status"]), params["status"]))
     return _(exc.message, **params)
@@ -134,12 +131,20 @@ def _show_error(form: FlaskForm, exc: PatientDataError | ScheduleChangeError) ->
         form.form_errors.append(text)
 
 
+def _page_language() -> str:
+    return str(get_locale() or "sv")
+
+
+def _label(labels: dict[str, str], key: str) -> str:
+    """A schedule file's label in the page's language (else English, else the key)."""
+    return labels.get(_page_language()) or labels.get("en") or key
+
+
 def timepoint_label(key: str) -> str:
     try:
-        labels = _schedule().timepoint(key).label
+        return _label(_schedule().timepoint(key).label, key)
     except KeyError:
         return key
-    return str(labels.get(str(get_locale() or "sv")) or labels.get("en") or key)
 
 
 def _flash_outlook(patient: Patient) -> None:
@@ -188,9 +193,7 @@ def _patient_action_globals() -> dict[str, Any]:
 def anchor_label(key: str) -> str:
     """An anchor's name in the page's language (the schedule file's label)."""
     anchor = _schedule().anchors.get(key)
-    if anchor is None:
-        return key
-    return str(anchor.label.get(str(get_locale() or "sv")) or anchor.label.get("en") or key)
+    return key if anchor is None else _label(anchor.label, key)
 
 
 def editable_anchors(patient: Patient) -> list[Any]:
