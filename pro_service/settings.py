@@ -31,6 +31,8 @@ ENVIRONMENTS = ("development", "test", "production")
 SMS_BACKENDS = ("console", "twilio")
 #: The most SMS one scheduler process may have in flight (PRO_SMS_POOL_SIZE).
 MAX_SMS_POOL_SIZE = 64
+#: The highest niceness (lowest CPU priority) a process can take on Linux (PRO_SCHEDULER_NICENESS).
+MAX_NICENESS = 19
 
 
 class ConfigurationError(RuntimeError):
@@ -67,6 +69,9 @@ class Settings:
     hsts_max_age: int = 31_536_000
     #: Bearer token of the Prometheus metrics endpoint; None: the endpoint does not exist.
     metrics_token: str | None = None
+    #: How much the scheduler process lowers its own CPU priority (added to its niceness), so
+    #: that the patient pages come first on a busy server during the 09:00 blast; 0 keeps it.
+    scheduler_niceness: int = 10
 
     @property
     def is_production(self) -> bool:
@@ -203,6 +208,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     trusted_proxy_count = whole("PRO_TRUSTED_PROXY_COUNT", "0", "proxies")
     hsts_max_age = whole("PRO_HSTS_MAX_AGE", "31536000", "seconds")
+    scheduler_niceness = whole("PRO_SCHEDULER_NICENESS", "10", "steps")
+    if scheduler_niceness > MAX_NICENESS:
+        problems.append(
+            f"PRO_SCHEDULER_NICENESS must be at most {MAX_NICENESS} (the lowest CPU priority), "
+            f"not {scheduler_niceness}"
+        )
     metrics_token = _get(env_map, "PRO_METRICS_TOKEN") or None
     if metrics_token is not None and len(metrics_token) < 32:
         problems.append("PRO_METRICS_TOKEN must be at least 32 characters (it guards /metrics)")
@@ -245,4 +256,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         staff_idle_minutes=staff_idle_minutes,
         hsts_max_age=hsts_max_age,
         metrics_token=metrics_token,
+        scheduler_niceness=scheduler_niceness,
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 
@@ -24,6 +25,17 @@ def quiet_provider_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def lower_priority(niceness: int) -> None:
+    """Lower this process's CPU priority by ``niceness`` (PRO_SCHEDULER_NICENESS): on a server
+    shared with the web workers, the patient pages come first while the scheduler sends."""
+    if niceness <= 0:
+        return
+    try:
+        os.nice(niceness)
+    except OSError as exc:  # not on every platform; the scheduler still works at full priority
+        log.warning("could not lower the scheduler's CPU priority: %s", exc)
+
+
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command() -> None:
@@ -32,6 +44,7 @@ def scheduler_command() -> None:
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     quiet_provider_logs()
+    lower_priority(app.config["PRO_SETTINGS"].scheduler_niceness)
     scheduler = BlockingScheduler(timezone="UTC")
     for job in JOBS.values():
         scheduler.add_job(
@@ -51,6 +64,8 @@ def scheduler_command() -> None:
     def _stop(signum: int, _frame: object) -> None:
         log.info("scheduler stopping (signal %s)", signum)
         dispatch_stop(app).set()  # a running dispatch finishes its calls in flight and returns
+        if not scheduler.running:  # stopped while starting: no job has run, nothing to wait for
+            raise SystemExit(0)
         scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, _stop)
@@ -79,6 +94,7 @@ def run_command(name: str) -> None:
     """Run one job once, or `all` to run every job once in order."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     quiet_provider_logs()
+    lower_priority(app.config["PRO_SETTINGS"].scheduler_niceness)
     names = list(JOBS) if name == "all" else [name]
     for job_name in names:
         if job_name not in JOBS:

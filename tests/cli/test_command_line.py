@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +190,69 @@ def test_make_run_serves_on_the_port_the_readme_names(tmp_path):
     ).stdout
     assert "pro-service dev --port 5051" in planned
     assert "http://127.0.0.1:5051} .venv/bin/pro-service demo" in planned
+
+
+def _start_scheduler(env_extra, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
+    env.update(env_extra)
+    process = subprocess.Popen(  # noqa: S603
+        [PRO_SERVICE, "scheduler"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the line comes once the priority is set, jobs added
+        ready, _, _ = select.select([process.stderr], [], [], 1)
+        if not ready:
+            continue
+        line = process.stderr.readline()
+        seen.append(line)
+        if line.startswith("Scheduler running jobs") or not line:
+            break
+    if not seen or not seen[-1].startswith("Scheduler running jobs"):
+        process.kill()
+        pytest.fail("the scheduler did not start:\n" + "".join(seen))
+    return process
+
+
+def _stop(process):
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+
+
+@pytest.mark.parametrize(("setting", "lowered_by"), [(None, 10), ("15", 15), ("0", 0)])
+def test_the_scheduler_process_gives_the_web_workers_the_cpu_first(
+    tmp_path, fresh_instance, setting, lowered_by
+):
+    """On a server shared with the web workers, the scheduler runs at a lower CPU priority
+    (PRO_SCHEDULER_NICENESS, 10 unless set), so patient pages stay fast during a blast."""
+    assert _run(["db", "upgrade"], fresh_instance, tmp_path).returncode == 0
+    extra = {} if setting is None else {"PRO_SCHEDULER_NICENESS": setting}
+    process = _start_scheduler({**fresh_instance, **extra}, tmp_path)
+    try:
+        niceness = os.getpriority(os.PRIO_PROCESS, process.pid)
+    finally:
+        _stop(process)
+    assert niceness == min(os.nice(0) + lowered_by, 19)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("20", "PRO_SCHEDULER_NICENESS must be at most 19 (the lowest CPU priority), not 20"),
+        ("-5", "PRO_SCHEDULER_NICENESS must be a whole number of steps (0 or more), not '-5'"),
+        ("low", "PRO_SCHEDULER_NICENESS must be a whole number of steps (0 or more), not 'low'"),
+    ],
+)
+def test_a_bad_scheduler_niceness_stops_the_scheduler_and_names_it(
+    tmp_path, fresh_instance, raw, message
+):
+    result = _run(["scheduler"], {**fresh_instance, "PRO_SCHEDULER_NICENESS": raw}, tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
