@@ -36,16 +36,24 @@ def lower_priority(niceness: int) -> None:
         log.warning("could not lower the scheduler's CPU priority: %s", exc)
 
 
+#: The signals that stop the scheduler process (systemd's stop, Ctrl-C).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command() -> None:
     """Run the scheduler process (APScheduler): the periodic jobs, until stopped."""
-    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.schedulers.background import BackgroundScheduler
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     quiet_provider_logs()
     lower_priority(app.config["PRO_SETTINGS"].scheduler_niceness)
-    scheduler = BlockingScheduler(timezone="UTC")
+    # The stop signals are taken by this thread alone, with sigwait below, never by a handler:
+    # a handler could run while this thread holds a lock that stopping needs (a deadlock), and
+    # the job threads, started after this, inherit the blocked signals.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    scheduler = BackgroundScheduler(timezone="UTC")
     for job in JOBS.values():
         scheduler.add_job(
             run_job,
@@ -60,18 +68,12 @@ def scheduler_command() -> None:
             misfire_grace_time=job.interval_seconds,
             next_run_time=utcnow(),
         )
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("scheduler stopping (signal %s)", signum)
-        dispatch_stop(app).set()  # a running dispatch finishes its calls in flight and returns
-        if not scheduler.running:  # stopped while starting: no job has run, nothing to wait for
-            raise SystemExit(0)
-        scheduler.shutdown(wait=True)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    click.echo(f"Scheduler running jobs: {', '.join(JOBS)}", err=True)
     scheduler.start()
+    click.echo(f"Scheduler running jobs: {', '.join(JOBS)}", err=True)
+    signum = signal.sigwait(STOP_SIGNALS)
+    log.info("scheduler stopping (signal %s)", signum)
+    dispatch_stop(app).set()  # a running dispatch finishes its calls in flight and returns
+    scheduler.shutdown(wait=True)
 
 
 @click.group("jobs")
