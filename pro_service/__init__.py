@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from . import logging_privacy
 from .settings import TRANSLATIONS_DIR, Settings, load_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 LANGUAGES = ("sv", "fi", "en")
 
@@ -46,6 +47,8 @@ def create_base_app(overrides: Mapping[str, Any] | None = None, *, database: boo
     and write files (``score``). The data files are checked either way, so a bad file stops
     every command at start-up. ``overrides`` as for :func:`create_app`.
     """
+    from flask import Flask
+
     settings: Settings = load_settings()
     overrides = dict(overrides or {})
     setting_overrides = {k: v for k, v in overrides.items() if k.islower()}

@@ -74,7 +74,98 @@ def test_help_lists_every_command_without_building_an_app_or_importing_commands(
     assert "Score QLQ-C30 / QLQ-PAN26 answers in INPUT.csv." in done.stdout
 
 
-def test_score_runs_without_database_or_web_pages(tmp_path):
+#: Runs the console script's ``main`` in a fresh interpreter, then reports the heavy modules
+#: it imported (printed at exit, as ``main`` ends with ``sys.exit``).
+PROBE_MAIN = textwrap.dedent(
+    """
+    import atexit, json, sys
+    def report():
+        heavy = ("flask", "sqlalchemy", "jinja2", "pro_service.web", "apscheduler")
+        print("\\n" + json.dumps([m for m in heavy if m in sys.modules]))
+    atexit.register(report)
+    from pro_service.cli import main
+    sys.argv = ["pro-service", *sys.argv[1:]]
+    main()
+    """
+)
+
+
+def _answers(tmp_path: Path) -> Path:
+    source = tmp_path / "answers.csv"
+    source.write_text(
+        ",".join(f"q{n}" for n in range(1, 31)) + "\n" + ",".join(["1"] * 30) + "\n",
+        encoding="utf-8",
+    )
+    return source
+
+
+def _main(
+    tmp_path: Path, *args: str, **env_extra: str
+) -> tuple[list[str], subprocess.CompletedProcess]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
+    env.update({"PRO_INSTANCE_DIR": str(tmp_path / "instance"), **env_extra})
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", PROBE_MAIN, *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1]), done
+
+
+def test_the_score_command_imports_neither_flask_nor_the_database(tmp_path):
+    """``pro-service score`` is a command a user waits for: it builds no app at all."""
+    source = _answers(tmp_path)
+    imported, done = _main(tmp_path, "score", str(source), "-o", str(tmp_path / "scores.csv"))
+    assert done.returncode == 0, done.stderr
+    assert "Scored 1 row (qlq-c30 3.0;" in done.stderr
+    assert imported == []
+    assert (tmp_path / "scores.csv").read_text(encoding="utf-8").startswith("QL2,PF2,")
+    assert not (tmp_path / "instance").exists()  # nothing made on disk but the output
+
+    imported, done = _main(tmp_path, "score", "--help")
+    assert done.returncode == 0
+    assert "Usage: pro-service score [OPTIONS] INPUT.csv" in done.stdout
+    assert imported == []
+
+
+def test_the_score_command_stops_at_a_bad_setting_or_data_file_naming_it(tmp_path):
+    source = _answers(tmp_path)
+    _, done = _main(
+        tmp_path, "score", str(source), "-o", str(tmp_path / "scores.csv"), PRO_ENV="staging"
+    )
+    assert done.returncode == 2
+    assert "Configuration error: PRO_ENV must be one of development, test, production" in (
+        done.stderr
+    )
+    folder = tmp_path / "questionnaires"
+    (folder / "qlq-c30").mkdir(parents=True)
+    broken = folder / "qlq-c30" / "3.0.yaml"
+    broken.write_text("id: [unclosed\n", encoding="utf-8")
+    _, done = _main(
+        tmp_path,
+        "score",
+        str(source),
+        "-o",
+        str(tmp_path / "scores.csv"),
+        PRO_QUESTIONNAIRE_DIR=str(folder),
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"Cannot start: {broken}: invalid YAML: line 2")
+    assert not (tmp_path / "scores.csv").exists()
+
+
+def test_the_other_commands_still_run_through_the_console_script(tmp_path):
+    imported, done = _main(tmp_path, "jobs", "list")
+    assert done.returncode == 0, done.stderr
+    assert "dispatch" in done.stdout
+    assert "flask" in imported
+
+
+def test_score_through_the_command_group_runs_without_database_or_web_pages(tmp_path):
     source = tmp_path / "answers.csv"
     source.write_text(
         ",".join(f"q{n}" for n in range(1, 31)) + "\n" + ",".join(["1"] * 30) + "\n",

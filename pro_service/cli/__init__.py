@@ -3,7 +3,8 @@
 Start-up is kept short (``pro-service --help`` and ``pro-service score`` are commands a user
 waits for): a command's module is imported only when that command runs (:data:`COMMANDS` holds
 the one-line help that ``--help`` lists), and each command gets the smallest app it needs
-(:func:`app_kind`): the web pages only for serving, no database for ``score``.
+(:func:`app_kind`): the web pages only for serving, no database for ``score``. The group itself
+(:mod:`.group`) imports Flask, so the console script (:func:`main`) runs ``score`` without it.
 :func:`register_commands` also puts every command on a web app's ``app.cli`` (so
 ``app.test_cli_runner()`` sees the same commands).
 """
@@ -12,13 +13,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import click
-from flask import Flask
-from flask.cli import FlaskGroup
 
-from ..settings import ConfigurationError
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 class LazyCommand(NamedTuple):
@@ -123,84 +123,26 @@ def app_kind(command_name: str | None) -> AppKind:
     return "base"
 
 
-def _running_command() -> str | None:
-    """The top-level command being run (``jobs`` for ``pro-service jobs run all``)."""
-    ctx = click.get_current_context(silent=True)
-    name = None
-    while ctx is not None and ctx.parent is not None:
-        name = ctx.info_name
-        ctx = ctx.parent
-    return name
-
-
-def _create_app() -> Flask:
-    from .. import create_app, create_base_app
-    from ..instruments import InstrumentFileError
-    from ..messaging.texts import MessageFileError
-    from ..scheduling.schedule import ScheduleFileError
-
-    kind = app_kind(_running_command())
-    try:
-        if kind == "web":
-            return create_app()
-        return create_base_app(database=kind == "base")
-    except ConfigurationError as exc:
-        click.echo(f"Configuration error: {exc}", err=True)
-    except (
-        InstrumentFileError,
-        ScheduleFileError,
-        MessageFileError,
-    ) as exc:  # names file, field and problem
-        click.echo(f"Cannot start: {exc}", err=True)
-    sys.exit(2)
-
-
 def register_commands(app: Flask) -> None:
     for name in COMMANDS:
         app.cli.add_command(load_command(name))
 
 
-class ProServiceGroup(FlaskGroup):
-    """Flask's group, but it neither builds the app to list its commands (they are all known
-    here) nor imports a command's module before the command runs."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_plugin_commands()
-        return sorted({*click.Group.list_commands(self, ctx), *COMMANDS})
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        self._load_plugin_commands()
-        command = click.Group.get_command(self, ctx, name)
-        if command is None and name in COMMANDS:
-            command = load_command(name)
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        names = self.list_commands(ctx)
-        if not names:
-            return
-        limit = formatter.width - 6 - max(map(len, names))
-        rows = []
-        for name in names:
-            command = click.Group.get_command(self, ctx, name)
-            if command is None:  # not imported yet: its summary, shortened the same way
-                command = click.Command(name, help=COMMANDS[name].summary)
-            if not command.hidden:
-                rows.append((name, command.get_short_help_str(limit)))
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(
-    cls=ProServiceGroup,
-    create_app=_create_app,
-    add_version_option=False,
-    load_dotenv=False,
-    set_debug_flag=False,
-)
-def cli() -> None:
-    """PRO Service: patient-reported outcomes by SMS link."""
-
-
 def main() -> None:
+    """The console script. ``pro-service score`` runs its command straight away, without Flask:
+    it only reads and writes files, and a user waits for it."""
+    args = sys.argv[1:]
+    if args[:1] == ["score"]:
+        load_command("score").main(args[1:], prog_name="pro-service score")
+    from .group import cli
+
     cli.main(prog_name="pro-service")
+
+
+def __getattr__(name: str) -> Any:
+    """``cli``, the Flask command group, is built on first use (it imports Flask)."""
+    if name == "cli":
+        from .group import cli
+
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from flask import current_app
-from flask.cli import with_appcontext
 
-from ..instruments import ALGORITHM_VERSION, CsvScoringError, InstrumentRegistry, score_csv
+from ..instruments import (
+    ALGORITHM_VERSION,
+    CsvScoringError,
+    InstrumentFileError,
+    InstrumentRegistry,
+    load_instruments,
+    score_csv,
+)
+from ..settings import ConfigurationError, load_settings
 
 #: Files with more data rows than this get a progress bar (when stderr is a terminal).
 PROGRESS_MIN_ROWS = 10_000
@@ -48,6 +54,28 @@ def _blank_rows_note(rows: tuple[int, ...]) -> str:
     if len(rows) == 1:
         return f"Skipped 1 blank row (row {shown}): no output row for it"
     return f"Skipped {len(rows)} blank rows (rows {shown}{more}): no output rows for them"
+
+
+def _instruments() -> InstrumentRegistry:
+    """The instruments to score with: the app's when the command runs in an app's command group
+    (``app.cli``, the tests), else those of the settings' folders (PRO_QUESTIONNAIRE_DIR,
+    PRO_INSTRUMENT_TEXT_DIR), loaded and checked here: the console script builds no app for
+    ``score`` and never imports Flask (without Flask imported there is no app to ask)."""
+    if "flask" in sys.modules:
+        from flask.cli import ScriptInfo
+
+        info = click.get_current_context().find_object(ScriptInfo)
+        if info is not None:
+            registry: InstrumentRegistry = info.load_app().extensions["instruments"]
+            return registry
+    try:
+        settings = load_settings()
+        return load_instruments(settings.questionnaire_dir, settings.instrument_text_dir)
+    except ConfigurationError as exc:
+        click.echo(f"Configuration error: {exc}", err=True)
+    except InstrumentFileError as exc:  # names the file, the field and the problem
+        click.echo(f"Cannot start: {exc}", err=True)
+    sys.exit(2)
 
 
 def _check_paths(source: Path, target: Path) -> None:
@@ -89,7 +117,6 @@ def _check_paths(source: Path, target: Path) -> None:
     is_flag=True,
     help="Copy columns other than q1..q56 (such as study_id) through to the output.",
 )
-@with_appcontext
 def score_command(
     input_path: Path, output_path: Path, keep_answers: bool, allow_extra_columns: bool
 ) -> None:
@@ -103,7 +130,7 @@ def score_command(
     wrong, every problem is listed and no output is written. Rows with every cell empty are
     skipped and reported.
     """
-    registry: InstrumentRegistry = current_app.extensions["instruments"]
+    registry = _instruments()
     _check_paths(input_path, output_path)
 
     total = _count_lines(input_path) - 1 if _stderr_is_terminal() else 0

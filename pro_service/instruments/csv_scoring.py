@@ -36,9 +36,9 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, repeat
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .csv_dialect import formula_safe, sniff_csv
 from .csv_plan import ColumnPlan, build_plan, question_column
@@ -314,6 +314,8 @@ def score_csv(
                     source,
                     reader,
                     outfile.write,
+                    lines=None if _needs_csv_parser(source) else infile,
+                    delimiter=layout.delimiter,
                     plan=plan,
                     copied=copied,
                     width=len(header),
@@ -365,6 +367,36 @@ def _first_undecodable_line(source: Path) -> int | None:
     return None
 
 
+def _needs_csv_parser(path: Path) -> bool:
+    """Whether the file holds a double quote anywhere. Without one, a line's cells are exactly
+    its text cut at the separator (what ``csv.reader`` gives, only faster); with one, a cell may
+    hold a separator or a line break."""
+    with path.open("rb") as raw:
+        while block := raw.read(1 << 20):
+            if b'"' in block:
+                return True
+    return False
+
+
+def _split_lines(lines: list[str], delimiter: str, width: int) -> list[Sequence[str]] | None:
+    """The columns of a chunk of unquoted lines, cut at the separator in one pass; None when a
+    line has another number of cells than the header (a blank line, a short or long row)."""
+    if set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
+        return None
+    text = "".join(lines)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):  # the file's last line
+        text += "\n"
+    cells = text.replace("\n", delimiter).split(delimiter)
+    cells.pop()  # after the last line end
+    return [cells[i::width] for i in range(width)]
+
+
+def _has_blank_line(lines: Sequence[str], delimiter: str) -> bool:
+    return not all(map(str.strip, lines, repeat(delimiter + "\r\n")))
+
+
 def _score_rows(
     source: Path,
     reader: Iterator[list[str]],
@@ -376,44 +408,67 @@ def _score_rows(
     problems: list[CsvProblem],
     blank_rows: list[int],
     progress: Callable[[int], object] | None,
+    lines: Iterator[str] | None = None,
+    delimiter: str = ",",
 ) -> int:
     """Validate and score every row; write while no problem has been found. Returns the rows
-    scored; the numbers of blank rows (skipped) are added to ``blank_rows``."""
-    chunks = iter(lambda: list(islice(reader, CHUNK_ROWS)), [])
+    scored; the numbers of blank rows (skipped) are added to ``blank_rows``.
+
+    ``lines``: the file's remaining lines, when it has no quote (:func:`_needs_csv_parser`);
+    a chunk of them is then cut into columns in one pass, and only a chunk with a blank or
+    irregular row, or a bad cell, is parsed into rows (with ``csv.reader``, as without
+    ``lines``)."""
+    taking: Iterator[Any] = reader if lines is None else lines
+    source_chunks: Iterator[list[Any]] = iter(lambda: list(islice(taking, CHUNK_ROWS)), [])
     row_number = 1  # the header
     scored = 0
     while True:
         try:
-            chunk = next(chunks, None)
+            taken = next(source_chunks, None)
         except (UnicodeDecodeError, csv.Error) as exc:
             problems.append(_read_problem(source, row_number + 1, exc))
             break
-        if chunk is None:
+        if taken is None:
             break
         first = row_number + 1
-        row_number += len(chunk)
-        numbers: Sequence[int] = range(first, first + len(chunk))
-        if len(chunk[0]) != width or len(set(map(len, chunk))) != 1:
-            chunk, numbers = _regular_rows(
-                chunk, numbers, width, problems=problems, blank_rows=blank_rows
+        row_number += len(taken)
+        numbers: Sequence[int] = range(first, first + len(taken))
+        chunk: list[list[str]] | None
+        columns: list[Sequence[str]] | None = None
+        if lines is None:
+            chunk = taken
+        else:
+            columns = _split_lines(taken, delimiter, width)
+            blank = columns is not None and "" in columns[0] and _has_blank_line(taken, delimiter)
+            chunk = (
+                list(csv.reader(taken, delimiter=delimiter)) if columns is None or blank else None
             )
-            if not chunk:
-                continue
-        columns = list(zip(*chunk, strict=True))
-        if "" in columns[0] and not all(map(any, chunk)):  # rare: look for blank rows
-            chunk, numbers = _regular_rows(
-                chunk, numbers, width, problems=problems, blank_rows=blank_rows
-            )
-            if not chunk:
-                continue
+            if chunk is not None:
+                columns = None
+        if columns is None:
+            assert chunk is not None
+            if len(chunk[0]) != width or len(set(map(len, chunk))) != 1:
+                chunk, numbers = _regular_rows(
+                    chunk, numbers, width, problems=problems, blank_rows=blank_rows
+                )
+                if not chunk:
+                    continue
             columns = list(zip(*chunk, strict=True))
+            if "" in columns[0] and not all(map(any, chunk)):  # rare: look for blank rows
+                chunk, numbers = _regular_rows(
+                    chunk, numbers, width, problems=problems, blank_rows=blank_rows
+                )
+                if not chunk:
+                    continue
+                columns = list(zip(*chunk, strict=True))
         try:
             out = plan.score(columns)
         except KeyError:
-            for number, row in zip(numbers, chunk, strict=True):
+            rows = chunk if chunk is not None else list(csv.reader(taken, delimiter=delimiter))
+            for number, row in zip(numbers, rows, strict=True):
                 problems.extend(_row_problems(number, row, plan.checks))
             continue
-        scored += len(chunk)
+        scored += len(numbers)
         if problems:
             continue
         if copied:

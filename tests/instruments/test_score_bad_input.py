@@ -312,3 +312,61 @@ def test_copied_cells_and_names_that_look_like_formulas_get_a_quote(app: Flask, 
     ]
     assert out[1][2:58] == GOOD  # answers and scores are numbers, left as they are
     assert all(not cell.startswith("'") for row in out[1:] for cell in row[2:])
+
+
+HEADER = "study_id," + ",".join(Q)
+ROW = ",".join(GOOD)
+#: Files without a quote, which the scoring cuts at the separator in one pass per chunk, each
+#: beside what the csv module makes of them: the same output, or the same problems.
+PLAIN_FILES = {
+    "crlf": f"{HEADER}\r\nSP-1,{ROW}\r\nSP-2,{ROW}\r\n",
+    "lf, no final line end": f"{HEADER}\nSP-1,{ROW}\nSP-2,{ROW}",
+    "cr only": f"{HEADER}\rSP-1,{ROW}\rSP-2,{ROW}\r",
+    "semicolons": f"{HEADER}\nSP-1,{ROW}\n".replace(",", ";"),
+    "blank line and empty row": f"{HEADER}\nSP-1,{ROW}\n\n{',' * 56}\nSP-2,{ROW}\n",
+    "short and long rows": f"{HEADER}\nSP-1,{ROW}\nSP-2,{ROW[:-2]}\nSP-3,{ROW},9\n",
+    "bad cells": f"{HEADER}\nSP-1,{ROW.replace('3', '5', 2)}\nSP-2,{ROW.replace('1', ' 1', 1)}\n",
+    "formula-like study id": f"{HEADER}\n=SUM(A1),{ROW}\n-2,{ROW}\n",
+    "blank study id": f"{HEADER}\n,{ROW}\nSP-2,{ROW}\n",
+    "only the header": f"{HEADER}\n",
+    "a NUL in a cell": f"{HEADER}\nSP\x001,{ROW}\n",
+}
+
+
+def _outcome(source: Path, target: Path, registry: InstrumentRegistry):
+    try:
+        result = score_csv(source, target, registry, allow_extra_columns=True, keep_answers=True)
+    except CsvScoringError as exc:
+        return ("problems", [str(p) for p in exc.problems])
+    return ("scored", result.rows, result.blank_rows, target.read_bytes())
+
+
+@pytest.mark.parametrize("name", list(PLAIN_FILES))
+def test_an_unquoted_file_scores_exactly_as_the_csv_module_reads_it(
+    registry: InstrumentRegistry, tmp_path: Path, monkeypatch, name
+):
+    source = tmp_path / "answers.csv"
+    source.write_bytes(PLAIN_FILES[name].encode("utf-8"))
+    assert not csv_scoring._needs_csv_parser(source)
+    fast = _outcome(source, tmp_path / "fast.csv", registry)
+    monkeypatch.setattr(csv_scoring, "_needs_csv_parser", lambda path: True)
+    parsed = _outcome(source, tmp_path / "parsed.csv", registry)
+    assert fast == parsed
+    if name == "crlf":
+        assert fast[:3] == ("scored", 2, ())
+    if name == "blank line and empty row":
+        assert fast[:3] == ("scored", 2, (3, 4))  # the header is row 1
+    if name == "bad cells":
+        assert fast[0] == "problems" and len(fast[1]) == 3
+
+
+def test_a_file_with_quotes_is_read_with_the_csv_module(
+    registry: InstrumentRegistry, tmp_path: Path
+):
+    source = tmp_path / "answers.csv"
+    text = f'{HEADER}\n"SP-1",{ROW}\n"SP, two\nlines",{ROW}\n'  # a quoted separator, line end
+    source.write_bytes(text.encode("utf-8"))
+    assert csv_scoring._needs_csv_parser(source)
+    outcome = _outcome(source, tmp_path / "out.csv", registry)
+    assert outcome[:3] == ("scored", 2, ())
+    assert b'\r\n"SP, two\nlines",' in outcome[3]
