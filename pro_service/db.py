@@ -49,10 +49,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 #: A pooled PostgreSQL connection is replaced once it is this old (server or firewall timeouts).
 RECYCLE_SECONDS = 30 * 60
-#: No server-side prepared statements: psycopg drops them all (``DEALLOCATE ALL``, one more
-#: round trip) whenever a transaction that prepared one rolls back, which is how every read-only
-#: request ends, so they were re-prepared and dropped again request after request.
-CONNECT_ARGS: dict[str, Any] = {"prepare_threshold": None}
+#: A statement run twice on a connection is prepared on the server (parsed and planned once):
+#: the patient pages' link look-up joins three tables, and planning it cost more than running
+#: it. The patient pages read in autocommit and write with a commit, so their statements stay
+#: prepared. A transaction that rolls back (a staff page that only read) makes psycopg drop
+#: them all (``DEALLOCATE ALL``, one more round trip); they are prepared again on later use.
+CONNECT_ARGS: dict[str, Any] = {"prepare_threshold": 2}
 #: A pooled connection that rested longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 1.0
 

@@ -137,3 +137,31 @@ def test_a_connection_lost_while_resting_in_the_pool_is_replaced(app, client, li
     monkeypatch.setattr(pro_service.db, "PING_AFTER_IDLE_SECONDS", 0.0)
     for _ in range(3):
         assert client.get(link.screen(1)).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_patient_pages_statements_are_prepared_on_the_server_and_stay_prepared(
+    app, client, link
+):
+    """The link look-up joins three tables, and planning it cost more than running it: after
+    two uses on a connection it is prepared (parsed and planned once), and the screens, which
+    read in autocommit and write with a commit, never roll back and so never drop it."""
+    engine = app.extensions["pro_db"]["engine"]
+    for code in (1, 2, 3, 4):
+        _get_and_post(app, client, link, 1, code)
+    pooled = engine.pool.checkedin()
+    connections = [engine.connect() for _ in range(pooled)]
+    try:
+        prepared = [
+            statement
+            for connection in connections
+            for statement in connection.execute(
+                text("SELECT statement FROM pg_prepared_statements")
+            ).scalars()
+        ]
+    finally:
+        for connection in connections:
+            connection.close()
+    assert any("token_hash" in s and "JOIN sites" in s for s in prepared), prepared
+    assert any(s.lstrip().startswith("SELECT responses.item_number") for s in prepared), prepared
+    assert any("INSERT INTO responses" in s for s in prepared), prepared
