@@ -36,20 +36,21 @@ def _prepare() -> ResponseReturnValue | None:
         g.explicit_language = chosen
 
     token = (request.view_args or {}).get("token", "")
-    with _lookup_connection() as connection:
-        g.link = open_link(connection, token=token)
-        if g.link is None:
-            # Only a token that names no link counts: a patient's own pages are never limited,
-            # and a limited request is one whose answers had nowhere to go anyway.
-            settings = current_app.config["PRO_SETTINGS"]
-            limit = rate_limit.Limit(requests=settings.link_rate_limit, window_seconds=WINDOW)
-            bucket = rate_limit.bucket_for(
-                "patient-link", request.remote_addr or "", settings.secret_key
-            )
+    lookup = _lookup_connection()
+    g.link = open_link(lookup, token=token)
+    if g.link is None:
+        # Only a token that names no link counts: a patient's own pages are never limited,
+        # and a limited request is one whose answers had nowhere to go anyway.
+        settings = current_app.config["PRO_SETTINGS"]
+        limit = rate_limit.Limit(requests=settings.link_rate_limit, window_seconds=WINDOW)
+        bucket = rate_limit.bucket_for(
+            "patient-link", request.remote_addr or "", settings.secret_key
+        )
+        with _counting_connection(lookup) as connection:
             decision = count_failed_lookup(connection, now=g.now, bucket=bucket, limit=limit)
-            if not decision.allowed:
-                raise TooManyRequests(retry_after=decision.retry_after_seconds)
-    if g.link is not None:
+        if not decision.allowed:
+            raise TooManyRequests(retry_after=decision.retry_after_seconds)
+    else:
         g.patient_language = g.link.patient_language
 
     if request.method == "POST":
@@ -57,17 +58,22 @@ def _prepare() -> ResponseReturnValue | None:
     return None
 
 
-@contextmanager
-def _lookup_connection() -> Iterator[Connection]:
-    """An autocommit connection to find the link on, and to count a failed look-up on (the
-    count commits by itself).
-
-    A page that only reads uses the request's own connection, which then has no transaction
-    to begin and roll back. A page that writes uses a connection of its own, so that a count
-    holds even if the request's transaction is rolled back.
-    """
+def _lookup_connection() -> Connection:
+    """The request's own connection, to find the link on: in autocommit for a page that only
+    reads (no transaction to begin and roll back), else in the transaction that the page's
+    write then joins (one connection for the whole request)."""
     if request.method in READ_ONLY_METHODS:
-        yield db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return db.session.connection()
+
+
+@contextmanager
+def _counting_connection(lookup: Connection) -> Iterator[Connection]:
+    """An autocommit connection to count a failed look-up on (the count commits by itself):
+    the look-up's own for a page that only reads, else one of its own, so that the count holds
+    when the request's transaction is rolled back."""
+    if request.method in READ_ONLY_METHODS:
+        yield lookup
         return
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         yield connection
