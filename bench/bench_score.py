@@ -14,7 +14,8 @@ temporary folder, then times, best of ``--repeat``:
   (c) the same floor as a whole process (``python -c FLOOR IN OUT POOL``: interpreter
       start-up, the csv module, reading and writing);
   (d) the ``pro-service score --allow-extra-columns`` console script as a whole process, as a
-      user runs it (interpreter and app start-up included), alternating with (c);
+      user runs it (interpreter start-up, the settings and the instrument files read and
+      checked, the scoring tables built; no Flask and no app), alternating with (c);
   (e) ``pro-service --help`` as a whole process, beside ``python -c pass``.
 
 Earlier versions used a csv.reader -> csv.writer copy of the input as the floor. That wrote the
