@@ -308,3 +308,34 @@ def test_a_number_range_in_a_heading_is_kept_on_one_line(client, make_link):
     html = client.get(link.screen(8)).text
     assert '<span class="nowrap">1–7</span>' in html
     assert '<p id="progress-label">' in html
+
+
+def _checked(html: str) -> set[tuple[int, int]]:
+    """(question, code) of every checked choice on the page."""
+    return {(int(n), int(c)) for n, c in re.findall(r'name="q(\d+)" value="(\d+)" checked', html)}
+
+
+def test_each_patient_sees_their_own_answers_and_language_on_the_same_screen(app, make_link):
+    """The questions of a screen are kept as HTML once rendered; two patients on the same
+    screen, with different answers and languages, still each see their own."""
+    swedish, finnish = make_link("sv"), make_link("fi")
+    clients = {"sv": app.test_client(), "fi": app.test_client()}
+    assert _post_screen(clients["sv"], swedish, 1, dict.fromkeys(range(1, 6), 1)).status_code == 303
+    assert _post_screen(clients["fi"], finnish, 1, {1: 4, 2: 3}).status_code == 303
+    seen_sv = clients["sv"].get(swedish.screen(1)).get_data(as_text=True)
+    seen_fi = clients["fi"].get(finnish.screen(1)).get_data(as_text=True)
+    assert _checked(seen_sv) == {(n, 1) for n in range(1, 6)}
+    assert _checked(seen_fi) == {(1, 4), (2, 3)}
+    assert '<html lang="sv">' in seen_sv
+    assert '<html lang="fi">' in seen_fi
+    sv_labels = re.findall(r"<span>([^<]+)</span>\s*</label>", seen_sv)
+    fi_labels = re.findall(r"<span>([^<]+)</span>\s*</label>", seen_fi)
+    assert sv_labels and fi_labels and set(sv_labels).isdisjoint(fi_labels)
+    # A new Swedish patient sees the same questions with nothing checked.
+    fresh = app.test_client().get(make_link("sv").screen(1)).get_data(as_text=True)
+    assert _checked(fresh) == set()
+    assert re.findall(r"<span>([^<]+)</span>\s*</label>", fresh) == sv_labels
+    # The Finnish patient switches to Swedish: the same answers, in the Swedish texts.
+    switched = clients["fi"].get(finnish.screen(1) + "?lang=sv").get_data(as_text=True)
+    assert _checked(switched) == {(1, 4), (2, 3)}
+    assert re.findall(r"<span>([^<]+)</span>\s*</label>", switched) == sv_labels

@@ -10,7 +10,16 @@ import re
 from datetime import timedelta
 
 from babel.lists import format_list
-from flask import current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    current_app,
+    g,
+    get_template_attribute,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
@@ -21,7 +30,7 @@ from ...answering import questionnaire
 from ...answering.questionnaire import AnswerFormError, Flow, FlowScreen, Link
 from ...answering.responses import AssessmentClosed
 from ...extensions import db
-from ...instruments import InstrumentRegistry
+from ...instruments import Instrument, InstrumentRegistry
 from ...models import AssessmentStatus
 from ..numbers import whole_number
 from . import bp
@@ -264,19 +273,10 @@ def _render_screen(
     instrument = flow_screen.instrument
     recalls = {instrument.recall_text(n, lang) for n in flow_screen.items}
     shared_recall = recalls.pop() if len(recalls) == 1 else None
-    items = []
-    for n in flow_screen.items:
-        item = instrument.item(n)
-        items.append(
-            {
-                "number": n,
-                "text": instrument.item_text(n, lang),
-                "recall": None if shared_recall is not None else instrument.recall_text(n, lang),
-                "options": [(code, instrument.label(n, code, lang)) for code in item.codes],
-                "answer": answers.get(n),
-                "wide": len(item.codes) > 4,
-            }
-        )
+    items = [
+        _question(instrument, n, lang, answers.get(n), own_recall=shared_recall is None)
+        for n in flow_screen.items
+    ]
     heading = flow_screen.screen.heading[lang] if flow_screen.screen.heading else None
     return render_template(
         "patient/screen.html",
@@ -289,6 +289,40 @@ def _render_screen(
         from_review=from_review,
         notices=_notices(flow),
     )
+
+
+#: Questions kept as HTML per app (see :func:`_question`); a bound on the memory they take.
+QUESTIONS_KEPT = 10_000
+
+
+def _question(
+    instrument: Instrument, number: int, lang: str, answer: int | None, *, own_recall: bool
+) -> Markup:
+    """One question of a screen as HTML (``patient/_question.html``): its text, its choices
+    and the patient's answer checked. A screen is mostly these, and they are the same for
+    every patient, so each is rendered once per instrument, question, language, answer and
+    recall, and kept by the app (rendered afresh while templates reload, in development)."""
+    key = (instrument.id, instrument.version, number, lang, answer, own_recall)
+    kept: dict[tuple[object, ...], Markup] = current_app.extensions.setdefault(
+        "patient_questions", {}
+    )
+    html = kept.get(key)
+    if html is None:
+        item = instrument.item(number)
+        render = get_template_attribute("patient/_question.html", "question")
+        html = Markup(  # noqa: S704 - a template's output, escaped by Jinja
+            render(
+                number=number,
+                text=instrument.item_text(number, lang),
+                recall=instrument.recall_text(number, lang) if own_recall else None,
+                options=[(code, instrument.label(number, code, lang)) for code in item.codes],
+                answer=answer,
+                wide=len(item.codes) > 4,
+            )
+        )
+        if not current_app.jinja_env.auto_reload and len(kept) < QUESTIONS_KEPT:
+            kept[key] = html
+    return html
 
 
 @bp.get("/<token>/review")
