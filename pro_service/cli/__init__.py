@@ -133,7 +133,7 @@ def main() -> None:
     it only reads and writes files, and a user waits for it."""
     args = sys.argv[1:]
     if args[:1] == ["score"]:
-        load_command("score").main(args[1:], prog_name="pro-service score")
+        load_command("score").main(args[1:], prog_name="pro-service score")  # exits
     from .group import cli
 
     cli.main(prog_name="pro-service")
