@@ -380,8 +380,12 @@ def _needs_csv_parser(path: Path) -> bool:
 
 def _split_lines(lines: list[str], delimiter: str, width: int) -> list[Sequence[str]] | None:
     """The columns of a chunk of unquoted lines, cut at the separator in one pass; None when a
-    line has another number of cells than the header (a blank line, a short or long row)."""
+    line has another number of cells than the header (a blank line, a short or long row) or
+    is longer than the csv module takes a cell (``csv.field_size_limit``), so that the chunk is
+    parsed, and reported, as ``csv.reader`` does."""
     if set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
+        return None
+    if max(map(len, lines)) > csv.field_size_limit():
         return None
     text = "".join(lines)
     if "\r" in text:
@@ -391,6 +395,11 @@ def _split_lines(lines: list[str], delimiter: str, width: int) -> list[Sequence[
     cells = text.replace("\n", delimiter).split(delimiter)
     cells.pop()  # after the last line end
     return [cells[i::width] for i in range(width)]
+
+
+def _parse_lines(lines: list[str], delimiter: str) -> list[list[str]]:
+    """A chunk of unquoted lines parsed by the csv module. Raises csv.Error as it does."""
+    return list(csv.reader(lines, delimiter=delimiter))
 
 
 def _has_blank_line(lines: Sequence[str], delimiter: str) -> bool:
@@ -440,11 +449,14 @@ def _score_rows(
         else:
             columns = _split_lines(taken, delimiter, width)
             blank = columns is not None and "" in columns[0] and _has_blank_line(taken, delimiter)
-            chunk = (
-                list(csv.reader(taken, delimiter=delimiter)) if columns is None or blank else None
-            )
-            if chunk is not None:
+            chunk = None
+            if columns is None or blank:
                 columns = None
+                try:
+                    chunk = _parse_lines(taken, delimiter)
+                except csv.Error as exc:
+                    problems.append(_read_problem(source, first, exc))
+                    break
         if columns is None:
             assert chunk is not None
             if len(chunk[0]) != width or len(set(map(len, chunk))) != 1:
@@ -464,7 +476,7 @@ def _score_rows(
         try:
             out = plan.score(columns)
         except KeyError:
-            rows = chunk if chunk is not None else list(csv.reader(taken, delimiter=delimiter))
+            rows = chunk if chunk is not None else _parse_lines(taken, delimiter)
             for number, row in zip(numbers, rows, strict=True):
                 problems.extend(_row_problems(number, row, plan.checks))
             continue

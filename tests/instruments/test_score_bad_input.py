@@ -330,6 +330,19 @@ PLAIN_FILES = {
     "blank study id": f"{HEADER}\n,{ROW}\nSP-2,{ROW}\n",
     "only the header": f"{HEADER}\n",
     "a NUL in a cell": f"{HEADER}\nSP\x001,{ROW}\n",
+    # Longer than the csv module takes a cell: reported as it reports it, with or without
+    # another row of the same chunk sent to the csv module (a blank line, a bad cell).
+    "a huge cell": f"{HEADER}\n{'x' * 140_000},{ROW}\nSP-2,{ROW}\n",
+    "a huge cell and a blank line": f"{HEADER}\n{'x' * 140_000},{ROW}\n\nSP-2,{ROW}\n",
+    "a huge cell and a bad cell": f"{HEADER}\n{'x' * 140_000},{ROW}\nSP-2,{ROW[:-1]}9\n",
+    # Several chunks: a blank row and a bad cell in the second and third, good rows around.
+    "many chunks": f"{HEADER}\n"
+    + "".join(
+        "\n" if n == 300 else f"SP-{n},{ROW[:-1]}9\n" if n == 600 else f"SP-{n},{ROW}\n"
+        for n in range(1, 700)
+    ),
+    "many chunks, one blank line": f"{HEADER}\n"
+    + "".join("\n" if n == 300 else f"SP-{n},{ROW}\n" for n in range(1, 700)),
 }
 
 
@@ -358,6 +371,14 @@ def test_an_unquoted_file_scores_exactly_as_the_csv_module_reads_it(
         assert fast[:3] == ("scored", 2, (3, 4))  # the header is row 1
     if name == "bad cells":
         assert fast[0] == "problems" and len(fast[1]) == 3
+    if name.startswith("a huge cell"):
+        assert fast[0] == "problems"
+        assert fast[1][0] == "row 2: unreadable CSV: field larger than field limit (131072)"
+    if name == "many chunks":
+        assert fast[0] == "problems" and len(fast[1]) == 1
+        assert fast[1][0].startswith("row 601, column q56: '9' is not a valid answer")
+    if name == "many chunks, one blank line":
+        assert fast[:3] == ("scored", 698, (301,))
 
 
 def test_a_file_with_quotes_is_read_with_the_csv_module(
