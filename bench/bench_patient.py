@@ -17,7 +17,8 @@ PostgreSQL backends of the bench database and of this client; the ratios product
 round and over all rounds (best and worst round beside it). Target: at least 0.8 of the floor.
 
 Then, **during the blast**: one ``pro-service jobs run dispatch`` process (a scheduler's
-dispatch, at the scheduler's lower CPU priority, ``PRO_SCHEDULER_NICENESS`` unless set) sends ``--blast`` due invitations through the tests' fake Twilio answering in 200 ms,
+dispatch, at the scheduler's lower CPU priority, ``PRO_SCHEDULER_NICENESS`` unless set) sends
+``--blast`` due invitations through the tests' fake Twilio answering in 200 ms,
 while 8 paced patient clients (GET + POST a screen, then a pause of ``PACE_SECONDS``)
 measure latency. The dispatch process sends for ``WINDOW_SECONDS``, is paused (SIGSTOP) for as
 long, and so on until every invitation is sent, so that the pages with the blast running and

@@ -44,8 +44,10 @@ def create_base_app(overrides: Mapping[str, Any] | None = None, *, database: boo
     (the web stack costs most of the start-up time).
 
     ``database=False`` also leaves out the database, Babel and CSRF, for commands that only read
-    and write files (``score``). The data files are checked either way, so a bad file stops
-    every command at start-up. ``overrides`` as for :func:`create_app`.
+    and write files (``score`` run through an app's command group; the console script runs it
+    with no app, checking only the settings and the instrument files it scores with). The data
+    files are checked either way, so a bad file stops every command that builds an app at
+    start-up. ``overrides`` as for :func:`create_app`.
     """
     from flask import Flask
 

@@ -52,8 +52,11 @@ RECYCLE_SECONDS = 30 * 60
 #: A statement run twice on a connection is prepared on the server (parsed and planned once):
 #: the patient pages' link look-up joins three tables, and planning it cost more than running
 #: it. The patient pages read in autocommit and write with a commit, so their statements stay
-#: prepared. A transaction that rolls back (a staff page that only read) makes psycopg drop
-#: them all (``DEALLOCATE ALL``, one more round trip); they are prepared again on later use.
+#: prepared. A transaction that rolls back (a staff page that only read, a patient's POST that
+#: failed) makes psycopg drop them all on that connection (``DEALLOCATE ALL``, one more round
+#: trip); they are prepared again on later use. After ``pro-service db upgrade`` changes a
+#: column's type, restart the web workers and schedulers (a prepared statement whose result
+#: type changed fails once per connection).
 CONNECT_ARGS: dict[str, Any] = {"prepare_threshold": 2}
 #: A pooled connection that rested longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 1.0
@@ -62,8 +65,7 @@ PING_AFTER_IDLE_SECONDS = 1.0
 def _ping_idle_connections(engine: Engine) -> None:
     """Ping a pooled connection before use only if it rested in the pool for a while.
 
-    ``pool_pre_ping`` pings on every checkout: one more round trip for every request (two for
-    a patient page, whose rate-limit counter has a connection of its own). Under load a
+    ``pool_pre_ping`` pings on every checkout: one more round trip for every request. Under load a
     connection goes back to work within milliseconds, and one that was fine a second ago is
     almost surely fine now; after a pause (the night, a database restart) the ping finds a dead
     connection and the pool replaces it before the request sees it, as ``pool_pre_ping`` does.

@@ -118,6 +118,9 @@ def app_overrides(database_url: str, tmp_path: Path) -> dict[str, object]:
         "database_url": database_url,
         "instance_dir": tmp_path / "instance",
         "public_base_url": "https://pro.example.test",
+        # Jobs run in the test process (``jobs run`` through the CLI runner) must not lower
+        # its CPU priority for the rest of the run.
+        "scheduler_niceness": 0,
         "TESTING": True,
     }
 

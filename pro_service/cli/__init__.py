@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn
 
 import click
+
+from ..settings import ConfigurationError
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -121,6 +123,16 @@ def app_kind(command_name: str | None) -> AppKind:
     if command_name is None or command_name in WEB_COMMANDS:
         return "web"
     return "base"
+
+
+def cannot_start(problem: Exception) -> NoReturn:
+    """Say why a command cannot start, a setting or a data file (named with the field and the
+    problem), on stderr, and exit with status 2."""
+    if isinstance(problem, ConfigurationError):
+        click.echo(f"Configuration error: {problem}", err=True)
+    else:
+        click.echo(f"Cannot start: {problem}", err=True)
+    sys.exit(2)
 
 
 def register_commands(app: Flask) -> None:

@@ -3,14 +3,12 @@ builds for each command the smallest app it needs (:func:`~pro_service.cli.app_k
 
 from __future__ import annotations
 
-import sys
-
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
 
 from ..settings import ConfigurationError
-from . import COMMANDS, app_kind, load_command
+from . import COMMANDS, app_kind, cannot_start, load_command
 
 
 def _running_command() -> str | None:
@@ -34,15 +32,13 @@ def _create_app() -> Flask:
         if kind == "web":
             return create_app()
         return create_base_app(database=kind == "base")
-    except ConfigurationError as exc:
-        click.echo(f"Configuration error: {exc}", err=True)
     except (
+        ConfigurationError,
         InstrumentFileError,
         ScheduleFileError,
         MessageFileError,
-    ) as exc:  # names file, field and problem
-        click.echo(f"Cannot start: {exc}", err=True)
-    sys.exit(2)
+    ) as exc:  # names the setting, or the file, field and problem
+        cannot_start(exc)
 
 
 class ProServiceGroup(FlaskGroup):

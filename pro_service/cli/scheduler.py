@@ -71,6 +71,8 @@ def scheduler_command() -> None:
     scheduler.start()
     click.echo(f"Scheduler running jobs: {', '.join(JOBS)}", err=True)
     signum = signal.sigwait(STOP_SIGNALS)
+    # A second signal while stopping (a second Ctrl-C) now ends the process at once.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     log.info("scheduler stopping (signal %s)", signum)
     dispatch_stop(app).set()  # a running dispatch finishes its calls in flight and returns
     scheduler.shutdown(wait=True)

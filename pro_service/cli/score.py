@@ -24,6 +24,7 @@ from ..instruments import (
     score_csv,
 )
 from ..settings import ConfigurationError, load_settings
+from . import cannot_start
 
 #: Files with more data rows than this get a progress bar (when stderr is a terminal).
 PROGRESS_MIN_ROWS = 10_000
@@ -71,11 +72,8 @@ def _instruments() -> InstrumentRegistry:
     try:
         settings = load_settings()
         return load_instruments(settings.questionnaire_dir, settings.instrument_text_dir)
-    except ConfigurationError as exc:
-        click.echo(f"Configuration error: {exc}", err=True)
-    except InstrumentFileError as exc:  # names the file, the field and the problem
-        click.echo(f"Cannot start: {exc}", err=True)
-    sys.exit(2)
+    except (ConfigurationError, InstrumentFileError) as exc:
+        cannot_start(exc)
 
 
 def _check_paths(source: Path, target: Path) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import select
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -193,6 +194,8 @@ def test_make_run_serves_on_the_port_the_readme_names(tmp_path):
 
 
 def _start_scheduler(env_extra, cwd):
+    """The real scheduler process, once it says it runs; its stderr lines are collected by a
+    thread (``process.lines``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
     env.update(env_extra)
     process = subprocess.Popen(  # noqa: S603
@@ -203,27 +206,39 @@ def _start_scheduler(env_extra, cwd):
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    process.lines = lines  # type: ignore[attr-defined]
+    process.reader = threading.Thread(  # type: ignore[attr-defined]
+        target=lambda: [lines.put(line) for line in process.stderr], daemon=True
+    )
+    process.reader.start()  # type: ignore[attr-defined]
     seen = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the line comes once the priority is set, jobs added
-        ready, _, _ = select.select([process.stderr], [], [], 1)
-        if not ready:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            if process.poll() is not None:
+                break
             continue
-        line = process.stderr.readline()
         seen.append(line)
-        if line.startswith("Scheduler running jobs") or not line:
-            break
-    if not seen or not seen[-1].startswith("Scheduler running jobs"):
-        process.kill()
-        pytest.fail("the scheduler did not start:\n" + "".join(seen))
-    return process
+        if line.startswith("Scheduler running jobs"):
+            return process
+    process.kill()
+    process.wait()
+    process.stderr.close()
+    pytest.fail("the scheduler did not start:\n" + "".join(seen))
 
 
 def _stop(process):
     process.send_signal(signal.SIGTERM)
-    _out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
+    process.wait(timeout=60)
+    process.reader.join(timeout=10)
+    process.stderr.close()
+    rest = []
+    while not process.lines.empty():
+        rest.append(process.lines.get())
+    assert process.returncode == 0, "".join(rest)
 
 
 @pytest.mark.parametrize(("setting", "lowered_by"), [(None, 10), ("15", 15), ("0", 0)])

@@ -139,6 +139,8 @@ def _env(database_url, fake, tmp_path, **extra):
             "PRO_TWILIO_FROM": SENDER,
             "PRO_TWILIO_API_BASE_URL": fake.base_url,
             "PRO_LOG_LEVEL": "WARNING",
+            # These tests time real processes against each other: all at one priority.
+            "PRO_SCHEDULER_NICENESS": "0",
         }
     )
     env.update(extra)
