@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -49,11 +50,14 @@ PROBE = textwrap.dedent(
 )
 
 
-def _probe(tmp_path: Path, *args: str) -> tuple[dict, subprocess.CompletedProcess]:
+def _run(
+    script: str, tmp_path: Path, *args: str, **env_extra: str
+) -> tuple[Any, subprocess.CompletedProcess]:
+    """``script`` in a fresh interpreter with ``args``; the JSON of its last output line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
-    env.update({"PRO_INSTANCE_DIR": str(tmp_path / "instance")})
+    env.update({"PRO_INSTANCE_DIR": str(tmp_path / "instance"), **env_extra})
     done = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", PROBE, *args],
+        [sys.executable, "-c", script, *args],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -61,8 +65,13 @@ def _probe(tmp_path: Path, *args: str) -> tuple[dict, subprocess.CompletedProces
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1]), done
+
+
+def _probe(tmp_path: Path, *args: str) -> tuple[dict, subprocess.CompletedProcess]:
+    seen, done = _run(PROBE, tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    return seen, done
 
 
 def test_help_lists_every_command_without_building_an_app_or_importing_commands(tmp_path):
@@ -102,18 +111,7 @@ def _answers(tmp_path: Path) -> Path:
 def _main(
     tmp_path: Path, *args: str, **env_extra: str
 ) -> tuple[list[str], subprocess.CompletedProcess]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
-    env.update({"PRO_INSTANCE_DIR": str(tmp_path / "instance"), **env_extra})
-    done = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", PROBE_MAIN, *args],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1]), done
+    return _run(PROBE_MAIN, tmp_path, *args, **env_extra)
 
 
 def test_the_score_command_imports_neither_flask_nor_the_database(tmp_path):
