@@ -1,6 +1,7 @@
 """The database: one engine per app, one scoped session per request, CLI command or job.
 
-Services receive ``session`` explicitly; only views, commands and jobs reach for ``db.session``.
+Services receive ``session`` (or, on the patient pages' hot path, a ``connection``) explicitly;
+only views, commands and jobs reach for ``db.session`` or ``db.connection()``.
 """
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
@@ -90,6 +91,10 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise
 
 
+#: Where an app context keeps its connection (``flask.g``).
+_CONNECTION = "_pro_db_connection"
+
+
 class Database:
     """Flask extension holding the engine and the scoped session."""
 
@@ -101,7 +106,12 @@ class Database:
 
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:
-            registry.remove()
+            try:
+                registry.remove()
+            finally:
+                connection = g.pop(_CONNECTION, None)
+                if connection is not None:
+                    connection.close()  # rolls back whatever was not committed
 
     @staticmethod
     def _state() -> dict[str, Any]:
@@ -112,9 +122,45 @@ class Database:
 
     @property
     def session(self) -> Session:
-        """The session of the current app context (one per request, command or job)."""
-        session: Session = self._state()["session"]()
-        return session
+        """The session of the current app context (one per request, command or job).
+
+        Once :meth:`connection` was opened in this context, the session works on that
+        connection and its transaction (it commits and rolls back the connection's
+        transaction), so that a request holds one pooled connection.
+        """
+        registry: scoped_session[Session] = self._state()["session"]
+        if not registry.registry.has():
+            connection = g.get(_CONNECTION)
+            if connection is not None:
+                return registry(bind=connection, join_transaction_mode="control_fully")
+        return registry()
+
+    def connection(self, *, autocommit: bool = False) -> Connection:
+        """The app context's own Core connection, opened on first use and closed (rolling
+        back what was not committed) when the context ends.
+
+        For the patient pages, which run a few fixed statements per request: a Core connection
+        costs much less per request than a session's begin, commit and close. ``autocommit``
+        (taken on first use only): for a request that only reads, no transaction is begun or
+        rolled back. Statements run outside a transaction begin one (commit with
+        ``connection.commit()``, or ``db.session.commit()`` once a session works on it).
+        """
+        connection: Connection | None = g.get(_CONNECTION)
+        if connection is None:
+            connection = self.engine.connect()
+            if autocommit:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            setattr(g, _CONNECTION, connection)
+        return connection
+
+    def rollback(self) -> None:
+        """Roll back the context's session and connection (after an error)."""
+        registry: scoped_session[Session] = self._state()["session"]
+        if registry.registry.has():
+            registry().rollback()
+        connection: Connection | None = g.get(_CONNECTION)
+        if connection is not None and connection.in_transaction():
+            connection.rollback()
 
     @property
     def engine(self) -> Engine:

@@ -277,7 +277,7 @@ def read_screen_form(flow_screen: FlowScreen, form: Mapping[str, Sequence[str]])
 
 
 def save_screen(
-    session: Session,
+    connection: Connection,
     *,
     now: datetime,
     link: Link,
@@ -285,7 +285,8 @@ def save_screen(
     language: str,
     answers: Mapping[int, int],
 ) -> None:
-    """Store the answers given on one screen (answers not sent are left as they were).
+    """Store the answers given on one screen (answers not sent are left as they were), in the
+    connection's transaction; the caller commits.
 
     Answers equal to the stored ones are not written again (moving back and forth re-sends them),
     so re-sending a screen writes nothing. When something was written, the assessment is marked
@@ -296,7 +297,7 @@ def save_screen(
     validate_answers(flow_screen.instrument, answers)
     if answers:
         store_answers_taken(
-            session.connection(),
+            connection,
             now=now,
             assessment_id=link.assessment_id,
             instrument=flow_screen.instrument,
@@ -305,9 +306,9 @@ def save_screen(
         )
 
 
-def answers_of(session: Session, link: Link) -> dict[int, int]:
+def answers_of(connection: Connection, link: Link) -> dict[int, int]:
     """Every stored answer of the link's assessment: item number -> code."""
-    return stored_answers(session, link.assessment_id)
+    return stored_answers(connection, link.assessment_id)
 
 
 def submit(

@@ -58,9 +58,10 @@ def instruments_named(refs: Iterable[str], registry: InstrumentRegistry) -> list
     return out
 
 
-def stored_answers(session: Session, assessment_id: int) -> dict[int, int]:
+def stored_answers(session: Session | Connection, assessment_id: int) -> dict[int, int]:
     """Every stored answer of the assessment: item number -> code."""
-    rows = session.connection().execute(_STORED_ANSWERS, {"p_assessment": assessment_id})
+    connection = session.connection() if isinstance(session, Session) else session
+    rows = connection.execute(_STORED_ANSWERS, {"p_assessment": assessment_id})
     return dict(rows.all())
 
 

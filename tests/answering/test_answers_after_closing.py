@@ -52,14 +52,19 @@ def test_answers_for_an_assessment_closed_since_the_lookup_are_refused(app, link
 
         # The first screen is saved while the assessment is open.
         questionnaire.save_screen(
-            db.session, now=utcnow(), link=seen, flow_screen=first, language="sv", answers={1: 2}
+            db.session.connection(),
+            now=utcnow(),
+            link=seen,
+            flow_screen=first,
+            language="sv",
+            answers={1: 2},
         )
         db.session.commit()
 
         _close_elsewhere(app, link.assessment_id, status)
         with pytest.raises(AssessmentClosed):
             questionnaire.save_screen(
-                db.session,
+                db.session.connection(),
                 now=utcnow(),
                 link=seen,  # still says "in progress"
                 flow_screen=first,
@@ -83,7 +88,7 @@ def test_answers_sent_while_a_completion_commits_wait_for_it_and_are_refused(app
             assert first is not None
             try:
                 questionnaire.save_screen(
-                    db.session,
+                    db.session.connection(),
                     now=utcnow(),
                     link=seen,
                     flow_screen=first,

@@ -165,3 +165,51 @@ def test_the_patient_pages_statements_are_prepared_on_the_server_and_stay_prepar
     assert any("token_hash" in s and "JOIN sites" in s for s in prepared), prepared
     assert any(s.lstrip().startswith("SELECT responses.item_number") for s in prepared), prepared
     assert any("INSERT INTO responses" in s for s in prepared), prepared
+
+
+@contextmanager
+def checkouts(app) -> Iterator[list[int]]:  # type: ignore[no-untyped-def]
+    """The ids of the pooled connections taken out of the pool while the block runs."""
+    engine = app.extensions["pro_db"]["engine"]
+    taken: list[int] = []
+
+    def checkout(dbapi_connection, _record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        taken.append(id(dbapi_connection))
+
+    event.listen(engine, "checkout", checkout)
+    try:
+        yield taken
+    finally:
+        event.remove(engine, "checkout", checkout)
+
+
+def test_every_patient_request_holds_one_connection_the_submit_included(app, client, link):
+    """A pooled connection per request, not one for the link and one for the page: the screens
+    work on the request's connection, and the submit's session (scoring, audit) on the same
+    connection and transaction as the link look-up."""
+    with checkouts(app) as on_get:
+        response = client.get(link.screen(7))
+    assert response.status_code == 200
+    data = {"csrf_token": csrf_of(response.get_data(as_text=True)), "screen": "7", "q28": "2"}
+    with checkouts(app) as on_post:
+        assert client.post(link.screen(7), data=data).status_code == 303
+    with checkouts(app) as on_review:
+        review = client.get(f"{link.url}/review")
+    assert review.status_code == 200
+    with checkouts(app) as on_submit:
+        submitted = client.post(
+            f"{link.url}/submit", data={"csrf_token": csrf_of(review.get_data(as_text=True))}
+        )
+    assert submitted.status_code == 303
+    assert submitted.headers["Location"].endswith(f"/q/{link.token}/thanks")
+    with checkouts(app) as on_thanks:
+        assert client.get(f"{link.url}/thanks").status_code == 200
+    assert [len(on_get), len(on_post), len(on_review), len(on_submit), len(on_thanks)] == [1] * 5
+
+    with app.app_context():
+        assessment = db.session.get_one(Assessment, link.assessment_id)
+        assert assessment.status == "completed"
+        scores = {score.scale: score for score in assessment.scores}
+    assert scores["QL2"].value is None  # nothing of global health answered
+    assert scores["FI"].value == pytest.approx(100 / 3)  # q28 = 2: (2 - 1) / 3 * 100
+    assert scores["FI"].items_answered == 1

@@ -74,7 +74,7 @@ def test_a_whole_flow_at_debug_logs_no_number_token_or_answer(
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("forced failure")
 
-    monkeypatch.setattr("pro_service.web.patient.views.questionnaire.flow_for", broken)
+    monkeypatch.setattr("pro_service.web.patient.views.questionnaire.answers_of", broken)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     assert client.get(f"{link}/s/2").status_code == 500
 

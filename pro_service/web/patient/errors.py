@@ -51,7 +51,7 @@ class TooManyRequests(HTTPException):
 
 def _rollback() -> None:
     with contextlib.suppress(Exception):  # the page must still render
-        db.session.rollback()
+        db.rollback()
 
 
 @bp.errorhandler(LinkUnavailable)

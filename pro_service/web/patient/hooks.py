@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import current_app, g, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -59,12 +58,11 @@ def _prepare() -> ResponseReturnValue | None:
 
 
 def _lookup_connection() -> Connection:
-    """The request's own connection, to find the link on: in autocommit for a page that only
-    reads (no transaction to begin and roll back), else in the transaction that the page's
-    write then joins (one connection for the whole request)."""
-    if request.method in READ_ONLY_METHODS:
-        return db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return db.session.connection()
+    """The request's own connection (``db.connection()``), to find the link on: in autocommit
+    for a page that only reads (no transaction to begin and roll back), else in the transaction
+    that the page's write then joins, through the connection or a session working on it (one
+    connection for the whole request)."""
+    return db.connection(autocommit=request.method in READ_ONLY_METHODS)
 
 
 @contextmanager
@@ -96,7 +94,7 @@ def language_url(code: str) -> str:
         else:
             base = url_for("patient.entry", token=view_args.get("token", ""))
         g.page_url = base
-    return f"{base}?{urlencode({'lang': code})}"
+    return f"{base}?lang={code}"  # the codes are plain letters (LANGUAGE_NAMES)
 
 
 @bp.context_processor

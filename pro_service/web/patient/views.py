@@ -68,7 +68,11 @@ def _registry() -> InstrumentRegistry:
 
 
 def _language() -> str:
-    return str(get_locale() or "sv")
+    """This request's language (Flask-Babel's choice, asked once per request)."""
+    language: str | None = g.get("language")
+    if language is None:
+        language = g.language = str(get_locale() or "sv")
+    return language
 
 
 def _usable() -> Link:
@@ -111,16 +115,35 @@ def _remember(key: str, link: Link) -> None:
 
 
 def _flow(link: Link) -> Flow:
-    return questionnaire.flow_for(link, _registry())
+    """The link's screens; the same for every link with the same instruments, so kept by the
+    app per list of instruments (the registry does not change while the app runs)."""
+    flows: dict[tuple[str, ...], Flow] = current_app.extensions.setdefault("patient_flows", {})
+    flow = flows.get(link.instruments)
+    if flow is None:
+        flow = flows[link.instruments] = questionnaire.flow_for(link, _registry())
+    return flow
 
 
-def _notices(flow: Flow) -> list[str]:
-    """One notice naming every instrument shown in paraphrase instead of its licensed text.
+def _notices(flow: Flow) -> tuple[str, ...]:
+    """One notice naming every instrument shown in paraphrase instead of its licensed text;
+    kept by the app per language and instruments (they and the catalogs do not change while it
+    runs).
 
     A single instrument keeps its own notice from its file; several share one sentence, so the
     page does not repeat the same disclaimer once per instrument.
     """
     lang = _language()
+    key = (lang, *(instrument.key for instrument in flow.instruments))
+    kept: dict[tuple[str, ...], tuple[str, ...]] = current_app.extensions.setdefault(
+        "patient_notices", {}
+    )
+    notices = kept.get(key)
+    if notices is None:
+        notices = kept[key] = tuple(_paraphrase_notices(flow, lang))
+    return notices
+
+
+def _paraphrase_notices(flow: Flow, lang: str) -> list[str]:
     paraphrased = [
         instrument
         for instrument in flow.instruments
@@ -139,19 +162,20 @@ def _notices(flow: Flow) -> list[str]:
 
 
 def _answers(link: Link) -> dict[int, int]:
-    return questionnaire.answers_of(db.session, link)
+    return questionnaire.answers_of(db.connection(), link)
 
 
 def _save(link: Link, flow_screen: FlowScreen, language: str, answers: dict[int, int]) -> None:
+    connection = db.connection()
     questionnaire.save_screen(
-        db.session,
+        connection,
         now=g.now,
         link=link,
         flow_screen=flow_screen,
         language=language,
         answers=answers,
     )
-    db.session.commit()
+    connection.commit()
 
 
 @bp.get("/<token>")
@@ -236,10 +260,10 @@ def screen(token: str, number: str) -> ResponseReturnValue:
 def _save_screen(
     token: str, link: Link, flow: Flow, flow_screen: FlowScreen
 ) -> ResponseReturnValue:
-    back_url = url_for(".screen", token=token, number=flow_screen.number)
     try:
         form = questionnaire.read_screen_form(flow_screen, request.form.to_dict(flat=False))
     except AnswerFormError as exc:
+        back_url = url_for(".screen", token=token, number=flow_screen.number)
         raise BadForm(_FORM_PROBLEMS[exc.problem](exc.item), back_url=back_url) from exc
     for attempt in (1, 2):
         try:
@@ -247,7 +271,7 @@ def _save_screen(
             break
         except IntegrityError:
             # The same answer arrived at the same moment from another tab: save over it.
-            db.session.rollback()
+            db.rollback()
             if attempt == 2:
                 raise
         except AssessmentClosed as exc:
