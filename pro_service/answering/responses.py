@@ -27,6 +27,7 @@ from ..instruments import (
     ALGORITHM_VERSION,
     Instrument,
     InstrumentRegistry,
+    ScaleScore,
     score_instrument,
     validate_answers,
 )
@@ -342,30 +343,46 @@ def _upsert(
 
 def compute_scores(
     session: Session, *, now: datetime, assessment: Assessment, registry: InstrumentRegistry
-) -> list[Score]:
-    """(Re)compute and store every scale score of the assessment from its stored answers."""
+) -> list[ScaleScore]:
+    """(Re)compute and store every scale score of the assessment from its stored answers;
+    returns the scores stored.
+
+    The rows are inserted with one short statement run for each score (``executemany``, sent
+    together), not through the unit of work: one multi-row INSERT of some 30 scores is a long
+    statement that the database driver parses again on every completion. ``assessment.scores``,
+    if loaded, is reloaded when next read.
+    """
     answers = stored_answers(session, assessment.id)
     languages = answer_languages(session, [assessment.id])
     session.execute(delete(Score).where(Score.assessment_id == assessment.id))
-    scores = []
+    scores: list[ScaleScore] = []
+    rows: list[dict[str, Any]] = []
     for instrument in instruments_of(assessment, registry):
+        language = languages.get((assessment.id, instrument.id))
         for scale_score in score_instrument(instrument, answers).values():
-            score = Score(
-                assessment_id=assessment.id,
-                instrument_id=instrument.id,
-                instrument_version=instrument.version,
-                scale=scale_score.code,
-                value=scale_score.value,
-                items_in_scale=scale_score.items_in_scale,
-                items_answered=scale_score.items_answered,
-                algorithm_version=ALGORITHM_VERSION,
-                computed_at=now,
-                language=languages.get((assessment.id, instrument.id)),
+            scores.append(scale_score)
+            rows.append(
+                {
+                    "assessment_id": assessment.id,
+                    "instrument_id": instrument.id,
+                    "instrument_version": instrument.version,
+                    "scale": scale_score.code,
+                    "value": scale_score.value,
+                    "items_in_scale": scale_score.items_in_scale,
+                    "items_answered": scale_score.items_answered,
+                    "algorithm_version": ALGORITHM_VERSION,
+                    "computed_at": now,
+                    "language": language,
+                }
             )
-            session.add(score)
-            scores.append(score)
-    session.flush()
+    if rows:
+        session.connection().execute(_scores.insert(), rows)
+    if "scores" in assessment.__dict__:
+        session.expire(assessment, ["scores"])
     return scores
+
+
+_scores = cast(Table, Score.__table__)
 
 
 def settle_completed(
@@ -437,7 +454,7 @@ def complete_assessment(
 
 def score_partial(
     session: Session, *, now: datetime, assessment: Assessment, registry: InstrumentRegistry
-) -> list[Score]:
+) -> list[ScaleScore]:
     """Score a time point that closed as partial (answers, no final submit) by the same rules
     as a completed one: the EORTC half rule decides which scales have a score. Audited."""
     assessment.mode = assessment.mode or AnswerMode.ELECTRONIC.value
