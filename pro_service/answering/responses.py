@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit import Actor, record
 from ..instruments import (
@@ -414,6 +415,16 @@ def complete_assessment(
 
     The status change is a conditional UPDATE, so two simultaneous submits complete it once.
     """
+    site_id = assessment.patient.site_id
+    values = {
+        "status": AssessmentStatus.COMPLETED.value,
+        "completed_at": now,
+        "closed_at": now,
+        "updated_at": now,
+        "language": language,
+        "token_encrypted": None,
+        "mode": AnswerMode.ELECTRONIC.value,
+    }
     result = session.execute(
         update(Assessment)
         .where(
@@ -422,20 +433,14 @@ def complete_assessment(
                 (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
             ),
         )
-        .values(
-            status=AssessmentStatus.COMPLETED.value,
-            completed_at=now,
-            closed_at=now,
-            updated_at=now,
-            language=language,
-            token_encrypted=None,
-            mode=AnswerMode.ELECTRONIC.value,
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.refresh(assessment)
+    # The row now holds exactly these values: the object takes them without reading it back.
+    for key, value in values.items():
+        set_committed_value(assessment, key, value)
     settle_completed(
         session, now=now, assessment=assessment, registry=registry, why="time point completed"
     )
@@ -446,7 +451,7 @@ def complete_assessment(
         action="assessment.completed",
         object_type="assessment",
         object_id=assessment.id,
-        site_id=assessment.patient.site_id,
+        site_id=site_id,
         after={"timepoint": assessment.timepoint, "language": language},
     )
     return True

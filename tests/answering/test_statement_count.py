@@ -8,6 +8,7 @@ rate-limit counter's included, so that a per-item loop or an extra query cannot 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -196,11 +197,16 @@ def test_every_patient_request_holds_one_connection_the_submit_included(app, cli
     with checkouts(app) as on_review:
         review = client.get(f"{link.url}/review")
     assert review.status_code == 200
-    with checkouts(app) as on_submit:
+    with checkouts(app) as on_submit, counting(app) as statements:
         submitted = client.post(
             f"{link.url}/submit", data={"csrf_token": csrf_of(review.get_data(as_text=True))}
         )
     assert submitted.status_code == 303
+    # The submit reads the assessment and its patient once each: the completion's UPDATE is not
+    # read back, and the patient is not loaded again for the audit record.
+    selects = [s for s in statements if s.startswith("SELECT")]
+    assert sum(1 for s in selects if re.search(r"\bFROM patients\b", s)) == 1, selects
+    assert sum(1 for s in selects if s.startswith("SELECT assessments.id, ")) == 1, selects
     assert submitted.headers["Location"].endswith(f"/q/{link.token}/thanks")
     with checkouts(app) as on_thanks:
         assert client.get(f"{link.url}/thanks").status_code == 200
