@@ -7,7 +7,8 @@ rounds that alternate product and floor (the order swapped every round, so both 
 machine load):
 
 * **screens**: GET a questionnaire screen, POST its answers (each thread its own patient, new
-  answers every time, so every POST writes), against the floor's GET + POST of the same screen;
+  answers every time, so every POST writes), against the floor's GET + POST of the same screen
+  (the same page, from one flat template);
 * **completion**: welcome -> every screen (GET + POST) -> review -> submit (scores computed and
   stored) -> thank-you page, each thread a new patient per questionnaire, against the same
   sequence of requests on the floor route (whose "submit" reads the answers and writes one row).
@@ -15,6 +16,8 @@ machine load):
 Reported per kind: requests/s, latency percentiles, CPU per request of gunicorn, of the
 PostgreSQL backends of the bench database and of this client; the ratios product / floor per
 round and over all rounds (best and worst round beside it). Target: at least 0.8 of the floor.
+A round's phases last a few seconds each, so a single round moves with the machine's other load
+(0.67 to 1.04 seen in one run); six rounds by default.
 
 Then, **during the blast**: one ``pro-service jobs run dispatch`` process (a scheduler's
 dispatch, at the scheduler's lower CPU priority, ``PRO_SCHEDULER_NICENESS`` unless set) sends
@@ -27,7 +30,7 @@ of the machine; requests count in the window they started in. The same clients a
 the pages before and after the blast with no dispatch process at all. Target: p95 while
 sending < 1.5x p95 while paused.
 
-    .venv/bin/python bench/bench_patient.py [--rounds 3] [--blast 2000] [--postgres-url URL]
+    .venv/bin/python bench/bench_patient.py [--rounds 6] [--blast 2000] [--postgres-url URL]
 
 (``--rounds 0``: only the blast; ``--blast 0``: no blast.)
 
@@ -808,7 +811,7 @@ def _spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--blast", type=int, default=2000, help="invitations (0: no blast)")
     parser.add_argument("--postgres-url", default=ADMIN_URL)
     args = parser.parse_args()
