@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from .. import rate_limit
 from ..audit import Actor, record
@@ -320,7 +320,10 @@ def submit(
     language: str,
 ) -> bool:
     """Complete the assessment and store its scores in this transaction; False if already done."""
-    assessment = session.get_one(Assessment, link.assessment_id)
+    # The patient comes in the same statement: the completion needs them (actor, site).
+    assessment = session.get_one(
+        Assessment, link.assessment_id, options=[joinedload(Assessment.patient)]
+    )
     return complete_assessment(
         session,
         now=now,

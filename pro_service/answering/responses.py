@@ -45,6 +45,13 @@ _responses = cast(Table, Response.__table__)
 _STORED_ANSWERS = select(_responses.c.item_number, _responses.c.code).where(
     _responses.c.assessment_id == bindparam("p_assessment")
 )
+#: The answers with their instrument and language, for scoring.
+_ANSWERS_TO_SCORE = select(
+    _responses.c.item_number,
+    _responses.c.code,
+    _responses.c.instrument_id,
+    _responses.c.language,
+).where(_responses.c.assessment_id == bindparam("p_assessment"))
 
 
 def instruments_of(assessment: Assessment, registry: InstrumentRegistry) -> list[Instrument]:
@@ -353,13 +360,18 @@ def compute_scores(
     statement that the database driver parses again on every completion. ``assessment.scores``,
     if loaded, is reloaded when next read.
     """
-    answers = stored_answers(session, assessment.id)
-    languages = answer_languages(session, [assessment.id])
+    answers: dict[int, int] = {}
+    languages: dict[str, str] = {}  # as answer_languages(): the first in language order
+    stored = session.connection().execute(_ANSWERS_TO_SCORE, {"p_assessment": assessment.id})
+    for item_number, code, instrument_id, language in stored:
+        answers[item_number] = code
+        if instrument_id not in languages or language < languages[instrument_id]:
+            languages[instrument_id] = language
     session.execute(delete(Score).where(Score.assessment_id == assessment.id))
     scores: list[ScaleScore] = []
     rows: list[dict[str, Any]] = []
     for instrument in instruments_of(assessment, registry):
-        language = languages.get((assessment.id, instrument.id))
+        language = languages.get(instrument.id)
         for scale_score in score_instrument(instrument, answers).values():
             scores.append(scale_score)
             rows.append(
