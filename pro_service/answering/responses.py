@@ -355,10 +355,11 @@ def compute_scores(
     """(Re)compute and store every scale score of the assessment from its stored answers;
     returns the scores stored.
 
-    The rows are inserted with one short statement run for each score (``executemany``, sent
-    together), not through the unit of work: one multi-row INSERT of some 30 scores is a long
-    statement that the database driver parses again on every completion. ``assessment.scores``,
-    if loaded, is reloaded when next read.
+    The old rows are deleted and the new ones inserted with one short statement run for each
+    score (``executemany``, sent together), not through the unit of work: one multi-row INSERT
+    of some 30 scores is a long statement that the database driver parses again on every
+    completion. ``assessment.scores``, if loaded, is reloaded when next read, and score objects
+    of the old rows leave the session.
     """
     answers: dict[int, int] = {}
     languages: dict[str, str] = {}  # as answer_languages(): the first in language order
@@ -367,7 +368,11 @@ def compute_scores(
         answers[item_number] = code
         if instrument_id not in languages or language < languages[instrument_id]:
             languages[instrument_id] = language
-    session.execute(delete(Score).where(Score.assessment_id == assessment.id))
+    connection = session.connection()
+    connection.execute(_DELETE_SCORES, {"p_assessment": assessment.id})
+    for obj in list(session.identity_map.values()):  # the deleted rows' objects, if loaded
+        if isinstance(obj, Score) and obj.assessment_id == assessment.id:
+            session.expunge(obj)
     scores: list[ScaleScore] = []
     rows: list[dict[str, Any]] = []
     for instrument in instruments_of(assessment, registry):
@@ -389,13 +394,14 @@ def compute_scores(
                 }
             )
     if rows:
-        session.connection().execute(_scores.insert(), rows)
+        connection.execute(_scores.insert(), rows)
     if "scores" in assessment.__dict__:
         session.expire(assessment, ["scores"])
     return scores
 
 
 _scores = cast(Table, Score.__table__)
+_DELETE_SCORES = delete(_scores).where(_scores.c.assessment_id == bindparam("p_assessment"))
 
 
 def settle_completed(

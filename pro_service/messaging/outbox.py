@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
@@ -271,6 +272,30 @@ def queue_resend(
     return message
 
 
+def _cancel_statement(by_patient: bool) -> Any:
+    outbox = cast(Table, OutboxMessage.__table__)
+    chosen = (
+        outbox.c.patient_id == bindparam("p_patient")
+        if by_patient
+        else outbox.c.assessment_id.in_(bindparam("p_assessments", expanding=True))
+    )
+    return (
+        update(outbox)
+        .where(chosen, outbox.c.status == MessageStatus.PENDING.value)
+        .values(
+            status=MessageStatus.CANCELLED.value,
+            updated_at=bindparam("p_now"),
+            error_message=bindparam("p_reason"),
+        )
+        .returning(outbox.c.patient_id, outbox.c.assessment_id, outbox.c.kind, outbox.c.created_at)
+    )
+
+
+#: Built once: every completion, schedule change and opt-out cancels messages.
+_CANCEL_BY_ASSESSMENTS = _cancel_statement(by_patient=False)
+_CANCEL_BY_PATIENT = _cancel_statement(by_patient=True)
+
+
 def cancel_pending_messages(
     session: Session,
     *,
@@ -279,27 +304,23 @@ def cancel_pending_messages(
     patient_id: int | None = None,
     reason: str | None = None,
 ) -> int:
-    """Cancel messages not yet claimed by a scheduler, of some time points or of a patient."""
+    """Cancel messages not yet claimed by a scheduler, of some time points or of a patient.
+
+    A Core UPDATE on the session's connection, after a flush (as the session would do), so
+    messages added in this transaction are cancelled too; message objects already loaded in
+    the session are not updated (read them again to see the change)."""
     ids = list(assessment_ids)
     if not ids and patient_id is None:
         return 0
-    condition = (
-        OutboxMessage.patient_id == patient_id
-        if patient_id is not None
-        else OutboxMessage.assessment_id.in_(ids)
-    )
-    cancelled = session.execute(
-        update(OutboxMessage)
-        .where(condition, OutboxMessage.status == MessageStatus.PENDING.value)
-        .values(status=MessageStatus.CANCELLED.value, updated_at=now, error_message=reason)
-        .returning(
-            OutboxMessage.patient_id,
-            OutboxMessage.assessment_id,
-            OutboxMessage.kind,
-            OutboxMessage.created_at,
-        )
-        .execution_options(synchronize_session=False)
-    ).all()
+    session.flush()
+    parameters: dict[str, Any] = {"p_now": now, "p_reason": reason}
+    if patient_id is not None:
+        statement = _CANCEL_BY_PATIENT
+        parameters["p_patient"] = patient_id
+    else:
+        statement = _CANCEL_BY_ASSESSMENTS
+        parameters["p_assessments"] = ids
+    cancelled = session.connection().execute(statement, parameters).all()
     if patient_id is None:
         for row in cancelled:
             if row.kind == "invitation":

@@ -38,6 +38,22 @@ def test_scores_stored_replace_those_the_session_had_loaded(app, link):
     assert seen["FI"] == pytest.approx(100 / 3)
     assert seen["QL2"] is None
     with app.app_context():
-        stored = db.session.get_one(Assessment, link.assessment_id).scores
+        session = db.session
+        assessment = session.get_one(Assessment, link.assessment_id)
+        stored = assessment.scores
         assert {score.scale: score.value for score in stored} == seen
         assert all(score.computed_at is not None for score in stored)
+
+        # Scored again (a rescoring): the old rows' objects leave the session, the new show.
+        save_answers(
+            session,
+            now=utcnow(),
+            assessment=assessment,
+            instrument=registry.get("qlq-c30", "3.0"),
+            language="sv",
+            answers={8: 1},
+        )
+        score_partial(session, now=utcnow(), assessment=assessment, registry=registry)
+        assert not any(score in session for score in stored)
+        assert {score.scale: score.value for score in assessment.scores}["DY"] == 0.0
+        session.commit()
