@@ -339,3 +339,19 @@ def test_each_patient_sees_their_own_answers_and_language_on_the_same_screen(app
     switched = clients["fi"].get(finnish.screen(1) + "?lang=sv").get_data(as_text=True)
     assert _checked(switched) == {(1, 4), (2, 3)}
     assert re.findall(r"<span>([^<]+)</span>\s*</label>", switched) == sv_labels
+
+
+def test_the_paraphrase_notice_follows_a_language_switch(client, make_link):
+    """The notice is kept per language once made: switching language back and forth on one
+    page shows each language's own notice, never the one made first."""
+    link = make_link(language="en")
+    notices = {}
+    for lang in ("en", "sv", "fi", "en", "sv"):
+        html = client.get(f"{link.screen(1)}?lang={lang}").text
+        assert f'<html lang="{lang}">' in html
+        footer = html.split('<footer class="site-footer">', 1)[1]
+        notices.setdefault(lang, footer)
+        assert footer == notices[lang], lang  # the same as the first time in this language
+    assert "not the licensed EORTC text of" in notices["en"]
+    assert "omskrivningar" in notices["sv"]
+    assert len(set(notices.values())) == 3
