@@ -355,3 +355,47 @@ def test_the_paraphrase_notice_follows_a_language_switch(client, make_link):
     assert "not the licensed EORTC text of" in notices["en"]
     assert "omskrivningar" in notices["sv"]
     assert len(set(notices.values())) == 3
+
+
+def _review_answers(html: str) -> dict[int, str]:
+    """Question number -> the answer shown for it on the review page."""
+    return {
+        int(n): answer
+        for n, answer in re.findall(
+            r'<span class="item-number">(\d+)\.</span>.*?</dt>\s*<dd>(.*?)</dd>',
+            unescape(html),
+            flags=re.S,
+        )
+    }
+
+
+def test_the_review_page_shows_each_patient_their_own_answers_in_their_language(app, make_link):
+    """The review page's questions and headings are kept as HTML once rendered, per question,
+    answer and language: two patients with different answers and languages each see their
+    own, and a language switch shows the same answers in the other language."""
+    c30 = app.extensions["instruments"].get("qlq-c30", "3.0")
+    swedish, finnish = make_link("sv"), make_link("fi")
+    clients = {"sv": app.test_client(), "fi": app.test_client()}
+    assert _post_screen(clients["sv"], swedish, 1, dict.fromkeys(range(1, 6), 1)).status_code == 303
+    assert _post_screen(clients["fi"], finnish, 1, {1: 4, 2: 3}).status_code == 303
+
+    def review(client, link, lang):  # type: ignore[no-untyped-def]
+        html = client.get(f"{link.url}/review?lang={lang}").text
+        assert f'<html lang="{lang}">' in html
+        return html
+
+    seen_sv = review(clients["sv"], swedish, "sv")
+    seen_fi = review(clients["fi"], finnish, "fi")
+    assert {n: a for n, a in _review_answers(seen_sv).items() if n <= 5} == {
+        n: c30.label(n, 1, "sv") for n in range(1, 6)
+    }
+    shown_fi = _review_answers(seen_fi)
+    assert shown_fi[1] == c30.label(1, 4, "fi") and shown_fi[2] == c30.label(2, 3, "fi")
+    assert shown_fi[3] == '<em class="unanswered">Ei vastausta</em>'
+    assert f"Sivu 1: {c30.screens[0].heading['fi']}" in unescape(seen_fi)
+    assert f"Sida 1: {c30.screens[0].heading['sv']}" in unescape(seen_sv)
+    # The Finnish patient switches to Swedish and back: the same answers in each language.
+    switched = _review_answers(review(clients["fi"], finnish, "sv"))
+    assert switched[1] == c30.label(1, 4, "sv") and switched[2] == c30.label(2, 3, "sv")
+    assert switched[3] == '<em class="unanswered">Inte besvarad</em>'
+    assert _review_answers(review(clients["fi"], finnish, "fi")) == shown_fi

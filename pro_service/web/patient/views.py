@@ -349,6 +349,59 @@ def _question(
     return html
 
 
+def _screen_heading(flow_screen: FlowScreen, lang: str) -> str:
+    return (flow_screen.screen.heading or flow_screen.instrument.name)[lang]
+
+
+def _review_texts(flow: Flow, lang: str) -> tuple[tuple[Markup, Markup], ...]:
+    """Each screen's heading and "change answers" label on the review page, in ``lang`` (the
+    request's language); kept by the app per language and instruments, as the notices are."""
+    key = (lang, *(instrument.key for instrument in flow.instruments))
+    kept: dict[tuple[str, ...], tuple[tuple[Markup, Markup], ...]] = (
+        current_app.extensions.setdefault("patient_review_texts", {})
+    )
+    texts = kept.get(key)
+    if texts is None:
+        # As the templates' gettext: the catalog's text is markup, the values are escaped.
+        page = Markup(_("Page %(number)s: %(heading)s"))  # noqa: S704 - our own catalog
+        change = Markup(_("Change answers on page %(number)s"))  # noqa: S704 - the same
+        texts = tuple(
+            (
+                keep_numbers_together(
+                    page % {"number": screen.number, "heading": _screen_heading(screen, lang)}
+                ),
+                change % {"number": screen.number},
+            )
+            for screen in flow.screens
+        )
+        if not current_app.jinja_env.auto_reload:
+            kept[key] = texts
+    return texts
+
+
+def _review_answer(instrument: Instrument, number: int, lang: str, answer: int | None) -> Markup:
+    """One question and its answer on the review page (``patient/_review_answer.html``),
+    rendered once per instrument, question, language and answer and kept, as
+    :func:`_question` keeps a screen's questions."""
+    key = (instrument.id, instrument.version, number, lang, answer)
+    kept: dict[tuple[object, ...], Markup] = current_app.extensions.setdefault(
+        "patient_review_answers", {}
+    )
+    html = kept.get(key)
+    if html is None:
+        render = get_template_attribute("patient/_review_answer.html", "review_answer")
+        html = Markup(  # noqa: S704 - a template's output, escaped by Jinja
+            render(
+                number=number,
+                text=instrument.item_text(number, lang),
+                answer=None if answer is None else instrument.label(number, answer, lang),
+            )
+        )
+        if not current_app.jinja_env.auto_reload and len(kept) < QUESTIONS_KEPT:
+            kept[key] = html
+    return html
+
+
 @bp.get("/<token>/review")
 def review(token: str) -> ResponseReturnValue:
     if _finished_here() is not None:
@@ -367,17 +420,16 @@ def review(token: str) -> ResponseReturnValue:
     screens = [
         {
             "number": flow_screen.number,
-            "heading": (flow_screen.screen.heading or flow_screen.instrument.name)[lang],
+            "heading": heading,
+            "change": change,
             "items": [
-                (
-                    n,
-                    flow_screen.instrument.item_text(n, lang),
-                    flow_screen.instrument.label(n, answers[n], lang) if n in answers else None,
-                )
+                _review_answer(flow_screen.instrument, n, lang, answers.get(n))
                 for n in flow_screen.items
             ],
         }
-        for flow_screen in flow.screens
+        for flow_screen, (heading, change) in zip(
+            flow.screens, _review_texts(flow, lang), strict=True
+        )
     ]
     return render_template(
         "patient/review.html",
