@@ -498,6 +498,7 @@ def complete_assessment(
         "updated_at": now,
         "language": language,
         "token_encrypted": None,
+        "next_reminder_on": None,
         "mode": AnswerMode.ELECTRONIC.value,
     }
     result = session.execute(

@@ -134,9 +134,15 @@ def current_token(assessment: Assessment, vault: Vault) -> str | None:
 
 
 def close_link(assessment: Assessment) -> None:
-    """Forget the encrypted token once the window is over; the hash stays for a kind answer."""
-    assessment.token_encrypted = None
-    assessment.next_reminder_on = None  # no reminder for a closed time point
+    """Forget the encrypted token once the window is over; the hash stays for a kind answer.
+
+    An attribute that already holds None is not set again: the assessment then stays
+    unchanged in its session, which has nothing to flush for it (a completion writes both in
+    its own UPDATE)."""
+    if assessment.token_encrypted is not None:
+        assessment.token_encrypted = None
+    if assessment.next_reminder_on is not None:
+        assessment.next_reminder_on = None  # no reminder for a closed time point
 
 
 @dataclass(frozen=True)
