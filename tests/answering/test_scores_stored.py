@@ -7,6 +7,7 @@ import pytest
 from pro_service.answering.responses import save_answers, score_partial
 from pro_service.clock import utcnow
 from pro_service.extensions import db
+from pro_service.instruments import ALGORITHM_VERSION, score_instrument
 from pro_service.models import Assessment
 
 
@@ -43,6 +44,40 @@ def test_scores_stored_replace_those_the_session_had_loaded(app, link):
         stored = assessment.scores
         assert {score.scale: score.value for score in stored} == seen
         assert all(score.computed_at is not None for score in stored)
+        # Every column of every row as computed: the scores are inserted past the ORM (on
+        # PostgreSQL as one INSERT of arrays), so each one is checked as stored.
+        pan26 = registry.get("qlq-pan26", "1.0")
+        expected = {
+            code: (instrument.id, instrument.version, result, "sv")
+            for code, result in score_instrument(instrument, {8: 4, 28: 2}).items()
+        }
+        expected.update(  # nothing answered: no language
+            (code, (pan26.id, pan26.version, result, None))
+            for code, result in score_instrument(pan26, {}).items()
+        )
+        assert {
+            score.scale: (
+                score.instrument_id,
+                score.instrument_version,
+                score.value,
+                score.items_in_scale,
+                score.items_answered,
+                score.language,
+                score.algorithm_version,
+            )
+            for score in stored
+        } == {
+            code: (
+                instrument_id,
+                version,
+                result.value,
+                result.items_in_scale,
+                result.items_answered,
+                language,
+                ALGORITHM_VERSION,
+            )
+            for code, (instrument_id, version, result, language) in expected.items()
+        }
 
         # Scored again (a rescoring): the old rows' objects leave the session, the new show.
         save_answers(
