@@ -13,10 +13,10 @@ from sqlalchemy import select
 from pro_service.clock import utcnow
 from pro_service.extensions import db
 from pro_service.models import Assessment, AssessmentStatus, Patient, StaffUser
-from pro_service.scheduling.assessments import current_token
+from pro_service.scheduling.assessments import current_token, today_in
 
 from browser import chromium, serve
-from builders import PASSWORD
+from builders import PASSWORD, SITES
 from pages import read
 
 pytestmark = pytest.mark.browser
@@ -73,7 +73,9 @@ def _baseline_cell(page) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_a_nurse_registers_a_patient_and_sees_the_board_change(app, nurse_with_two_factor):
-    today = utcnow().date()
+    # The site's own day: the board and the schedule count in it, not in UTC (from 23:00
+    # UTC, Uppsala is already on the next day).
+    today = today_in(SITES["SE-UPP"]["time_zone"], utcnow())
     with serve(app) as base, chromium() as browser:
         context = browser.new_context(viewport=DESKTOP, locale="en-GB")
         page = context.new_page()
