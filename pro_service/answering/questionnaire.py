@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, joinedload
 from .. import rate_limit
 from ..audit import Actor, record
 from ..crypto import Vault, hash_token
+from ..db import one_of
 from ..instruments import Instrument, InstrumentRegistry, Screen, validate_answers
 from ..instruments.scoring import InvalidAnswerError
 from ..models import (
@@ -400,7 +401,7 @@ def next_questionnaire(
         .where(
             _assessments.c.patient_id == link.patient_id,
             _assessments.c.id != link.assessment_id,
-            _assessments.c.status.in_(OPEN_STATES),
+            one_of(_assessments.c.status, OPEN_STATES),
             _assessments.c.window_opens <= today,
             _assessments.c.window_closes >= today,
             _assessments.c.token_encrypted.is_not(None),

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit import Actor, record
+from ..db import one_of
 from ..instruments import (
     ALGORITHM_VERSION,
     Instrument,
@@ -243,8 +244,9 @@ def _mark_started(written: Any = None) -> Any:
     """Open becomes in progress (started now), in progress stays so; no row if neither."""
     condition = [
         _assessments.c.id == bindparam("p_assessment"),
-        _assessments.c.status.in_(
-            (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
+        one_of(
+            _assessments.c.status,
+            (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value),
         ),
     ]
     if written is not None:
@@ -505,8 +507,9 @@ def complete_assessment(
         update(Assessment)
         .where(
             Assessment.id == assessment.id,
-            Assessment.status.in_(
-                (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
+            one_of(
+                Assessment.status,
+                (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value),
             ),
         )
         .values(**values)

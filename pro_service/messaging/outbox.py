@@ -272,13 +272,14 @@ def queue_resend(
     return message
 
 
-def _cancel_statement(by_patient: bool) -> Any:
+def _cancel_statement(by: str) -> Any:
     outbox = cast(Table, OutboxMessage.__table__)
-    chosen = (
-        outbox.c.patient_id == bindparam("p_patient")
-        if by_patient
-        else outbox.c.assessment_id.in_(bindparam("p_assessments", expanding=True))
-    )
+    chosen = {
+        "patient": outbox.c.patient_id == bindparam("p_patient"),
+        # One time point (a completion) without an expanding IN, rendered again every time.
+        "assessment": outbox.c.assessment_id == bindparam("p_assessment"),
+        "assessments": outbox.c.assessment_id.in_(bindparam("p_assessments", expanding=True)),
+    }[by]
     return (
         update(outbox)
         .where(chosen, outbox.c.status == MessageStatus.PENDING.value)
@@ -292,8 +293,9 @@ def _cancel_statement(by_patient: bool) -> Any:
 
 
 #: Built once: every completion, schedule change and opt-out cancels messages.
-_CANCEL_BY_ASSESSMENTS = _cancel_statement(by_patient=False)
-_CANCEL_BY_PATIENT = _cancel_statement(by_patient=True)
+_CANCEL_BY_ASSESSMENT = _cancel_statement("assessment")
+_CANCEL_BY_ASSESSMENTS = _cancel_statement("assessments")
+_CANCEL_BY_PATIENT = _cancel_statement("patient")
 
 
 def cancel_pending_messages(
@@ -317,6 +319,9 @@ def cancel_pending_messages(
     if patient_id is not None:
         statement = _CANCEL_BY_PATIENT
         parameters["p_patient"] = patient_id
+    elif len(ids) == 1:
+        statement = _CANCEL_BY_ASSESSMENT
+        parameters["p_assessment"] = ids[0]
     else:
         statement = _CANCEL_BY_ASSESSMENTS
         parameters["p_assessments"] = ids
