@@ -7,7 +7,9 @@ redirect (POST/redirect/GET, so reloading never re-sends answers).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from babel.lists import format_list
 from flask import (
@@ -42,6 +44,8 @@ REMEMBERED_COMPLETIONS = 5
 JUST_COMPLETED = timedelta(minutes=30)
 #: Reading speed assumed for "about N minutes": items answered per minute.
 ITEMS_PER_MINUTE = 5
+
+T = TypeVar("T")
 
 
 #: A number range or fraction ("1–7", "3/7") that must not be broken across lines.
@@ -114,14 +118,30 @@ def _remember(key: str, link: Link) -> None:
     session[key] = [*ids, link.assessment_id][-REMEMBERED_COMPLETIONS:]
 
 
+#: What a kept store holds at most (see :func:`_kept`): a bound on the memory it takes.
+KEPT_PER_STORE = 10_000
+
+
+def _kept(store: str, key: tuple[object, ...], make: Callable[[], T], *, html: bool = False) -> T:
+    """``make()``, made once per ``key`` and kept by the app (in ``app.extensions[store]``):
+    for what every patient sees alike, made from the instruments and the catalogs, which do
+    not change while the app runs. HTML (``html``) is made afresh while templates reload, in
+    development. What is kept must never depend on the patient or the request."""
+    kept: dict[tuple[object, ...], T] = current_app.extensions.setdefault(store, {})
+    value = kept.get(key)
+    if value is None:
+        value = make()
+        if not (html and current_app.jinja_env.auto_reload) and len(kept) < KEPT_PER_STORE:
+            kept[key] = value
+    return value
+
+
 def _flow(link: Link) -> Flow:
-    """The link's screens; the same for every link with the same instruments, so kept by the
-    app per list of instruments (the registry does not change while the app runs)."""
-    flows: dict[tuple[str, ...], Flow] = current_app.extensions.setdefault("patient_flows", {})
-    flow = flows.get(link.instruments)
-    if flow is None:
-        flow = flows[link.instruments] = questionnaire.flow_for(link, _registry())
-    return flow
+    """The link's screens; the same for every link with the same instruments, so kept per
+    list of instruments."""
+    return _kept(
+        "patient_flows", link.instruments, lambda: questionnaire.flow_for(link, _registry())
+    )
 
 
 def _notices(flow: Flow) -> tuple[str, ...]:
@@ -133,14 +153,11 @@ def _notices(flow: Flow) -> tuple[str, ...]:
     page does not repeat the same disclaimer once per instrument.
     """
     lang = _language()
-    key = (lang, *(instrument.key for instrument in flow.instruments))
-    kept: dict[tuple[str, ...], tuple[str, ...]] = current_app.extensions.setdefault(
-        "patient_notices", {}
+    return _kept(
+        "patient_notices",
+        (lang, *(instrument.key for instrument in flow.instruments)),
+        lambda: tuple(_paraphrase_notices(flow, lang)),
     )
-    notices = kept.get(key)
-    if notices is None:
-        notices = kept[key] = tuple(_paraphrase_notices(flow, lang))
-    return notices
 
 
 def _paraphrase_notices(flow: Flow, lang: str) -> list[str]:
@@ -315,10 +332,6 @@ def _render_screen(
     )
 
 
-#: Questions kept as HTML per app (see :func:`_question`); a bound on the memory they take.
-QUESTIONS_KEPT = 10_000
-
-
 def _question(
     instrument: Instrument, number: int, lang: str, answer: int | None, *, own_recall: bool
 ) -> Markup:
@@ -326,15 +339,11 @@ def _question(
     and the patient's answer checked. A screen is mostly these, and they are the same for
     every patient, so each is rendered once per instrument, question, language, answer and
     recall, and kept by the app (rendered afresh while templates reload, in development)."""
-    key = (instrument.id, instrument.version, number, lang, answer, own_recall)
-    kept: dict[tuple[object, ...], Markup] = current_app.extensions.setdefault(
-        "patient_questions", {}
-    )
-    html = kept.get(key)
-    if html is None:
+
+    def make() -> Markup:
         item = instrument.item(number)
         render = get_template_attribute("patient/_question.html", "question")
-        html = Markup(  # noqa: S704 - a template's output, escaped by Jinja
+        return Markup(  # noqa: S704 - a template's output, escaped by Jinja
             render(
                 number=number,
                 text=instrument.item_text(number, lang),
@@ -344,9 +353,9 @@ def _question(
                 wide=len(item.codes) > 4,
             )
         )
-        if not current_app.jinja_env.auto_reload and len(kept) < QUESTIONS_KEPT:
-            kept[key] = html
-    return html
+
+    key = (instrument.id, instrument.version, number, lang, answer, own_recall)
+    return _kept("patient_questions", key, make, html=True)
 
 
 def _screen_heading(flow_screen: FlowScreen, lang: str) -> str:
@@ -356,16 +365,12 @@ def _screen_heading(flow_screen: FlowScreen, lang: str) -> str:
 def _review_texts(flow: Flow, lang: str) -> tuple[tuple[Markup, Markup], ...]:
     """Each screen's heading and "change answers" label on the review page, in ``lang`` (the
     request's language); kept by the app per language and instruments, as the notices are."""
-    key = (lang, *(instrument.key for instrument in flow.instruments))
-    kept: dict[tuple[str, ...], tuple[tuple[Markup, Markup], ...]] = (
-        current_app.extensions.setdefault("patient_review_texts", {})
-    )
-    texts = kept.get(key)
-    if texts is None:
+
+    def make() -> tuple[tuple[Markup, Markup], ...]:
         # As the templates' gettext: the catalog's text is markup, the values are escaped.
         page = Markup(_("Page %(number)s: %(heading)s"))  # noqa: S704 - our own catalog
         change = Markup(_("Change answers on page %(number)s"))  # noqa: S704 - the same
-        texts = tuple(
+        return tuple(
             (
                 keep_numbers_together(
                     page % {"number": screen.number, "heading": _screen_heading(screen, lang)}
@@ -374,32 +379,28 @@ def _review_texts(flow: Flow, lang: str) -> tuple[tuple[Markup, Markup], ...]:
             )
             for screen in flow.screens
         )
-        if not current_app.jinja_env.auto_reload:
-            kept[key] = texts
-    return texts
+
+    key = (lang, *(instrument.key for instrument in flow.instruments))
+    return _kept("patient_review_texts", key, make)
 
 
 def _review_answer(instrument: Instrument, number: int, lang: str, answer: int | None) -> Markup:
     """One question and its answer on the review page (``patient/_review_answer.html``),
     rendered once per instrument, question, language and answer and kept, as
     :func:`_question` keeps a screen's questions."""
-    key = (instrument.id, instrument.version, number, lang, answer)
-    kept: dict[tuple[object, ...], Markup] = current_app.extensions.setdefault(
-        "patient_review_answers", {}
-    )
-    html = kept.get(key)
-    if html is None:
+
+    def make() -> Markup:
         render = get_template_attribute("patient/_review_answer.html", "review_answer")
-        html = Markup(  # noqa: S704 - a template's output, escaped by Jinja
+        return Markup(  # noqa: S704 - a template's output, escaped by Jinja
             render(
                 number=number,
                 text=instrument.item_text(number, lang),
                 answer=None if answer is None else instrument.label(number, answer, lang),
             )
         )
-        if not current_app.jinja_env.auto_reload and len(kept) < QUESTIONS_KEPT:
-            kept[key] = html
-    return html
+
+    key = (instrument.id, instrument.version, number, lang, answer)
+    return _kept("patient_review_answers", key, make, html=True)
 
 
 @bp.get("/<token>/review")
