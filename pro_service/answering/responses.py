@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -44,6 +44,7 @@ class AssessmentClosed(Exception):
 
 
 _responses = cast(Table, Response.__table__)
+_K = TypeVar("_K")
 _STORED_ANSWERS = select(_responses.c.item_number, _responses.c.code).where(
     _responses.c.assessment_id == bindparam("p_assessment")
 )
@@ -79,14 +80,27 @@ def stored_answers(session: Session | Connection, assessment_id: int) -> dict[in
 def answer_languages(session: Session, assessment_ids: list[int]) -> dict[tuple[int, str], str]:
     """(assessment id, instrument id) -> the language of those answers, for their scores.
 
-    A patient may switch language part way through an instrument: the first in language order.
+    A patient may switch language part way through an instrument: see :func:`_score_languages`.
     """
     rows = session.execute(
-        select(Response.assessment_id, Response.instrument_id, func.min(Response.language))
+        select(Response.assessment_id, Response.instrument_id, Response.language)
         .where(Response.assessment_id.in_(assessment_ids))
-        .group_by(Response.assessment_id, Response.instrument_id)
+        .distinct()
     )
-    return {(a_id, instrument_id): language for a_id, instrument_id, language in rows}
+    return _score_languages(
+        ((a_id, instrument_id), language) for a_id, instrument_id, language in rows
+    )
+
+
+def _score_languages(answered: Iterable[tuple[_K, str]]) -> dict[_K, str]:
+    """The language of each group's answers, for their scores: where a patient switched
+    language part way through an instrument, the first in language order. ``answered``:
+    (group, language) of each answer."""
+    chosen: dict[_K, str] = {}
+    for group, language in answered:
+        if group not in chosen or language < chosen[group]:
+            chosen[group] = language
+    return chosen
 
 
 def save_answers(
@@ -374,14 +388,12 @@ def compute_scores(
     statement run for each score (``executemany``). ``assessment.scores``, if loaded, is
     reloaded when next read, and score objects of the old rows leave the session.
     """
-    answers: dict[int, int] = {}
-    languages: dict[str, str] = {}  # as answer_languages(): the first in language order
-    stored = session.connection().execute(_ANSWERS_TO_SCORE, {"p_assessment": assessment.id})
-    for item_number, code, instrument_id, language in stored:
-        answers[item_number] = code
-        if instrument_id not in languages or language < languages[instrument_id]:
-            languages[instrument_id] = language
     connection = session.connection()
+    stored = connection.execute(_ANSWERS_TO_SCORE, {"p_assessment": assessment.id}).all()
+    answers = {item_number: code for item_number, code, _i, _l in stored}
+    languages = _score_languages(
+        (instrument_id, language) for _n, _c, instrument_id, language in stored
+    )
     connection.execute(_DELETE_SCORES, {"p_assessment": assessment.id})
     for obj in list(session.identity_map.values()):  # the deleted rows' objects, if loaded
         if isinstance(obj, Score) and obj.assessment_id == assessment.id:

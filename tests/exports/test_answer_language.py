@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from pro_service import migrate
+from pro_service.answering.rescoring import rescore
 from pro_service.answering.responses import complete_assessment, instruments_of, save_answers
 from pro_service.audit import Actor
-from pro_service.models import Assessment, Score
+from pro_service.models import Assessment, Response, Score
 
 WHEN = datetime(2026, 1, 20, 10, tzinfo=UTC)
 
 
 def _switch_language_and_complete(app, session, assessment_id: int) -> None:
-    """The patient began in Swedish (half the items), then went on in Finnish, then English."""
+    """The patient (UPP-002, English) began in English (half the items), then answered every
+    PAN26 item in Finnish and the last two C30 items in Swedish: the C30 ends with English and
+    Swedish answers, Swedish the last given, English the first in language order."""
     registry = app.extensions["instruments"]
     assessment = session.get(Assessment, assessment_id)
     c30, pan26 = instruments_of(assessment, registry)
@@ -24,7 +27,7 @@ def _switch_language_and_complete(app, session, assessment_id: int) -> None:
         answers={n: 1 for n in pan26.items},
     )  # fmt: skip
     save_answers(
-        session, now=WHEN, assessment=assessment, instrument=c30, language="en",
+        session, now=WHEN, assessment=assessment, instrument=c30, language="sv",
         answers={29: 5, 30: 5},
     )  # fmt: skip
     assert complete_assessment(
@@ -44,9 +47,15 @@ def _languages(session, assessment_id: int) -> dict[str, set[str | None]]:
 def test_a_patient_who_switched_language_gets_the_first_in_order_per_instrument(
     app, session, study, export, helpers
 ):
-    assessment_id = study.in_progress_id  # UPP-002 m3, half answered in Swedish
+    assessment_id = study.in_progress_id  # UPP-002 m3, half answered in English
     _switch_language_and_complete(app, session, assessment_id)
-    # Every PAN26 answer was overwritten in Finnish; the C30 has Swedish and English answers.
+    # Every PAN26 answer was overwritten in Finnish; the C30 has English and Swedish answers.
+    answered = session.execute(
+        select(Response.language).where(
+            Response.assessment_id == assessment_id, Response.instrument_id == "qlq-c30"
+        )
+    ).scalars()
+    assert set(answered) == {"en", "sv"}
     assert _languages(session, assessment_id) == {"qlq-c30": {"en"}, "qlq-pan26": {"fi"}}
     rows = [
         r
@@ -86,3 +95,18 @@ def test_the_migration_fills_in_the_language_of_scores_stored_before_it(
         for language in s
     ]
     assert None not in stored
+
+
+def test_a_rescoring_gives_a_missing_score_the_same_language_as_the_completion(app, session, study):
+    """Both ways of storing scores (a completion, ``pro-service rescore``) choose a switched
+    language by the same rule: the first in language order."""
+    _switch_language_and_complete(app, session, study.in_progress_id)
+    session.execute(delete(Score).where(Score.assessment_id == study.in_progress_id))
+    rescore(
+        session,
+        now=WHEN,
+        actor=Actor.operator(),
+        registry=app.extensions["instruments"],
+    )
+    session.commit()
+    assert _languages(session, study.in_progress_id) == {"qlq-c30": {"en"}, "qlq-pan26": {"fi"}}
