@@ -388,26 +388,36 @@ class NextQuestionnaire:
     token: str
 
 
+#: Another open time point of the patient, open today: the earliest due first.
+_NEXT_OPEN_TODAY = (
+    select(_assessments.c.timepoint, _assessments.c.token_encrypted)
+    .where(
+        _assessments.c.patient_id == bindparam("p_patient"),
+        _assessments.c.id != bindparam("p_assessment"),
+        one_of(_assessments.c.status, OPEN_STATES),
+        _assessments.c.window_opens <= bindparam("p_today"),
+        _assessments.c.window_closes >= bindparam("p_today"),
+        _assessments.c.token_encrypted.is_not(None),
+    )
+    .order_by(_assessments.c.due_date, _assessments.c.id)
+    .limit(1)
+)
+
+
 def next_questionnaire(
-    session: Session, *, now: datetime, link: Link, vault: Vault
+    connection: Connection, *, now: datetime, link: Link, vault: Vault
 ) -> NextQuestionnaire | None:
     """The patient's next time point open today (earliest due first), other than ``link``'s;
     None when there is none. Its link is the one its own reminders repeat."""
     if link.patient_status not in FOLLOWED_STATUSES:
         return None
-    today = today_in(link.time_zone, now)
-    row = session.execute(
-        select(_assessments.c.timepoint, _assessments.c.token_encrypted)
-        .where(
-            _assessments.c.patient_id == link.patient_id,
-            _assessments.c.id != link.assessment_id,
-            one_of(_assessments.c.status, OPEN_STATES),
-            _assessments.c.window_opens <= today,
-            _assessments.c.window_closes >= today,
-            _assessments.c.token_encrypted.is_not(None),
-        )
-        .order_by(_assessments.c.due_date, _assessments.c.id)
-        .limit(1)
+    row = connection.execute(
+        _NEXT_OPEN_TODAY,
+        {
+            "p_patient": link.patient_id,
+            "p_assessment": link.assessment_id,
+            "p_today": today_in(link.time_zone, now),
+        },
     ).first()
     if row is None:
         return None

@@ -222,3 +222,28 @@ def test_every_patient_request_holds_one_connection_the_submit_included(app, cli
     assert scores["QL2"].value is None  # nothing of global health answered
     assert scores["FI"].value == pytest.approx(100 / 3)  # q28 = 2: (2 - 1) / 3 * 100
     assert scores["FI"].items_answered == 1
+
+
+def test_the_welcome_and_thank_you_pages_read_what_they_show_once(app, client, link):
+    """The link from the SMS shows the welcome page after one look-up of the link and one read
+    of the answers (none yet), and the thank-you page after the link and one look for another
+    questionnaire open today: nothing is read twice."""
+    with counting(app) as on_welcome:
+        welcome = client.get(link.url)
+    assert welcome.status_code == 200
+    answer_reads = [s for s in on_welcome if "FROM responses" in s]
+    assert len(on_welcome) == 2 and len(answer_reads) == 1, on_welcome
+
+    screen = client.get(link.screen(7))
+    data = {"csrf_token": csrf_of(screen.get_data(as_text=True)), "screen": "7", "q28": "2"}
+    assert client.post(link.screen(7), data=data).status_code == 303
+    review = client.get(f"{link.url}/review")
+    submitted = client.post(
+        f"{link.url}/submit", data={"csrf_token": csrf_of(review.get_data(as_text=True))}
+    )
+    assert submitted.status_code == 303
+    with counting(app) as on_thanks:
+        thanks = client.get(f"{link.url}/thanks")
+    assert thanks.status_code == 200
+    assert len(on_thanks) == 2, on_thanks
+    assert "FROM assessments" in on_thanks[1] and "LIMIT" in on_thanks[1], on_thanks

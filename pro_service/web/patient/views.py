@@ -203,7 +203,7 @@ def entry(token: str) -> ResponseReturnValue:
     link = _usable()
     answers = _answers(link)
     if not answers:
-        return _welcome(token, link)
+        return _welcome(token, link, answers)
     resume = _flow(link).resume_at(answers)
     if resume is None:
         return redirect(url_for(".review", token=token), 303)
@@ -212,14 +212,14 @@ def entry(token: str) -> ResponseReturnValue:
 
 @bp.get("/<token>/welcome")
 def welcome(token: str) -> ResponseReturnValue:
-    return _welcome(token, _usable())
+    link = _usable()
+    return _welcome(token, link, _answers(link))
 
 
-def _welcome(token: str, link: Link) -> ResponseReturnValue:
+def _welcome(token: str, link: Link, answers: dict[int, int]) -> ResponseReturnValue:
     flow = _flow(link)
     item_count = sum(len(s.items) for s in flow.screens)
     minutes = max(5, round(item_count / ITEMS_PER_MINUTE))
-    answers = _answers(link)
     return render_template(
         "patient/welcome.html",
         token=token,
@@ -467,7 +467,7 @@ def thanks(token: str) -> ResponseReturnValue:
             raise AlreadyAnswered()  # sent from another browser: "received", nothing shown
         raise LinkUnavailable()
     following = questionnaire.next_questionnaire(
-        db.session, now=g.now, link=link, vault=current_app.extensions["vault"]
+        db.connection(), now=g.now, link=link, vault=current_app.extensions["vault"]
     )
     next_label = None
     if following is not None:
