@@ -491,6 +491,33 @@ def settle_completed(
     compute_scores(session, now=now, assessment=assessment, registry=registry)
 
 
+#: What a completion writes, besides its time (``_COMPLETED_AT``) and language.
+_COMPLETED = {
+    "status": AssessmentStatus.COMPLETED.value,
+    "token_encrypted": None,
+    "next_reminder_on": None,
+    "mode": AnswerMode.ELECTRONIC.value,
+}
+_COMPLETED_AT = ("completed_at", "closed_at", "updated_at")
+#: The completion: a conditional UPDATE, so that two simultaneous submits complete it once.
+#: Built once (an ORM UPDATE built per call cost about 0.5 ms of a submit's CPU).
+_COMPLETE = (
+    update(_assessments)
+    .where(
+        _assessments.c.id == bindparam("p_assessment"),
+        one_of(
+            _assessments.c.status,
+            (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value),
+        ),
+    )
+    .values(
+        **_COMPLETED,
+        **{name: bindparam("p_now", type_=UTCDateTime()) for name in _COMPLETED_AT},
+        language=bindparam("p_language", type_=String()),
+    )
+)
+
+
 def complete_assessment(
     session: Session,
     *,
@@ -505,29 +532,12 @@ def complete_assessment(
     The status change is a conditional UPDATE, so two simultaneous submits complete it once.
     """
     site_id = assessment.patient.site_id
-    values = {
-        "status": AssessmentStatus.COMPLETED.value,
-        "completed_at": now,
-        "closed_at": now,
-        "updated_at": now,
-        "language": language,
-        "token_encrypted": None,
-        "next_reminder_on": None,
-        "mode": AnswerMode.ELECTRONIC.value,
-    }
-    result = session.execute(
-        update(Assessment)
-        .where(
-            Assessment.id == assessment.id,
-            one_of(
-                Assessment.status,
-                (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value),
-            ),
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    values = {**_COMPLETED, **dict.fromkeys(_COMPLETED_AT, now), "language": language}
+    session.flush()  # changes still pending go first, as an ORM UPDATE would flush them
+    result = session.connection().execute(
+        _COMPLETE, {"p_assessment": assessment.id, "p_now": now, "p_language": language}
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         return False
     # The row now holds exactly these values: the object takes them without reading it back.
     for key, value in values.items():

@@ -169,6 +169,11 @@ def test_review_lists_skipped_items_and_submitting_twice_completes_once(app, cli
         assert assessment.status == "completed"
         assert assessment.language == "en"
         assert assessment.token_encrypted is None
+        # The completion's time is the close and the last change; no reminder is left.
+        assert assessment.completed_at is not None
+        assert assessment.completed_at == assessment.closed_at == assessment.updated_at
+        assert assessment.mode == "electronic"
+        assert assessment.next_reminder_on is None
         completions = db.session.scalar(
             select(func.count()).where(
                 AuditEvent.action == "assessment.completed",
