@@ -93,6 +93,8 @@ def page_translations() -> dict[str, Any]:
         text: str = translations.ugettext(message)
         if context.eval_ctx.autoescape:
             text = Markup(text)  # noqa: S704 (our own catalog, as Jinja does)
+        if not variables and "%" not in text:
+            return text  # what ``text % {}`` gives, without formatting (most of a page's texts)
         return text % variables
 
     @pass_context

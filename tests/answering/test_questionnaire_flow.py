@@ -404,3 +404,43 @@ def test_the_review_page_shows_each_patient_their_own_answers_in_their_language(
     assert switched[1] == c30.label(1, 4, "sv") and switched[2] == c30.label(2, 3, "sv")
     assert switched[3] == '<em class="unanswered">Inte besvarad</em>'
     assert _review_answers(review(clients["fi"], finnish, "fi")) == shown_fi
+
+
+def _screen_texts(html: str) -> tuple[str, str, str, str]:
+    """A screen's title, progress line, heading and main button, as the patient reads them."""
+    title = re.search(r"<title>(.*?) – ", html, re.S)
+    progress = re.search(r'<p id="progress-label">(.*?)</p>', html, re.S)
+    heading = re.search(r"<h1>(.*?)</h1>", html, re.S)
+    button = re.search(r'<button type="submit" name="nav" value="\w+" [^>]*primary">(.*?)<', html)
+    assert title and progress and heading and button
+    return tuple(  # type: ignore[return-value]
+        re.sub(r"<[^>]+>", "", unescape(m.group(1))).strip()
+        for m in (title, progress, heading, button)
+    )
+
+
+def test_a_screens_texts_follow_the_language_and_the_way_in(client, make_link):
+    """A screen's own texts are kept once made, per language, screen and way in: switching
+    language back and forth, coming from the review page and reaching the last page each
+    show their own texts, never the ones made first."""
+    link = make_link(language="en")
+    seen = {}
+    for lang in ("en", "fi", "sv", "en", "fi"):
+        texts = _screen_texts(client.get(f"{link.screen(8)}?lang={lang}").text)
+        assert seen.setdefault(lang, texts) == texts, lang
+    assert seen["en"][:2] == ("Page 8 of 15", "Page 8 of 15")
+    assert seen["sv"][:2] == ("Sida 8 av 15", "Sida 8 av 15")
+    assert seen["fi"][0] == "Sivu 8/15"
+    assert seen["en"][3] == "Next" and seen["sv"][3] == "Nästa"
+    assert len({texts[2] for texts in seen.values()}) == 3  # the heading in each language
+    client.get(f"{link.screen(8)}?lang=en")
+    from_review = _screen_texts(client.get(f"{link.screen(8)}?from=review").text)
+    assert from_review[:3] == seen["en"][:3]
+    assert from_review[3] == "Save and return to review"
+    assert _screen_texts(client.get(link.screen(8)).text) == seen["en"]
+    last = _screen_texts(client.get(link.screen(15)).text)
+    assert last[:2] == ("Page 15 of 15", "Page 15 of 15") and last[3] == "Go to review"
+    # The form sends the answers to the screen's own address, whatever the query.
+    page = client.get(f"{link.screen(8)}?from=review&lang=fi").text
+    assert f'<form method="post" action="/q/{link.token}/s/8" novalidate>' in page
+    assert f'href="/q/{link.token}/s/8?lang=sv"' in page

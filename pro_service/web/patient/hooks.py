@@ -84,23 +84,31 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-def language_url(code: str) -> str:
-    """This page in another language; after a POST, the start of the questionnaire."""
+def page_url() -> str:
+    """This page's own address, without its query, built once per request: the language links
+    and a screen's form both lead to it. After a POST, the link's first page instead (a POST's
+    address is not a page to switch language on)."""
     base: str | None = g.get("page_url")
-    if base is None:  # built once per page, not once per language
+    if base is None:
         view_args = dict(request.view_args or {})
         if request.method == "GET" and request.endpoint and request.url_rule is not None:
             base = url_for(request.endpoint, **view_args)
         else:
             base = url_for("patient.entry", token=view_args.get("token", ""))
         g.page_url = base
-    return f"{base}?lang={code}"  # the codes are plain letters (LANGUAGE_NAMES)
+    return base
+
+
+def language_url(code: str) -> str:
+    """This page in another language; after a POST, the start of the questionnaire."""
+    return f"{page_url()}?lang={code}"  # the codes are plain letters (LANGUAGE_NAMES)
 
 
 @bp.context_processor
 def _template_globals() -> dict[str, Any]:
+    # The language links are made here, once per page, rather than by a function the template
+    # calls for each language.
     return {
         "current_language": str(get_locale() or "sv"),
-        "language_names": LANGUAGE_NAMES,
-        "language_url": language_url,
+        "language_links": [(code, name, language_url(code)) for code, name in LANGUAGE_NAMES],
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from babel.lists import format_list
 from flask import (
@@ -37,6 +37,7 @@ from ...models import AssessmentStatus
 from ..numbers import whole_number
 from . import bp
 from .errors import AlreadyAnswered, BadForm, LinkUnavailable
+from .hooks import page_url
 
 #: How many links a browser session remembers (opened, completed) for the thank-you page.
 REMEMBERED_COMPLETIONS = 5
@@ -318,18 +319,60 @@ def _render_screen(
         _question(instrument, n, lang, answers.get(n), own_recall=shared_recall is None)
         for n in flow_screen.items
     ]
-    heading = flow_screen.screen.heading[lang] if flow_screen.screen.heading else None
     return render_template(
         "patient/screen.html",
         token=token,
         number=flow_screen.number,
         total=flow.total,
-        heading=heading or instrument.name[lang],
+        texts=_screen_texts(flow, flow_screen, lang, from_review=from_review),
+        action=page_url(),
         recall=shared_recall,
         items=items,
         from_review=from_review,
         notices=_notices(flow),
     )
+
+
+class ScreenTexts(NamedTuple):
+    """A screen's own texts in one language: the same for every patient, so made once."""
+
+    title: Markup  # "Page 3 of 15"
+    progress: Markup  # the same, its numbers kept on one line
+    heading: Markup  # the screen's heading (or the instrument's name), numbers kept together
+    next: Markup  # the main button: on to the next page, to the review, or back to it
+    back: Markup
+
+
+def _screen_texts(
+    flow: Flow, flow_screen: FlowScreen, lang: str, *, from_review: bool
+) -> ScreenTexts:
+    """The screen's texts in ``lang`` (the request's language), kept by the app per language,
+    instruments, screen and way in (from the review page or not), as the notices are: a
+    page's texts were about a third of its rendering, each looked up in the catalog again."""
+
+    def make() -> ScreenTexts:
+        heading = flow_screen.screen.heading[lang] if flow_screen.screen.heading else None
+        # As the templates' gettext: the catalog's text is markup, the values are escaped.
+        title = Markup(_("Page %(number)s of %(total)s")) % {  # noqa: S704 - our own catalog
+            "number": flow_screen.number,
+            "total": flow.total,
+        }
+        if from_review:
+            label = _("Save and return to review")
+        elif flow_screen.number == flow.total:
+            label = _("Go to review")
+        else:
+            label = _("Next")
+        return ScreenTexts(
+            title=title,
+            progress=keep_numbers_together(title),
+            heading=keep_numbers_together(heading or flow_screen.instrument.name[lang]),
+            next=Markup(label),  # noqa: S704 - our own catalog, as the templates take it
+            back=Markup(_("Back")),  # noqa: S704 - the same
+        )
+
+    key = (lang, *(i.key for i in flow.instruments), flow_screen.number, from_review)
+    return _kept("patient_screen_texts", key, make)
 
 
 def _question(
