@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from .. import rate_limit
 from ..audit import Actor, record
@@ -34,7 +34,7 @@ from ..models import (
 )
 from ..scheduling.assessments import OPEN_STATES, today_in
 from .responses import (
-    complete_assessment,
+    complete_by_id,
     instruments_named,
     store_answers_taken,
     stored_answers,
@@ -50,8 +50,8 @@ CONTROL_FIELDS = frozenset({"csrf_token", "screen", "nav"})
 NAV_CHOICES = ("next", "back", "review")
 
 
-def patient_actor(patient: Patient) -> Actor:
-    return Actor("patient", str(patient.id))
+def patient_actor(patient_id: int) -> Actor:
+    return Actor("patient", str(patient_id))
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,6 +75,7 @@ class Link:
     completed_at: datetime | None
     instruments: tuple[str, ...]
     patient_id: int
+    site_id: int
     patient_status: str
     patient_language: str
     opted_out: bool
@@ -94,6 +95,7 @@ _FIND_LINK = (
         _assessments.c.completed_at,
         _assessments.c.instruments,
         _patients.c.id.label("patient_id"),
+        _patients.c.site_id,
         _patients.c.status.label("patient_status"),
         _patients.c.language.label("patient_language"),
         _patients.c.opted_out,
@@ -320,18 +322,18 @@ def submit(
     registry: InstrumentRegistry,
     language: str,
 ) -> bool:
-    """Complete the assessment and store its scores in this transaction; False if already done."""
-    # The patient comes in the same statement: the completion needs them (actor, site).
-    assessment = session.get_one(
-        Assessment, link.assessment_id, options=[joinedload(Assessment.patient)]
-    )
-    return complete_assessment(
+    """Complete the assessment and store its scores in this transaction; False if already done.
+
+    Everything the completion needs is in the link: no ORM object is loaded (loading the
+    assessment and its patient cost about a fifth of a submit's CPU)."""
+    return complete_by_id(
         session,
         now=now,
-        assessment=assessment,
-        registry=registry,
+        assessment_id=link.assessment_id,
+        instruments=instruments_named(link.instruments, registry),
+        site_id=link.site_id,
         language=language,
-        actor=patient_actor(assessment.patient),
+        actor=patient_actor(link.patient_id),
     )
 
 
@@ -363,7 +365,7 @@ def opt_out(session: Session, *, now: datetime, patient_id: int) -> int:
     record(
         session,
         now=now,
-        actor=patient_actor(patient),
+        actor=patient_actor(patient.id),
         action="patient.opted_out",
         object_type="patient",
         object_id=patient.id,

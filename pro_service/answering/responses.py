@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..audit import Actor, record
+from ..audit import Actor, record, record_now
 from ..db import one_of
 from ..instruments import (
     ALGORITHM_VERSION,
@@ -384,35 +384,50 @@ def _upsert(
 def compute_scores(
     session: Session, *, now: datetime, assessment: Assessment, registry: InstrumentRegistry
 ) -> list[ScaleScore]:
-    """(Re)compute and store every scale score of the assessment from its stored answers;
-    returns the scores stored.
+    """(Re)compute and store every scale score of the assessment from its stored answers
+    (:func:`store_scores`); returns the scores stored. ``assessment.scores``, if loaded, is
+    reloaded when next read, and score objects of the old rows leave the session."""
+    scores = store_scores(
+        session.connection(),
+        now=now,
+        assessment_id=assessment.id,
+        instruments=instruments_of(assessment, registry),
+    )
+    _forget_scores(session, assessment.id, assessment)
+    return scores
 
-    The old rows are deleted and the new ones inserted past the unit of work, with a statement
-    whose text does not depend on the number of scores (a multi-row INSERT of some 30 scores is
-    a long statement that the database driver parses again on every completion): on PostgreSQL
-    one INSERT of the columns as arrays (:func:`_insert_scores_postgresql`), elsewhere one short
-    statement run for each score (``executemany``). ``assessment.scores``, if loaded, is
-    reloaded when next read, and score objects of the old rows leave the session.
+
+def store_scores(
+    connection: Connection,
+    *,
+    now: datetime,
+    assessment_id: int,
+    instruments: Sequence[Instrument],
+) -> list[ScaleScore]:
+    """(Re)compute and store every scale score of the assessment's ``instruments`` from its
+    stored answers; returns the scores stored.
+
+    The old rows are deleted and the new ones inserted with a statement whose text does not
+    depend on the number of scores (a multi-row INSERT of some 30 scores is a long statement
+    that the database driver parses again on every completion): on PostgreSQL one INSERT of
+    the columns as arrays (:func:`_insert_scores_postgresql`), elsewhere one short statement
+    run for each score (``executemany``). Past any ORM session: see :func:`compute_scores`.
     """
-    connection = session.connection()
-    stored = connection.execute(_ANSWERS_TO_SCORE, {"p_assessment": assessment.id}).all()
+    stored = connection.execute(_ANSWERS_TO_SCORE, {"p_assessment": assessment_id}).all()
     answers = {item_number: code for item_number, code, _i, _l in stored}
     languages = _score_languages(
         (instrument_id, language) for _n, _c, instrument_id, language in stored
     )
-    connection.execute(_DELETE_SCORES, {"p_assessment": assessment.id})
-    for obj in list(session.identity_map.values()):  # the deleted rows' objects, if loaded
-        if isinstance(obj, Score) and obj.assessment_id == assessment.id:
-            session.expunge(obj)
+    connection.execute(_DELETE_SCORES, {"p_assessment": assessment_id})
     scores: list[ScaleScore] = []
     rows: list[dict[str, Any]] = []
-    for instrument in instruments_of(assessment, registry):
+    for instrument in instruments:
         language = languages.get(instrument.id)
         for scale_score in score_instrument(instrument, answers).values():
             scores.append(scale_score)
             rows.append(
                 {
-                    "assessment_id": assessment.id,
+                    "assessment_id": assessment_id,
                     "instrument_id": instrument.id,
                     "instrument_version": instrument.version,
                     "scale": scale_score.code,
@@ -428,7 +443,7 @@ def compute_scores(
         connection.execute(
             _INSERT_SCORES_POSTGRESQL,
             {
-                "p_assessment": assessment.id,
+                "p_assessment": assessment_id,
                 "p_algorithm": ALGORITHM_VERSION,
                 "p_now": now,
                 **{f"p_{name}": [row[name] for row in rows] for name, _type in _SCORE_ARRAYS},
@@ -436,9 +451,17 @@ def compute_scores(
         )
     elif rows:
         connection.execute(_scores.insert(), rows)
-    if "scores" in assessment.__dict__:
-        session.expire(assessment, ["scores"])
     return scores
+
+
+def _forget_scores(session: Session, assessment_id: int, assessment: Assessment | None) -> None:
+    """After the assessment's scores were replaced past the session: the objects of the old
+    rows leave it, and ``assessment.scores``, if loaded, is read again when next used."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Score) and obj.assessment_id == assessment_id:
+            session.expunge(obj)
+    if assessment is not None and "scores" in assessment.__dict__:
+        session.expire(assessment, ["scores"])
 
 
 _scores = cast(Table, Score.__table__)
@@ -483,9 +506,10 @@ def settle_completed(
     registry: InstrumentRegistry,
     why: str,
 ) -> None:
-    """What follows every completion (the patient's submit, a nurse's entry): the link closes,
+    """What follows a completion of a loaded assessment (a nurse's entry): the link closes,
     the reminders still waiting are cancelled (dispatch checks again just before sending), and
-    the scores are computed from the stored answers."""
+    the scores are computed from the stored answers. The patient's submit does the same in
+    :func:`complete_by_id`."""
     close_link(assessment)
     cancel_pending_messages(session, now=now, assessment_ids=[assessment.id], reason=why)
     compute_scores(session, now=now, assessment=assessment, registry=registry)
@@ -499,8 +523,9 @@ _COMPLETED = {
     "mode": AnswerMode.ELECTRONIC.value,
 }
 _COMPLETED_AT = ("completed_at", "closed_at", "updated_at")
-#: The completion: a conditional UPDATE, so that two simultaneous submits complete it once.
-#: Built once (an ORM UPDATE built per call cost about 0.5 ms of a submit's CPU).
+#: The completion: a conditional UPDATE, so that two simultaneous submits complete it once;
+#: it returns the time point, for the audit trail. Built once (an ORM UPDATE built per call
+#: cost about 0.5 ms of a submit's CPU).
 _COMPLETE = (
     update(_assessments)
     .where(
@@ -515,6 +540,7 @@ _COMPLETE = (
         **{name: bindparam("p_now", type_=UTCDateTime()) for name in _COMPLETED_AT},
         language=bindparam("p_language", type_=String()),
     )
+    .returning(_assessments.c.timepoint)
 )
 
 
@@ -527,33 +553,69 @@ def complete_assessment(
     language: str,
     actor: Actor,
 ) -> bool:
-    """Mark the assessment completed and store its scores. Returns False if it already was.
-
-    The status change is a conditional UPDATE, so two simultaneous submits complete it once.
-    """
-    site_id = assessment.patient.site_id
-    values = {**_COMPLETED, **dict.fromkeys(_COMPLETED_AT, now), "language": language}
-    session.flush()  # changes still pending go first, as an ORM UPDATE would flush them
-    result = session.connection().execute(
-        _COMPLETE, {"p_assessment": assessment.id, "p_now": now, "p_language": language}
+    """Mark the assessment completed and store its scores (:func:`complete_by_id`); returns
+    False if it already was. The object then holds what the completion wrote."""
+    completed = complete_by_id(
+        session,
+        now=now,
+        assessment_id=assessment.id,
+        instruments=instruments_of(assessment, registry),
+        site_id=assessment.patient.site_id,
+        language=language,
+        actor=actor,
     )
-    if result.rowcount != 1:
+    if not completed:
         return False
     # The row now holds exactly these values: the object takes them without reading it back.
+    values = {**_COMPLETED, **dict.fromkeys(_COMPLETED_AT, now), "language": language}
     for key, value in values.items():
         set_committed_value(assessment, key, value)
-    settle_completed(
-        session, now=now, assessment=assessment, registry=registry, why="time point completed"
+    _forget_scores(session, assessment.id, assessment)
+    return True
+
+
+def complete_by_id(
+    session: Session,
+    *,
+    now: datetime,
+    assessment_id: int,
+    instruments: Sequence[Instrument],
+    site_id: int,
+    language: str,
+    actor: Actor,
+) -> bool:
+    """Complete the assessment ``assessment_id`` in this transaction: completed and closed
+    now, its link and reminders done with (as :func:`settle_completed`), its ``instruments``
+    scored, the completion audited. Returns False if it was no longer open (completed by a
+    simultaneous submit, or closed meanwhile): nothing is written then.
+
+    The status change is a conditional UPDATE, so two simultaneous submits complete it once.
+    Works past any ORM object of the assessment (the patient's submit loads none); use
+    :func:`complete_assessment` for an assessment loaded in the session.
+    """
+    session.flush()  # changes still pending go first, as an ORM UPDATE would flush them
+    completed = (
+        session.connection()
+        .execute(_COMPLETE, {"p_assessment": assessment_id, "p_now": now, "p_language": language})
+        .first()
     )
-    record(
-        session,
+    if completed is None:
+        return False
+    cancel_pending_messages(
+        session, now=now, assessment_ids=[assessment_id], reason="time point completed"
+    )
+    store_scores(
+        session.connection(), now=now, assessment_id=assessment_id, instruments=instruments
+    )
+    record_now(
+        session.connection(),
         now=now,
         actor=actor,
         action="assessment.completed",
         object_type="assessment",
-        object_id=assessment.id,
+        object_id=assessment_id,
         site_id=site_id,
-        after={"timepoint": assessment.timepoint, "language": language},
+        after={"timepoint": completed.timepoint, "language": language},
     )
     return True
 

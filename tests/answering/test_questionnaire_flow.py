@@ -6,7 +6,7 @@ import re
 from html import unescape
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from pro_service.extensions import db
 from pro_service.instruments import score_instrument
@@ -174,13 +174,21 @@ def test_review_lists_skipped_items_and_submitting_twice_completes_once(app, cli
         assert assessment.completed_at == assessment.closed_at == assessment.updated_at
         assert assessment.mode == "electronic"
         assert assessment.next_reminder_on is None
-        completions = db.session.scalar(
-            select(func.count()).where(
+        completions = db.session.scalars(
+            select(AuditEvent).where(
                 AuditEvent.action == "assessment.completed",
                 AuditEvent.object_id == str(link.assessment_id),
             )
-        )
-        assert completions == 1
+        ).all()
+        assert len(completions) == 1
+        # The audit record says who, where, when and which time point, in which language.
+        event = completions[0]
+        assert (event.actor_type, event.actor_id) == ("patient", str(assessment.patient_id))
+        assert event.site_id == assessment.patient.site_id
+        assert event.object_type == "assessment"
+        assert event.at == assessment.completed_at
+        assert event.after == {"timepoint": assessment.timepoint, "language": "en"}
+        assert event.before is None
         stored = {
             s.scale: s.value
             for s in db.session.scalars(

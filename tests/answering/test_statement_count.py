@@ -29,8 +29,8 @@ GET_STATEMENTS = {"postgresql": 2, "sqlite": 2}
 #: Statements of a POST of a screen. PostgreSQL: the lookup, then the answers and the
 #: assessment's status in one statement. Elsewhere: lookup, upsert, status.
 POST_STATEMENTS = {"postgresql": 2, "sqlite": 3}
-#: Reads of a submit: the link, the assessment with its patient, the answers and languages.
-SUBMIT_READS = 3
+#: Reads of a submit: the link and the answers with their languages.
+SUBMIT_READS = 2
 #: When a client address starts a new rate-limit window, old windows' rows are deleted.
 WINDOW_CLEAN_UP = "DELETE FROM rate_limit_counters"
 
@@ -204,12 +204,16 @@ def test_every_patient_request_holds_one_connection_the_submit_included(app, cli
             f"{link.url}/submit", data={"csrf_token": csrf_of(review.get_data(as_text=True))}
         )
     assert submitted.status_code == 303
-    # The submit reads the link, the assessment with its patient, and the answers with their
-    # languages: the completion's UPDATE is not read back, and the patient is not loaded again
-    # for the audit record.
+    # The submit reads the link (with the patient's site) and the answers with their
+    # languages, and nothing else: the assessment and its patient are not loaded, and the
+    # completion's UPDATE is not read back (it returns the time point, for the audit record).
     selects = [s for s in statements if s.startswith("SELECT")]
     assert len(selects) == SUBMIT_READS, selects
-    assert re.search(r"\bJOIN patients\b", selects[1]), selects[1]
+    assert re.search(r"\bJOIN patients\b", selects[0]), selects[0]
+    assert re.search(r"\bFROM responses\b", selects[1]), selects[1]
+    completion = [s for s in statements if s.startswith("UPDATE assessments")]
+    assert len(completion) == 1
+    assert re.search(r"RETURNING (assessments\.)?timepoint$", completion[0]), completion[0]
     assert submitted.headers["Location"].endswith(f"/q/{link.token}/thanks")
     with checkouts(app) as on_thanks:
         assert client.get(f"{link.url}/thanks").status_code == 200

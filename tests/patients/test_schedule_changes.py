@@ -194,6 +194,7 @@ def test_surgery_moved_before_a_started_preop_closes_it_as_partial_not_after_sur
         completed_at=None,
         instruments=tuple(preop.instruments),
         patient_id=patient.id,
+        site_id=patient.site_id,
         patient_status="active",
         patient_language="sv",
         opted_out=False,

@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import format_date, get_locale, ngettext
+from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +34,7 @@ from ...answering.responses import AssessmentClosed
 from ...extensions import db
 from ...instruments import Instrument, InstrumentRegistry
 from ...models import AssessmentStatus
+from ..i18n import select_locale
 from ..numbers import whole_number
 from . import bp
 from .errors import AlreadyAnswered, BadForm, LinkUnavailable
@@ -73,10 +74,12 @@ def _registry() -> InstrumentRegistry:
 
 
 def _language() -> str:
-    """This request's language (Flask-Babel's choice, asked once per request)."""
+    """This request's language, chosen once per request by the rule Flask-Babel's locale
+    selector follows (:func:`~pro_service.web.i18n.select_locale`), without making the Babel
+    locale, which a page that only saves answers does not need."""
     language: str | None = g.get("language")
     if language is None:
-        language = g.language = str(get_locale() or "sv")
+        language = g.language = select_locale()
     return language
 
 
