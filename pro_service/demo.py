@@ -27,7 +27,13 @@ from .crypto import Vault
 from .instruments import InstrumentRegistry
 from .models import AnswerMode, Assessment, AssessmentStatus, Patient, Site, StaffUser
 from .patients.schedule_changes import end_participation
-from .scheduling.assessments import current_token, issue_token, local_today, update_windows
+from .scheduling.assessments import (
+    OPEN_STATES,
+    current_token,
+    issue_token,
+    local_today,
+    update_windows,
+)
 from .scheduling.schedule import Schedule
 from .staff.accounts import create_site, create_user
 
@@ -241,9 +247,7 @@ def seed_demo(
         .join(Patient)
         .where(
             Patient.study_id.in_([p.study_id for p in PATIENTS]),
-            Assessment.status.in_(
-                (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value)
-            ),
+            Assessment.status.in_(OPEN_STATES),
         )
         .order_by(Patient.study_id, Assessment.due_date)
     )

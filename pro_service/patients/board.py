@@ -181,7 +181,7 @@ def status_condition(
         return a.status == AssessmentStatus.EXPIRED.value
     if status == "overdue":
         return and_(a.status.in_(OPEN_STATES), a.due_date < today)
-    if status in (AssessmentStatus.OPEN.value, AssessmentStatus.IN_PROGRESS.value):
+    if status in OPEN_STATES:
         return and_(a.status == status, a.due_date >= today)
     if status in (
         AssessmentStatus.COMPLETED.value,

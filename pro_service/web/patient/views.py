@@ -457,12 +457,13 @@ def review(token: str) -> ResponseReturnValue:
     flow = _flow(link)
     answers = _answers(link)
     lang = _language()
+    unanswered = flow.unanswered(answers)
     missing = [
         {
             "screen": flow_screen.number,
             "items": [(n, flow_screen.instrument.item_text(n, lang)) for n in items],
         }
-        for flow_screen, items in flow.unanswered(answers)
+        for flow_screen, items in unanswered
     ]
     screens = [
         {
@@ -484,7 +485,7 @@ def review(token: str) -> ResponseReturnValue:
         total=flow.total,
         missing=missing,
         screens=screens,
-        missing_count=sum(len(items) for _screen, items in flow.unanswered(answers)),
+        missing_count=sum(len(items) for _screen, items in unanswered),
         notices=_notices(flow),
     )
 
