@@ -10,12 +10,14 @@ temporary folder, then times, best of ``--repeat``:
       the product wrote for the first ``POOL_ROWS`` rows, taken in turn), so the floor reads
       every cell and writes as many bytes as the product does;
   (b) ``score_csv`` on it, extra columns allowed (and, separately, its first call, which also
-      builds the scoring tables that later calls reuse);
+      imports numpy and builds the scoring tables that later calls reuse);
   (c) the same floor as a whole process (``python -c FLOOR IN OUT POOL``: interpreter
       start-up, the csv module, reading and writing);
   (d) the ``pro-service score --allow-extra-columns`` console script as a whole process, as a
       user runs it (interpreter start-up, the settings and the instrument files read and
-      checked, the scoring tables built; no Flask and no app), alternating with (c);
+      checked, numpy imported for a file this big; no Flask and no app), alternating with (c);
+      with the package's modules compiled, as an installed package has them, even where
+      PYTHONDONTWRITEBYTECODE is set;
   (e) ``pro-service --help`` as a whole process, beside ``python -c pass``.
 
 Earlier versions used a csv.reader -> csv.writer copy of the input as the floor. That wrote the
@@ -178,6 +180,9 @@ def main() -> int:
             print("(c)-(e): the pro-service console script is not installed, skipped")
             return 0
         env = {**os.environ, "PRO_INSTANCE_DIR": str(folder / "instance")}
+        # As installed, the package's modules are compiled once (pip does it at install time);
+        # a machine that sets PYTHONDONTWRITEBYTECODE would compile them again on every run.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
 
         def run(argv: list[str]) -> Callable[[], object]:
             return lambda: subprocess.run(  # noqa: S603 - our own scripts, fixed arguments

@@ -31,7 +31,7 @@ from itertools import product, repeat
 from typing import Any
 
 from .model import Instrument
-from .scoring import CompiledScale, CompiledSummary, compile_instrument
+from .scoring import CompiledScale, CompiledSummary, Ratio, compile_instrument
 
 #: Most cell combinations in a group of several scales. Measured with bench/bench_score.py:
 #: fewer, bigger groups save little per row and cost more to build and in cache misses.
@@ -59,6 +59,17 @@ class _Table(dict[Any, Any]):
 
 def question_column(number: int) -> str:
     return f"q{number}"
+
+
+def scale_cell(ratio: Ratio | None) -> str:
+    """A scale's output cell: the score unrounded (``repr`` round-trips), empty when missing."""
+    return "" if ratio is None else repr(100 * ratio[0] / ratio[1])
+
+
+def summary_cell(summary: CompiledSummary, total: int) -> str:
+    """A summary's output cell from its total part; empty when negative (a component is
+    missing)."""
+    return "" if total < 0 else repr(summary.value(total))
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,7 @@ class _ScalePart:
 
     def _result(self, answered: Sequence[int]) -> tuple[str, tuple[int, ...]]:
         ratio = self.scale.ratio(answered)
-        text = "" if ratio is None else repr(100 * ratio[0] / ratio[1])
+        text = scale_cell(ratio)
         parts = tuple(
             0
             if role is None
@@ -201,7 +212,7 @@ class _SummaryColumn:
 
 def _summary_text(summary: CompiledSummary) -> _Table:
     """Total part (-1 when a component is missing) -> output cell."""
-    table = _Table(lambda total: "" if total < 0 else repr(summary.value(total)))
+    table = _Table(lambda total: summary_cell(summary, total))
     highest = summary.denominator * len(summary.components)
     if highest < PREFILL_LIMIT:
         table.update((total, table.compute(total)) for total in range(-1, highest + 1))

@@ -21,9 +21,12 @@
   them, and no output file is left behind (the output is written to a temporary file in the
   same folder and moved into place only on success).
 
-The rows are streamed and written in blocks. Scoring a row is one table lookup per group of
+The rows are streamed and written in chunks. Scoring a row is one table lookup per group of
 scales (see :mod:`pro_service.instruments.csv_plan`), with the same exact arithmetic as
-:func:`~pro_service.instruments.scoring.score_instrument`, so both agree to the last bit.
+:func:`~pro_service.instruments.scoring.score_instrument`, so both agree to the last bit. A big
+file without quotes is scored in blocks of lines with numpy
+(:mod:`pro_service.instruments.csv_fast`), with the same output, byte for byte; a block that
+does not qualify goes through the row path.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ import io
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice, repeat
+from functools import cache, partial
+from itertools import chain, islice, repeat
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .csv_dialect import formula_safe, sniff_csv
 from .csv_plan import ColumnPlan, build_plan, question_column
@@ -46,8 +50,17 @@ from .model import Instrument
 from .registry import InstrumentRegistry
 from .scoring import describe_codes
 
+if TYPE_CHECKING:
+    from .csv_fast import BlockScorer
+
 #: Rows scored and written at a time (and per progress call); small enough to stay in cache.
 CHUNK_ROWS = 250
+#: A file without quotes at least this big is scored in blocks of FAST_ROWS lines with numpy
+#: (:mod:`pro_service.instruments.csv_fast`), each block that does not qualify in CHUNK_ROWS
+#: pieces as before. Below it (about 16,000 rows), importing numpy costs more than it saves.
+#: Measured with bench/bench_score.py.
+FAST_MIN_BYTES = 2_000_000
+FAST_ROWS = 8192
 _MISSING_WORDS = frozenset({"na", "n/a", "nan", "null", "none", ".", "-", "missing", "#n/a"})
 
 
@@ -298,10 +311,24 @@ def score_csv(
         )
         if problems:
             raise CsvScoringError(source, problems)
-        plan = build_plan(present, {name: index for index, name in enumerate(header)})
+        positions = {name: index for index, name in enumerate(header)}
+        # Built when a chunk goes through the row path (with FAST_ROWS blocks, maybe never).
+        plan = cache(partial(build_plan, present, positions))
         score_columns = tuple(code for i in present for code in i.score_codes)
         out_header = [formula_safe(header[i]) for i in copied] + list(score_columns)
         blank_rows: list[int] = []
+        unquoted = not _needs_csv_parser(source)
+        fast = None
+        if unquoted and source.stat().st_size >= FAST_MIN_BYTES:
+            from .csv_fast import BlockScorer
+
+            fast = BlockScorer.for_file(
+                present,
+                positions,
+                copied,
+                len(header),
+                layout.delimiter,
+            )
 
         handle, temp = _create_temporary(target)
         ok = False
@@ -314,7 +341,8 @@ def score_csv(
                     source,
                     reader,
                     outfile.write,
-                    lines=None if _needs_csv_parser(source) else infile,
+                    lines=infile if unquoted else None,
+                    fast=fast,
                     delimiter=layout.delimiter,
                     plan=plan,
                     copied=copied,
@@ -324,7 +352,8 @@ def score_csv(
                     progress=progress,
                 )
             if problems:
-                raise CsvScoringError(source, problems)
+                # In row order: a chunk reports its short and long rows before its bad cells.
+                raise CsvScoringError(source, sorted(problems, key=lambda p: p.row))
             os.replace(temp, target)
             ok = True
         finally:
@@ -411,7 +440,7 @@ def _score_rows(
     reader: Iterator[list[str]],
     write: Callable[[str], object],
     *,
-    plan: ColumnPlan,
+    plan: Callable[[], ColumnPlan],
     copied: Sequence[int],
     width: int,
     problems: list[CsvProblem],
@@ -419,6 +448,7 @@ def _score_rows(
     progress: Callable[[int], object] | None,
     lines: Iterator[str] | None = None,
     delimiter: str = ",",
+    fast: BlockScorer | None = None,
 ) -> int:
     """Validate and score every row; write while no problem has been found. Returns the rows
     scored; the numbers of blank rows (skipped) are added to ``blank_rows``.
@@ -426,22 +456,43 @@ def _score_rows(
     ``lines``: the file's remaining lines, when it has no quote (:func:`_needs_csv_parser`);
     a chunk of them is then cut into columns in one pass, and only a chunk with a blank or
     irregular row, or a bad cell, is parsed into rows (with ``csv.reader``, as without
-    ``lines``)."""
+    ``lines``). ``fast`` (with ``lines``) scores blocks of FAST_ROWS lines; a block it cannot
+    take goes through the above in CHUNK_ROWS pieces."""
     taking: Iterator[Any] = reader if lines is None else lines
-    source_chunks: Iterator[list[Any]] = iter(lambda: list(islice(taking, CHUNK_ROWS)), [])
+    size = CHUNK_ROWS if fast is None or lines is None else FAST_ROWS
+    source_chunks: Iterator[tuple[list[Any], bool]] = (
+        (chunk, size == FAST_ROWS) for chunk in iter(lambda: list(islice(taking, size)), [])
+    )
     row_number = 1  # the header
     scored = 0
     while True:
         try:
-            taken = next(source_chunks, None)
+            taken, whole_block = next(source_chunks, ([], False))
         except (UnicodeDecodeError, csv.Error) as exc:
             problems.append(_read_problem(source, row_number + 1, exc))
             break
-        if taken is None:
+        if not taken:
             break
         first = row_number + 1
-        row_number += len(taken)
         numbers: Sequence[int] = range(first, first + len(taken))
+        if whole_block:
+            assert fast is not None
+            block = fast.score(taken)
+            if block is None:  # through the row path, CHUNK_ROWS lines at a time
+                pieces = [
+                    (taken[i : i + CHUNK_ROWS], False) for i in range(0, len(taken), CHUNK_ROWS)
+                ]
+                source_chunks = chain(pieces, source_chunks)
+                continue
+            row_number += len(taken)
+            scored += len(taken)
+            if not problems:
+                copied_cells, out = block
+                _write_chunk(write, out, copied_cells, copied)
+                if progress is not None:
+                    progress(row_number - 1)
+            continue
+        row_number += len(taken)
         chunk: list[list[str]] | None
         columns: list[Sequence[str]] | None = None
         if lines is None:
@@ -474,19 +525,16 @@ def _score_rows(
                     continue
                 columns = list(zip(*chunk, strict=True))
         try:
-            out = plan.score(columns)
+            out = plan().score(columns)
         except KeyError:
             rows = chunk if chunk is not None else _parse_lines(taken, delimiter)
             for number, row in zip(numbers, rows, strict=True):
-                problems.extend(_row_problems(number, row, plan.checks))
+                problems.extend(_row_problems(number, row, plan().checks))
             continue
         scored += len(numbers)
         if problems:
             continue
-        if copied:
-            out.insert(0, _copied_column(columns, copied))
-        write("\r\n".join(map(",".join, zip(*out, strict=True))))
-        write("\r\n")
+        _write_chunk(write, out, columns, copied)
         if progress is not None:
             progress(row_number - 1)
     if progress is not None:
@@ -494,7 +542,22 @@ def _score_rows(
     return scored
 
 
-def _copied_column(columns: Sequence[Sequence[str]], copied: Sequence[int]) -> Sequence[str]:
+def _write_chunk(
+    write: Callable[[str], object],
+    out: list[Sequence[str]],
+    columns: Mapping[int, Sequence[str]] | Sequence[Sequence[str]],
+    copied: Sequence[int],
+) -> None:
+    """Writes the rows of a chunk: the copied cells, then the score columns ``out``."""
+    if copied:
+        out.insert(0, _copied_column(columns, copied))
+    write("\r\n".join(map(",".join, zip(*out, strict=True))))
+    write("\r\n")
+
+
+def _copied_column(
+    columns: Mapping[int, Sequence[str]] | Sequence[Sequence[str]], copied: Sequence[int]
+) -> Sequence[str]:
     """The copied-through cells of each row, as CSV text (quoted only where needed)."""
     safe = [_formula_safe_column(columns[i]) for i in copied]
     if len(copied) == 1:

@@ -92,10 +92,14 @@ class CompiledScale:
         is ``100 * excess / (count * span)`` and the functional one is
         ``100 * (count * span - excess) / (count * span)``.
         """
-        count = len(answered)
+        return self.ratio_of(len(answered), sum(answered))
+
+    def ratio_of(self, count: int, total: int) -> Ratio | None:
+        """:meth:`ratio` from the number of answered items and the sum of their codes, which
+        is all it depends on."""
         if count * 2 < self.n_items or count == 0:
             return None
-        excess = sum(answered) - self.low * count
+        excess = total - self.low * count
         denominator = count * self.span
         return (denominator - excess if self.functional else excess), denominator
 

@@ -18,6 +18,9 @@ from pro_service.instruments.csv_scoring import formula_safe
 from .conftest import ALL_SCORES, C30_SCALES
 
 Q = [f"q{n}" for n in range(1, 57)]
+
+#: Each test runs with the row path and with numpy blocks (see conftest.scoring_path).
+pytestmark = pytest.mark.usefixtures("scoring_path")
 GOOD = ["2", "3", "2", "2", "1", "3", "2", "2", "3", "3"] * 5 + ["1", "2", "3", "4", "1", "2"]
 
 

@@ -1,0 +1,252 @@
+"""Scoring a large, regular block of CSV lines at once with numpy, for
+:func:`~pro_service.instruments.csv_scoring.score_csv`.
+
+A block qualifies when it is plain ASCII text without quotes, every line has as many cells as
+the header, no line is blank and every answer cell is empty or one valid code. Then:
+
+* the separators are found in one pass over the block's bytes, which gives every cell's start
+  and length;
+* an answer cell is its one byte (its code) or nothing (not answered);
+* a scale's score depends only on how many of its items are answered and the sum of their
+  codes (:meth:`~pro_service.instruments.scoring.CompiledScale.ratio_of`), so each scale has a
+  small table from that pair to its output cell and to its integer part of each summary score;
+* summary scores add those integer parts, as the row path does.
+
+The cells are made by the same functions as the row path's (:func:`~.csv_plan.scale_cell`,
+:func:`~.csv_plan.summary_cell`), so the output is the same text, byte for byte. A block that
+does not qualify (a bad cell, a blank or short line, a quote, a non-ASCII cell, a line
+longer than the csv module takes a cell) is left to the
+row path, which finds and reports its problems exactly as before. numpy is imported only when
+a file is big enough for this to pay (see ``FAST_MIN_BYTES`` in ``csv_scoring``).
+"""
+
+from __future__ import annotations
+
+import csv
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any
+
+import numpy as np
+
+from .csv_plan import question_column, scale_cell, summary_cell
+from .model import Instrument
+from .scoring import CompiledSummary, compile_instrument
+
+_NEWLINE = ord("\n")
+_RETURN = ord("\r")
+#: A scale's key is ``answered items * STRIDE + sum of their codes``; every sum is below it.
+STRIDE = 64
+
+
+@dataclass(frozen=True)
+class _Scale:
+    items: tuple[int, ...]
+    cells: Any  # object array: key (count * STRIDE + total) -> output cell
+    parts: tuple[Any, ...]  # per summary of the instrument: int64 array, key -> part
+
+
+@dataclass(frozen=True)
+class _Summary:
+    summary: CompiledSummary
+    scales: tuple[int, ...]  # indices into the instrument's scales: its components
+    cells: dict[int, str]  # total (-1 when a component is missing) -> output cell
+
+
+@dataclass(frozen=True)
+class _InstrumentArrays:
+    scales: tuple[_Scale, ...]
+    summaries: tuple[_Summary, ...]
+    summary_positions: tuple[int, ...]  # where each summary's column goes among the outputs
+
+
+_arrays_cache: weakref.WeakKeyDictionary[Instrument, _InstrumentArrays] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _single_digit_codes(instrument: Instrument) -> bool:
+    return all(0 <= code <= 9 for item in instrument.items.values() for code in item.codes)
+
+
+def _instrument_arrays(instrument: Instrument) -> _InstrumentArrays:
+    known = _arrays_cache.get(instrument)
+    if known is None:
+        known = _arrays_cache[instrument] = _build_arrays(instrument)
+    return known
+
+
+def _build_arrays(instrument: Instrument) -> _InstrumentArrays:
+    compiled = compile_instrument(instrument)
+    scales = []
+    for position, scale in enumerate(compiled.scales):
+        size = (scale.n_items + 1) * STRIDE
+        cells = np.full(size, "", dtype=object)
+        parts = [np.zeros(size, dtype=np.int64) for _ in compiled.summaries]
+        low = scale.low
+        high = scale.low + scale.span
+        for count in range(scale.n_items + 1):
+            for total in range(count * low, count * high + 1):  # the sums that can occur
+                key = count * STRIDE + total
+                ratio = scale.ratio_of(count, total)
+                cells[key] = scale_cell(ratio)
+                for summary, part in zip(compiled.summaries, parts, strict=True):
+                    if position not in summary.positions:
+                        continue
+                    if ratio is None:  # so large that any total holding it is negative
+                        part[key] = -(summary.denominator * len(summary.components) + 1)
+                    else:
+                        part[key] = summary.part(summary.positions.index(position), ratio)
+        scales.append(_Scale(scale.items, cells, tuple(parts)))
+    summaries = tuple(
+        _Summary(summary=summary, scales=summary.positions, cells={})
+        for summary in compiled.summaries
+    )
+    codes = instrument.score_codes
+    return _InstrumentArrays(
+        scales=tuple(scales),
+        summaries=summaries,
+        summary_positions=tuple(codes.index(s.code) for s in compiled.summaries),
+    )
+
+
+class BlockScorer:
+    """Scores blocks of lines of one file (its header gave the column ``positions``)."""
+
+    def __init__(
+        self,
+        instruments: Sequence[Instrument],
+        positions: dict[str, int],
+        copied: Sequence[int],
+        width: int,
+        delimiter: str,
+    ) -> None:
+        self.instruments = tuple(_instrument_arrays(i) for i in instruments)
+        self.width = width
+        self.copied = tuple(copied)
+        self.separator = ord(delimiter)
+        numbers = [n for i in instruments for n in i.items]
+        columns = [positions[question_column(n)] for n in numbers]
+        #: the answer columns, as a slice when they are consecutive (the usual file)
+        self.answer_columns: Any = np.array(columns)
+        if columns == list(range(columns[0], columns[0] + len(columns))):
+            self.answer_columns = slice(columns[0], columns[0] + len(columns))
+        #: row of an item in the block's (answer column, line) arrays
+        self.row_of = {n: row for row, n in enumerate(numbers)}
+        # An answer cell is read by its first byte: a code, or the separator or line end that
+        # follows an empty cell. Its value is ``answered * STRIDE + code``, -1 if invalid, so
+        # that a scale's key (the sum of its cells' values) is ``count * STRIDE + total``.
+        by_codes: dict[tuple[int, ...], list[int]] = {}
+        for row, number in enumerate(numbers):
+            item = next(i.items[number] for i in instruments if number in i.items)
+            by_codes.setdefault(tuple(item.codes), []).append(row)
+        self.value_tables = []
+        for codes, rows in by_codes.items():
+            table = np.full(256, -1, dtype=np.int16)
+            table[[self.separator, _NEWLINE, _RETURN]] = 0
+            for code in codes:
+                table[ord(str(code))] = STRIDE + code
+            self.value_tables.append((np.array(rows), table))
+
+    @classmethod
+    def for_file(
+        cls,
+        instruments: Sequence[Instrument],
+        positions: dict[str, int],
+        copied: Sequence[int],
+        width: int,
+        delimiter: str,
+    ) -> BlockScorer | None:
+        """A scorer, or None when the instruments do not suit (a code that is not one digit, a
+        scale so long that its sums reach STRIDE)."""
+        if not instruments or not delimiter.isascii() or delimiter in "\r\n":
+            return None
+        for instrument in instruments:
+            if not _single_digit_codes(instrument):
+                return None
+            if any(len(scale.items) * 9 >= STRIDE for scale in instrument.scales):
+                return None
+        return cls(instruments, positions, copied, width, delimiter)
+
+    def score(
+        self, lines: Sequence[str]
+    ) -> tuple[dict[int, list[str]], list[Sequence[str]]] | None:
+        """(the copied columns' cells by column index, the score columns) for ``lines``, or
+        None when the block does not qualify (see the module docstring)."""
+        text = "".join(lines)
+        if not text.isascii() or '"' in text:
+            return None
+        if max(map(len, lines)) > csv.field_size_limit():  # the csv module refuses such a cell
+            return None
+        if not text.endswith("\n"):  # the file's last line
+            text += "\n"
+        rows, width = len(lines), self.width
+        returns = text.count("\r")
+        if returns not in (0, rows):
+            return None
+        data = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        ends: Any = np.flatnonzero((data == self.separator) | (data == _NEWLINE))
+        if len(ends) != rows * width:
+            return None
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        ends = ends.reshape(rows, width)
+        starts = starts.reshape(rows, width)
+        if not (data[ends[:, -1]] == _NEWLINE).all():  # some line has another number of cells
+            return None
+        if returns:  # every line must end with "\r\n"; the last cell ends before the "\r"
+            ends[:, -1] -= 1
+            if not (data[ends[:, -1]] == _RETURN).all():
+                return None
+        if (ends[:, -1] - starts[:, 0] == width - 1).any():  # a blank line
+            return None
+        answer_starts = starts[:, self.answer_columns]
+        if (ends[:, self.answer_columns] - answer_starts).max() > 1:
+            return None
+        first_bytes = data.take(answer_starts.T)  # one row per answer column
+        values = np.empty(first_bytes.shape, dtype=np.int16)
+        for answer_rows, table in self.value_tables:
+            values[answer_rows] = table.take(first_bytes[answer_rows])
+        if values.min() < 0:  # an invalid answer
+            return None
+
+        out: list[Sequence[str]] = []
+        for arrays in self.instruments:
+            first = len(out)
+            keys = []
+            for scale in arrays.scales:
+                key = reduce(np.add, (values[self.row_of[n]] for n in scale.items))
+                keys.append(key)
+                out.append(scale.cells.take(key).tolist())
+            for index, (summary, position) in enumerate(
+                zip(arrays.summaries, arrays.summary_positions, strict=True)
+            ):
+                totals = reduce(
+                    np.add,
+                    (arrays.scales[s].parts[index].take(keys[s]) for s in summary.scales),
+                )
+                out.insert(first + position, self._summary_cells(summary, totals))
+        copied = {
+            column: list(
+                map(
+                    text.__getitem__,
+                    map(slice, starts[:, column].tolist(), ends[:, column].tolist()),
+                )
+            )
+            for column in self.copied
+        }
+        return copied, out
+
+    @staticmethod
+    def _summary_cells(summary: _Summary, totals: Any) -> list[str]:
+        values, inverse = np.unique(np.maximum(totals, -1), return_inverse=True)
+        cells = summary.cells
+        for value in values.tolist():
+            if value not in cells:
+                cells[value] = summary_cell(summary.summary, value)
+        table = np.array([cells[value] for value in values.tolist()], dtype=object)
+        result: list[str] = table.take(inverse).tolist()
+        return result
