@@ -20,6 +20,7 @@ from ..instruments import (
     CsvScoringError,
     InstrumentFileError,
     InstrumentRegistry,
+    SchemaPasses,
     load_instruments,
     score_csv,
 )
@@ -61,7 +62,9 @@ def _instruments() -> InstrumentRegistry:
     """The instruments to score with: the app's when the command runs in an app's command group
     (``app.cli``, the tests), else those of the settings' folders (PRO_QUESTIONNAIRE_DIR,
     PRO_INSTRUMENT_TEXT_DIR), loaded and checked here: the console script builds no app for
-    ``score`` and never imports Flask (without Flask imported there is no app to ask)."""
+    ``score`` and never imports Flask (without Flask imported there is no app to ask). Files
+    that passed their schema check in an earlier run, byte for byte, are not checked against
+    the schema again (SchemaPasses, in the instance folder)."""
     if "flask" in sys.modules:
         from flask.cli import ScriptInfo
 
@@ -71,7 +74,11 @@ def _instruments() -> InstrumentRegistry:
             return registry
     try:
         settings = load_settings()
-        return load_instruments(settings.questionnaire_dir, settings.instrument_text_dir)
+        return load_instruments(
+            settings.questionnaire_dir,
+            settings.instrument_text_dir,
+            passes=SchemaPasses(settings.instance_dir / "cache" / "schema-passes"),
+        )
     except (ConfigurationError, InstrumentFileError) as exc:
         cannot_start(exc)
 

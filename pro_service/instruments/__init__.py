@@ -26,7 +26,7 @@ from .scoring import (
     score_instrument,
     validate_answers,
 )
-from .validation import InstrumentFileError
+from .validation import InstrumentFileError, SchemaPasses
 
 __all__ = [
     "ALGORITHM_VERSION",
@@ -45,6 +45,7 @@ __all__ = [
     "ResponseSet",
     "Scale",
     "ScaleScore",
+    "SchemaPasses",
     "Screen",
     "SummaryScore",
     "Text",

@@ -27,7 +27,7 @@ from .model import (
 from .overrides import apply_text_overrides
 from .registry import InstrumentRegistry
 from .schema import INSTRUMENT_SCHEMA
-from .validation import InstrumentFileError, Problem, validated_document
+from .validation import InstrumentFileError, Problem, SchemaPasses, validated_document
 
 #: Folders of the questionnaire directory that hold other data (the study schedules).
 RESERVED_FOLDERS = frozenset({"schedules"})
@@ -286,26 +286,36 @@ def _build(doc: dict[str, Any], path: Path) -> Instrument:
     )
 
 
-def load_instrument(path: Path | str, text_dir: Path | str | None = None) -> Instrument:
-    """Load and validate ``<...>/<id>/<version>.yaml``; apply licensed text from ``text_dir``."""
+def load_instrument(
+    path: Path | str, text_dir: Path | str | None = None, passes: SchemaPasses | None = None
+) -> Instrument:
+    """Load and validate ``<...>/<id>/<version>.yaml``; apply licensed text from ``text_dir``.
+
+    ``passes``: files that passed their schema check before (see :class:`SchemaPasses`).
+    """
     path = Path(path)
-    doc = validated_document(path, INSTRUMENT_SCHEMA)
+    doc = validated_document(path, INSTRUMENT_SCHEMA, passes)
     problems = cross_check(doc, path)
     if problems:
         raise InstrumentFileError(path, problems)
     instrument = _build(doc, path)
     if text_dir is not None:
-        instrument = apply_text_overrides(instrument, Path(text_dir))
+        instrument = apply_text_overrides(instrument, Path(text_dir), passes)
     return instrument
 
 
 def load_instruments(
-    data_dir: Path | str, text_dir: Path | str | None = None
+    data_dir: Path | str,
+    text_dir: Path | str | None = None,
+    *,
+    passes: SchemaPasses | None = None,
 ) -> InstrumentRegistry:
     """Load every ``<data_dir>/<id>/<version>.yaml`` (folder ``schedules/`` is not instruments).
 
     With ``text_dir``, apply ``<text_dir>/<id>/<version>/<lang>.yaml`` overrides; a folder
-    there for an instrument or version that was not loaded is an error.
+    there for an instrument or version that was not loaded is an error. With ``passes``, a file
+    whose exact bytes passed its schema check before is not checked against the schema again
+    (every other check is made); see :class:`~.validation.SchemaPasses`.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -326,7 +336,7 @@ def load_instruments(
             if path.suffix == ".yml":
                 raise InstrumentFileError(path, [("", "name the file <version>.yaml, not .yml")])
             if path.suffix == ".yaml":
-                instruments.append(load_instrument(path, text_path))
+                instruments.append(load_instrument(path, text_path, passes))
     if not instruments:
         raise InstrumentFileError(
             data_dir, [("", "no instrument files found (expected <id>/<version>.yaml)")]

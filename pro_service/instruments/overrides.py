@@ -15,7 +15,7 @@ from typing import Any
 
 from .model import Instrument, Item, ResponseCode, ResponseSet, Screen, Text
 from .schema import TEXT_OVERRIDE_SCHEMA
-from .validation import InstrumentFileError, Problem, validated_document
+from .validation import InstrumentFileError, Problem, SchemaPasses, validated_document
 
 
 def _number_key(key: Any) -> int | None:
@@ -32,8 +32,11 @@ def _with_lang(text: Text, lang: str, value: str) -> Text:
     return MappingProxyType(updated)
 
 
-def apply_text_overrides(instrument: Instrument, text_dir: Path) -> Instrument:
-    """Apply every ``<text_dir>/<id>/<version>/<lang>.yaml`` to ``instrument``."""
+def apply_text_overrides(
+    instrument: Instrument, text_dir: Path, passes: SchemaPasses | None = None
+) -> Instrument:
+    """Apply every ``<text_dir>/<id>/<version>/<lang>.yaml`` to ``instrument`` (``passes``: see
+    :func:`~pro_service.instruments.validation.validated_document`)."""
     if not text_dir.is_dir():
         raise InstrumentFileError(text_dir, [("", "the licensed-text folder does not exist")])
     folder = text_dir / instrument.id / instrument.version
@@ -46,11 +49,11 @@ def apply_text_overrides(instrument: Instrument, text_dir: Path) -> Instrument:
             raise InstrumentFileError(path, [("", "name the file <lang>.yaml, not .yml")])
         if path.suffix != ".yaml":
             continue
-        instrument = _apply_override(instrument, path)
+        instrument = _apply_override(instrument, path, passes)
     return instrument
 
 
-def _apply_override(instrument: Instrument, path: Path) -> Instrument:
+def _apply_override(instrument: Instrument, path: Path, passes: SchemaPasses | None) -> Instrument:
     lang = path.stem
     if lang not in instrument.languages:
         raise InstrumentFileError(
@@ -63,7 +66,7 @@ def _apply_override(instrument: Instrument, path: Path) -> Instrument:
                 )
             ],
         )
-    doc = validated_document(path, TEXT_OVERRIDE_SCHEMA)
+    doc = validated_document(path, TEXT_OVERRIDE_SCHEMA, passes)
     problems: list[Problem] = []
     add = problems.append
 

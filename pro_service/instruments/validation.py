@@ -6,12 +6,15 @@ Every problem is reported as ``(field path, what is wrong)``, the field path wri
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-import jsonschema
 import yaml
 
 from .schema import LANGUAGE_PATTERN
@@ -72,12 +75,19 @@ _StrictLoader.add_constructor(
 
 
 def read_yaml(path: Path) -> Any:
+    return _parse_yaml(path, _read_bytes(path))
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InstrumentFileError(
             path, [("", f"cannot read the file: {exc.strerror or exc}")]
         ) from exc
+
+
+def _parse_yaml(path: Path, raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -159,7 +169,56 @@ def kind(value: Any) -> str:
     return type(value).__name__
 
 
+class SchemaPasses:
+    """Which files passed which schema check, kept in ``folder`` (the instance folder's
+    ``cache/schema-passes``) as one empty file per pass, named by a SHA-256 of the schema, the
+    installed jsonschema and the file's exact bytes. The same bytes checked against the same
+    schema by the same validator pass again, so a command that starts often (``pro-service
+    score``) does not import jsonschema and check unchanged files each time: a changed file, a
+    changed schema or another jsonschema is checked afresh, and a file with problems is never
+    remembered, so its problems are reported every time. The folder is best effort: when it
+    cannot be written, every file is checked."""
+
+    VERSION = b"schema-pass/1"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def key(self, schema: Mapping[str, Any], content: bytes) -> str:
+        digest = hashlib.sha256(self.VERSION)
+        for part in (
+            _validator_identity(),
+            json.dumps(schema, sort_keys=True).encode(),
+            content,
+        ):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        return digest.hexdigest()
+
+    def passed(self, key: str) -> bool:
+        return (self.folder / key).is_file()
+
+    def remember(self, key: str) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / key).touch()
+        except OSError:
+            pass  # not remembered: the file is checked again next time
+
+
+def _validator_identity() -> bytes:
+    """The installed jsonschema (where it is and when it was written), found without importing
+    it: a reinstall or an upgrade changes it."""
+    spec = importlib.util.find_spec("jsonschema")
+    if spec is None or spec.origin is None:  # pragma: no cover - it is a dependency
+        return b"?"
+    stat = os.stat(spec.origin)
+    return f"{spec.origin}|{stat.st_mtime_ns}|{stat.st_size}".encode()
+
+
 def _schema_problems(document: Any, schema: Mapping[str, Any]) -> list[Problem]:
+    import jsonschema  # here: a file that passed before is not checked again (SchemaPasses)
+
     validator = jsonschema.Draft202012Validator(schema)
     problems: list[Problem] = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path))):
@@ -207,15 +266,27 @@ def _schema_problems(document: Any, schema: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
-def validated_document(path: Path, schema: Mapping[str, Any]) -> dict[str, Any]:
-    raw = read_yaml(path)
+def validated_document(
+    path: Path, schema: Mapping[str, Any], passes: SchemaPasses | None = None
+) -> dict[str, Any]:
+    """The YAML document of ``path``, checked against ``schema``; InstrumentFileError lists
+    every problem. With ``passes``, a file whose exact bytes passed this schema before is not
+    checked again (see :class:`SchemaPasses`)."""
+    content = _read_bytes(path)
+    raw = _parse_yaml(path, content)
     key_problems: list[Problem] = []
     doc = _stringify_keys(raw, (), key_problems)
     if not isinstance(doc, dict):
         raise InstrumentFileError(path, [("", f"must be a YAML mapping, not {kind(doc)}")])
-    problems = key_problems + _schema_problems(doc, schema)
-    if problems:
-        raise InstrumentFileError(path, problems)
+    if key_problems:
+        raise InstrumentFileError(path, key_problems + _schema_problems(doc, schema))
+    key = passes.key(schema, content) if passes is not None else ""
+    if not (passes is not None and passes.passed(key)):
+        problems = _schema_problems(doc, schema)
+        if problems:
+            raise InstrumentFileError(path, problems)
+        if passes is not None:
+            passes.remember(key)
     # The schema saw string keys; hand back the original (keys as YAML typed them) where it
     # matters to the caller, i.e. the override maps keyed by numbers. Values are unchanged.
     return cast(dict[str, Any], raw)
