@@ -179,6 +179,8 @@ def main() -> int:
         if not command:
             print("(c)-(e): the pro-service console script is not installed, skipped")
             return 0
+        # An installed service's instance folder: score keeps its schema passes there.
+        (folder / "instance").mkdir()
         env = {**os.environ, "PRO_INSTANCE_DIR": str(folder / "instance")}
         # As installed, the package's modules are compiled once (pip does it at install time);
         # a machine that sets PYTHONDONTWRITEBYTECODE would compile them again on every run.

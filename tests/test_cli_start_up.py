@@ -130,6 +130,23 @@ def test_the_score_command_imports_neither_flask_nor_the_database(tmp_path):
     assert imported == []
 
 
+def test_the_score_command_checks_unchanged_instrument_files_against_the_schema_once(tmp_path):
+    """With an instance folder (an installed service has one), the files that passed their
+    schema check are remembered there: the next run does not import jsonschema."""
+    probe = PROBE_MAIN.replace('"apscheduler")', '"apscheduler", "jsonschema")')
+    source = _answers(tmp_path)
+    (tmp_path / "instance").mkdir()
+    outputs = []
+    for run in range(2):
+        target = tmp_path / f"scores{run}.csv"
+        imported, done = _run(probe, tmp_path, "score", str(source), "-o", str(target))
+        assert done.returncode == 0, done.stderr
+        assert imported == (["jsonschema"] if run == 0 else [])
+        outputs.append(target.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert len(list((tmp_path / "instance" / "cache" / "schema-passes").iterdir())) == 2
+
+
 def test_the_score_command_stops_at_a_bad_setting_or_data_file_naming_it(tmp_path):
     source = _answers(tmp_path)
     _, done = _main(

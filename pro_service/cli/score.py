@@ -64,7 +64,7 @@ def _instruments() -> InstrumentRegistry:
     PRO_INSTRUMENT_TEXT_DIR), loaded and checked here: the console script builds no app for
     ``score`` and never imports Flask (without Flask imported there is no app to ask). Files
     that passed their schema check in an earlier run, byte for byte, are not checked against
-    the schema again (SchemaPasses, in the instance folder)."""
+    the schema again (SchemaPasses, in the instance folder when there is one)."""
     if "flask" in sys.modules:
         from flask.cli import ScriptInfo
 
@@ -74,10 +74,14 @@ def _instruments() -> InstrumentRegistry:
             return registry
     try:
         settings = load_settings()
+        instance = settings.instance_dir
         return load_instruments(
             settings.questionnaire_dir,
             settings.instrument_text_dir,
-            passes=SchemaPasses(settings.instance_dir / "cache" / "schema-passes"),
+            # kept in the service's instance folder; none is made just for this
+            passes=SchemaPasses(instance / "cache" / "schema-passes")
+            if instance.is_dir()
+            else None,
         )
     except (ConfigurationError, InstrumentFileError) as exc:
         cannot_start(exc)
