@@ -34,7 +34,7 @@ import numpy as np
 from .csv_dialect import FORMULA_STARTS, formula_safe
 from .csv_plan import PREFILL_LIMIT, question_column, scale_cell, summary_cell
 from .model import Instrument
-from .scoring import CompiledSummary, compile_instrument
+from .scoring import CompiledScale, CompiledSummary, compile_instrument
 
 _NEWLINE = ord("\n")
 _RETURN = ord("\r")
@@ -45,11 +45,28 @@ _FORMULA_STARTS[[ord(c) for c in FORMULA_STARTS]] = True
 STRIDE = 64
 
 
+#: Most cell combinations in a group of consecutive scales written as one piece of text.
+#: Fewer, longer pieces make each output line cheaper to join; bigger groups cost more to build.
+GROUP_LIMIT = 4096
+
+
 @dataclass(frozen=True)
 class _Scale:
     items: tuple[int, ...]
-    cells: Any  # object array: key (count * STRIDE + total) -> output cell
+    #: key (count * STRIDE + total) -> the scale's state: its distinct output cells, numbered
+    states: Any
+    cells: tuple[str, ...]  # state -> output cell
     parts: tuple[Any, ...]  # per summary of the instrument: int64 array, key -> part
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Consecutive scales whose cells are written as one text: ``cells[index]``, where
+    ``index`` is the sum of each scale's state times its ``weight``."""
+
+    scales: tuple[int, ...]  # indices into the instrument's scales
+    weights: tuple[int, ...]
+    cells: Any  # object array: index -> the group's cells joined with ","
 
 
 @dataclass(frozen=True)
@@ -65,8 +82,8 @@ class _Summary:
 @dataclass(frozen=True)
 class _InstrumentArrays:
     scales: tuple[_Scale, ...]
-    summaries: tuple[_Summary, ...]
-    summary_positions: tuple[int, ...]  # where each summary's column goes among the outputs
+    groups: tuple[_Group, ...]  # the scales' output columns, in order
+    summaries: tuple[_Summary, ...]  # their columns follow the scales'
 
 
 _arrays_cache: weakref.WeakKeyDictionary[Instrument, _InstrumentArrays] = (
@@ -85,28 +102,57 @@ def _instrument_arrays(instrument: Instrument) -> _InstrumentArrays:
     return known
 
 
+def _build_scale(
+    position: int, scale: CompiledScale, summaries: Sequence[CompiledSummary]
+) -> _Scale:
+    size = (scale.n_items + 1) * STRIDE
+    states = np.zeros(size, dtype=np.intp)
+    state_of: dict[str, int] = {}
+    parts = [np.zeros(size, dtype=np.int64) for _ in summaries]
+    for count in range(scale.n_items + 1):
+        high = scale.low + scale.span
+        for total in range(count * scale.low, count * high + 1):  # the sums that can occur
+            key = count * STRIDE + total
+            ratio = scale.ratio_of(count, total)
+            states[key] = state_of.setdefault(scale_cell(ratio), len(state_of))
+            for summary, part in zip(summaries, parts, strict=True):
+                if position not in summary.positions:
+                    continue
+                if ratio is None:  # so large that any total holding it is negative
+                    part[key] = -(summary.denominator * len(summary.components) + 1)
+                else:
+                    part[key] = summary.part(summary.positions.index(position), ratio)
+    return _Scale(scale.items, states, tuple(state_of), tuple(parts))
+
+
+def _build_group(scales: Sequence[_Scale], indices: tuple[int, ...]) -> _Group:
+    """Every combination of the scales' cells, joined, in the order their index gives."""
+    cells = np.array(scales[indices[0]].cells, dtype=object)
+    for index in indices[1:]:
+        following = np.array(["," + cell for cell in scales[index].cells], dtype=object)
+        cells = (cells[:, None] + following[None, :]).ravel()
+    weights = []
+    weight = 1
+    for index in reversed(indices):
+        weights.append(weight)
+        weight *= len(scales[index].cells)
+    return _Group(indices, tuple(reversed(weights)), cells)
+
+
 def _build_arrays(instrument: Instrument) -> _InstrumentArrays:
     compiled = compile_instrument(instrument)
-    scales = []
-    for position, scale in enumerate(compiled.scales):
-        size = (scale.n_items + 1) * STRIDE
-        cells = np.full(size, "", dtype=object)
-        parts = [np.zeros(size, dtype=np.int64) for _ in compiled.summaries]
-        low = scale.low
-        high = scale.low + scale.span
-        for count in range(scale.n_items + 1):
-            for total in range(count * low, count * high + 1):  # the sums that can occur
-                key = count * STRIDE + total
-                ratio = scale.ratio_of(count, total)
-                cells[key] = scale_cell(ratio)
-                for summary, part in zip(compiled.summaries, parts, strict=True):
-                    if position not in summary.positions:
-                        continue
-                    if ratio is None:  # so large that any total holding it is negative
-                        part[key] = -(summary.denominator * len(summary.components) + 1)
-                    else:
-                        part[key] = summary.part(summary.positions.index(position), ratio)
-        scales.append(_Scale(scale.items, cells, tuple(parts)))
+    scales = [
+        _build_scale(position, scale, compiled.summaries)
+        for position, scale in enumerate(compiled.scales)
+    ]
+    runs: list[list[int]] = []
+    size = GROUP_LIMIT + 1
+    for index, scale in enumerate(scales):
+        if size * len(scale.cells) > GROUP_LIMIT:
+            runs.append([])
+            size = 1
+        runs[-1].append(index)
+        size *= len(scale.cells)
     summaries = []
     for summary in compiled.summaries:
         highest = summary.denominator * len(summary.components)
@@ -116,11 +162,10 @@ def _build_arrays(instrument: Instrument) -> _InstrumentArrays:
                 [summary_cell(summary, total) for total in range(-1, highest + 1)], dtype=object
             )
         summaries.append(_Summary(summary, summary.positions, table, {}))
-    codes = instrument.score_codes
     return _InstrumentArrays(
         scales=tuple(scales),
+        groups=tuple(_build_group(scales, tuple(run)) for run in runs),
         summaries=tuple(summaries),
-        summary_positions=tuple(codes.index(s.code) for s in compiled.summaries),
     )
 
 
@@ -227,20 +272,25 @@ class BlockScorer:
 
         out: list[Sequence[str]] = []
         for arrays in self.instruments:
-            first = len(out)
-            keys = []
-            for scale in arrays.scales:
-                key = reduce(np.add, (values[self.row_of[n]] for n in scale.items))
-                keys.append(key)
-                out.append(scale.cells.take(key).tolist())
-            for index, (summary, position) in enumerate(
-                zip(arrays.summaries, arrays.summary_positions, strict=True)
-            ):
+            keys = [
+                reduce(np.add, (values[self.row_of[n]] for n in scale.items))
+                for scale in arrays.scales
+            ]
+            for group in arrays.groups:
+                index = reduce(
+                    np.add,
+                    (
+                        arrays.scales[s].states.take(keys[s]) * weight
+                        for s, weight in zip(group.scales, group.weights, strict=True)
+                    ),
+                )
+                out.append(group.cells.take(index).tolist())
+            for number, summary in enumerate(arrays.summaries):
                 totals = reduce(
                     np.add,
-                    (arrays.scales[s].parts[index].take(keys[s]) for s in summary.scales),
+                    (arrays.scales[s].parts[number].take(keys[s]) for s in summary.scales),
                 )
-                out.insert(first + position, self._summary_cells(summary, totals))
+                out.append(self._summary_cells(summary, totals))
         copied = {}
         for column in self.copied:
             cells = list(
