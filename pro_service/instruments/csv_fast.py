@@ -188,24 +188,25 @@ class BlockScorer:
         columns = [positions[question_column(n)] for n in numbers]
         #: the answer columns, as a slice when they are consecutive (the usual file)
         self.answer_columns: Any = np.array(columns)
-        if columns == list(range(columns[0], columns[0] + len(columns))):
+        #: the column before each (-1 for the first column: the line start)
+        self.before_answers: Any = self.answer_columns - 1
+        if columns == list(range(columns[0], columns[0] + len(columns))) and columns[0] > 0:
             self.answer_columns = slice(columns[0], columns[0] + len(columns))
+            self.before_answers = slice(columns[0] - 1, columns[0] - 1 + len(columns))
         #: row of an item in the block's (answer column, line) arrays
         self.row_of = {n: row for row, n in enumerate(numbers)}
         # An answer cell is read by its first byte: a code, or the separator or line end that
         # follows an empty cell. Its value is ``answered * STRIDE + code``, -1 if invalid, so
-        # that a scale's key (the sum of its cells' values) is ``count * STRIDE + total``.
-        by_codes: dict[tuple[int, ...], list[int]] = {}
+        # that a scale's key (the sum of its cells' values) is ``count * STRIDE + total``. One
+        # table of 256 values per answer column, one after the other.
+        self.values: Any = np.full((len(numbers), 256), -1, dtype=np.int16)
+        self.values[:, [self.separator, _NEWLINE, _RETURN]] = 0
         for row, number in enumerate(numbers):
             item = next(i.items[number] for i in instruments if number in i.items)
-            by_codes.setdefault(tuple(item.codes), []).append(row)
-        self.value_tables = []
-        for codes, rows in by_codes.items():
-            table = np.full(256, -1, dtype=np.int16)
-            table[[self.separator, _NEWLINE, _RETURN]] = 0
-            for code in codes:
-                table[ord(str(code))] = STRIDE + code
-            self.value_tables.append((np.array(rows), table))
+            for code in item.codes:
+                self.values[row, ord(str(code))] = STRIDE + code
+        self.values = self.values.ravel()
+        self.table_offsets = np.arange(len(numbers)) * 256
 
     @classmethod
     def for_file(
@@ -245,30 +246,29 @@ class BlockScorer:
         ends: Any = np.flatnonzero((data == self.separator) | (data == _NEWLINE))
         if len(ends) != rows * width:
             return None
-        starts = np.empty_like(ends)
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
         ends = ends.reshape(rows, width)
-        starts = starts.reshape(rows, width)
         if not (data[ends[:, -1]] == _NEWLINE).all():  # some line has another number of cells
             return None
+        line_starts = np.empty(rows, dtype=ends.dtype)
+        line_starts[0] = 0
+        line_starts[1:] = ends[:-1, -1] + 1
         if returns:  # every line must end with "\r\n"; the last cell ends before the "\r"
             ends[:, -1] -= 1
             if not (data[ends[:, -1]] == _RETURN).all():
                 return None
-        if (ends[:, -1] - starts[:, 0] == width - 1).any():  # a blank line
+        lengths = ends[:, -1] - line_starts
+        if (lengths == width - 1).any():  # a blank line
             return None
-        if (ends - starts).max() > csv.field_size_limit():  # the csv module refuses such a cell
+        if lengths.max() > csv.field_size_limit():  # the csv module may refuse a cell
             return None
-        answer_starts = starts[:, self.answer_columns]
+        answer_starts = self._starts(ends, line_starts, self.before_answers)
         if (ends[:, self.answer_columns] - answer_starts).max() > 1:
             return None
-        first_bytes = data.take(answer_starts.T)  # one row per answer column
-        values = np.empty(first_bytes.shape, dtype=np.int16)
-        for answer_rows, table in self.value_tables:
-            values[answer_rows] = table.take(first_bytes[answer_rows])
+        first_bytes = data[answer_starts]
+        values = self.values.take(first_bytes + self.table_offsets)
         if values.min() < 0:  # an invalid answer
             return None
+        values = np.ascontiguousarray(values.T)  # one row per answer column
 
         out: list[Sequence[str]] = []
         for arrays in self.instruments:
@@ -293,16 +293,25 @@ class BlockScorer:
                 out.append(self._summary_cells(summary, totals))
         copied = {}
         for column in self.copied:
+            starts = self._starts(ends, line_starts, column - 1)
             cells = list(
-                map(
-                    text.__getitem__,
-                    map(slice, starts[:, column].tolist(), ends[:, column].tolist()),
-                )
+                map(text.__getitem__, map(slice, starts.tolist(), ends[:, column].tolist()))
             )
-            if _FORMULA_STARTS[data[starts[:, column]]].any():
+            if _FORMULA_STARTS[data[starts]].any():
                 cells = list(map(formula_safe, cells))
             copied[column] = cells
         return rows, copied, out
+
+    @staticmethod
+    def _starts(ends: Any, line_starts: Any, before: Any) -> Any:
+        """Where the cells start that follow the cells ``before`` (-1: the line start)."""
+        if isinstance(before, slice):
+            return ends[:, before] + 1
+        if isinstance(before, int):
+            return line_starts if before < 0 else ends[:, before] + 1
+        starts = ends[:, before] + 1
+        starts[:, before < 0] = line_starts[:, None]
+        return starts
 
     @staticmethod
     def _summary_cells(summary: _Summary, totals: Any) -> list[str]:
