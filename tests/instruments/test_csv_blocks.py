@@ -60,9 +60,15 @@ def _layout_mixed(rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
     return header, out
 
 
+def _layout_answers_only(rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """Only the QLQ-PAN26 answer columns, the first of them at the line start."""
+    return Q[30:], [cells[30:] for cells in rows]
+
+
 LAYOUTS: dict[str, Callable[..., tuple[list[str], list[list[str]]]]] = {
     "plain": _layout_plain,
     "mixed": _layout_mixed,
+    "answers-only": _layout_answers_only,
 }
 
 
@@ -127,7 +133,7 @@ def test_blocks_give_the_row_paths_output_byte_for_byte(
     last_newline: bool,
 ):
     header, rows = LAYOUTS[layout](_rows(300, seed=len(layout) + len(delimiter)))
-    if delimiter == ";":
+    if delimiter == ";" and layout != "answers-only":
         rows[5][0] = "SP,5"  # a comma inside a cell: quoted in the comma-separated output
     text = _text(header, rows, delimiter=delimiter, newline=newline, last_newline=last_newline)
     source = tmp_path / "answers.csv"
@@ -144,7 +150,7 @@ def test_blocks_give_the_row_paths_output_byte_for_byte(
         )
         assert by_rows[0] == "scored"
         assert by_blocks == by_rows
-        assert len(taken) >= 4 and all(taken)  # every block scored by numpy
+        assert len(taken) >= 2 and all(taken)  # every block scored by numpy
 
 
 def test_a_block_with_a_problem_is_reported_as_the_row_path_reports_it(
