@@ -4,20 +4,23 @@
 A block qualifies when it is plain ASCII text without quotes, every line has as many cells as
 the header, no line is blank and every answer cell is empty or one valid code. Then:
 
-* the separators are found in one pass over the block's bytes, which gives every cell's start
-  and length;
-* an answer cell is its one byte (its code) or nothing (not answered);
+* the separators are found in one pass over the block's bytes, which gives where each cell
+  ends (and so where the next one starts);
+* an answer cell is read by its first byte: its code, or the separator or line end that follows
+  an empty cell (not answered);
 * a scale's score depends only on how many of its items are answered and the sum of their
   codes (:meth:`~pro_service.instruments.scoring.CompiledScale.ratio_of`), so each scale has a
   small table from that pair to its output cell and to its integer part of each summary score;
-* summary scores add those integer parts, as the row path does.
+* consecutive scales are written as one piece of text: a table holds every combination of
+  their cells, joined, so that an output line joins a dozen pieces rather than one per score;
+* summary scores add the integer parts, as the row path does.
 
 The cells are made by the same functions as the row path's (:func:`~.csv_plan.scale_cell`,
 :func:`~.csv_plan.summary_cell`), so the output is the same text, byte for byte. A block that
-does not qualify (a bad cell, a blank or short line, a quote, a non-ASCII cell, a line
-longer than the csv module takes a cell) is left to the
-row path, which finds and reports its problems exactly as before. numpy is imported only when
-a file is big enough for this to pay (see ``FAST_MIN_BYTES`` in ``csv_scoring``).
+does not qualify (a bad cell, a blank or short line, a quote, a non-ASCII cell, a line longer
+than the csv module takes a cell) is left to the row path, which finds and reports its problems
+exactly as before. numpy is imported only when a file is big enough for this to pay (see
+``FAST_MIN_BYTES`` in ``csv_scoring``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .csv_dialect import FORMULA_STARTS, formula_safe
-from .csv_plan import PREFILL_LIMIT, question_column, scale_cell, summary_cell
+from .csv_plan import question_column, scale_cell, summary_cell
 from .model import Instrument
 from .scoring import CompiledScale, CompiledSummary, compile_instrument
 
@@ -45,6 +48,8 @@ _FORMULA_STARTS[[ord(c) for c in FORMULA_STARTS]] = True
 STRIDE = 64
 
 
+#: Most totals of a summary score's parts (QLQ-C30's: 2,340), whose cells are made up front.
+SUMMARY_LIMIT = 1 << 16
 #: Most cell combinations in a group of consecutive scales written as one piece of text.
 #: Fewer, longer pieces make each output line cheaper to join; bigger groups cost more to build.
 GROUP_LIMIT = 4096
@@ -73,10 +78,7 @@ class _Group:
 class _Summary:
     summary: CompiledSummary
     scales: tuple[int, ...]  # indices into the instrument's scales: its components
-    #: output cell of each total + 1 (0: a component is missing), made up front when there are
-    #: at most PREFILL_LIMIT totals; else ``cells`` keeps those met so far
-    table: Any
-    cells: dict[int, str]
+    cells: Any  # object array: total + 1 -> output cell (0: a component is missing)
 
 
 @dataclass(frozen=True)
@@ -153,20 +155,27 @@ def _build_arrays(instrument: Instrument) -> _InstrumentArrays:
             size = 1
         runs[-1].append(index)
         size *= len(scale.cells)
-    summaries = []
-    for summary in compiled.summaries:
-        highest = summary.denominator * len(summary.components)
-        table = None
-        if highest < PREFILL_LIMIT:
-            table = np.array(
-                [summary_cell(summary, total) for total in range(-1, highest + 1)], dtype=object
-            )
-        summaries.append(_Summary(summary, summary.positions, table, {}))
+    summaries = tuple(
+        _Summary(
+            summary,
+            summary.positions,
+            np.array(
+                [summary_cell(summary, total) for total in range(-1, _highest(summary) + 1)],
+                dtype=object,
+            ),
+        )
+        for summary in compiled.summaries
+    )
     return _InstrumentArrays(
         scales=tuple(scales),
         groups=tuple(_build_group(scales, tuple(run)) for run in runs),
-        summaries=tuple(summaries),
+        summaries=summaries,
     )
+
+
+def _highest(summary: CompiledSummary) -> int:
+    """The largest total of a summary's parts."""
+    return summary.denominator * len(summary.components)
 
 
 class BlockScorer:
@@ -218,13 +227,17 @@ class BlockScorer:
         delimiter: str,
     ) -> BlockScorer | None:
         """A scorer, or None when the instruments do not suit (a code that is not one digit, a
-        scale so long that its sums reach STRIDE)."""
+        scale so long that its sums reach STRIDE, a summary with more than SUMMARY_LIMIT
+        totals)."""
         if not instruments or not delimiter.isascii() or delimiter in "\r\n":
             return None
         for instrument in instruments:
             if not _single_digit_codes(instrument):
                 return None
             if any(len(scale.items) * 9 >= STRIDE for scale in instrument.scales):
+                return None
+            summaries = compile_instrument(instrument).summaries
+            if any(_highest(summary) > SUMMARY_LIMIT for summary in summaries):
                 return None
         return cls(instruments, positions, copied, width, delimiter)
 
@@ -315,14 +328,5 @@ class BlockScorer:
 
     @staticmethod
     def _summary_cells(summary: _Summary, totals: Any) -> list[str]:
-        if summary.table is not None:
-            found: list[str] = summary.table.take(np.maximum(totals, -1) + 1).tolist()
-            return found
-        values, inverse = np.unique(np.maximum(totals, -1), return_inverse=True)
-        cells = summary.cells
-        for value in values.tolist():
-            if value not in cells:
-                cells[value] = summary_cell(summary.summary, value)
-        table = np.array([cells[value] for value in values.tolist()], dtype=object)
-        result: list[str] = table.take(inverse).tolist()
-        return result
+        cells: list[str] = summary.cells.take(np.maximum(totals, -1) + 1).tolist()
+        return cells

@@ -209,3 +209,22 @@ def test_a_non_ascii_block_goes_through_the_row_path(
     assert by_blocks == by_rows
     assert "Åbo-3".encode() in by_rows[3]  # type: ignore[operator,index]
     assert taken[0] is False and taken.count(False) == 1 and len(taken) >= 2
+
+
+def test_instruments_that_do_not_suit_blocks_are_scored_by_rows(
+    registry: InstrumentRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A summary with more totals than SUMMARY_LIMIT (or a code of two digits, or a very long
+    scale) keeps the whole file on the row path, with the same output."""
+    from pro_service.instruments import csv_fast
+
+    header, rows = _layout_plain(_rows(200, seed=7))
+    source = tmp_path / "answers.csv"
+    source.write_text(_text(header, rows, delimiter=",", newline="\n", last_newline=True))
+    monkeypatch.setattr(csv_fast, "SUMMARY_LIMIT", 2000)  # QLQ-C30's summary has 2,340 totals
+    by_rows, by_blocks, taken = _both_paths(
+        source, tmp_path, registry, monkeypatch, allow_extra_columns=True
+    )
+    assert by_rows[0] == "scored"
+    assert by_blocks == by_rows
+    assert taken == []
