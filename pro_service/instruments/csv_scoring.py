@@ -553,15 +553,19 @@ def _score_rows(
 
 def _text_blocks(handle: TextIO) -> Iterator[str]:
     """The rest of ``handle`` in pieces of about FAST_BYTES characters, each ending at a line
-    end (the last one at the end of the file)."""
-    rest = ""
+    end (the last one at the end of the file). A line end is a ``\n``, or in a piece without
+    one, a ``\r`` before its last character (so that a ``\r\n`` is never cut in two); a long
+    line is gathered in parts, not copied again for each one."""
+    pending: list[str] = []
     while piece := handle.read(FAST_BYTES):
-        text = rest + piece
-        cut = text.rfind("\n") + 1
-        rest = text[cut:]
-        if cut:
-            yield text[:cut]
-    if rest:
+        cut = piece.rfind("\n") + 1 or piece.rfind("\r", 0, len(piece) - 1) + 1
+        if not cut:
+            pending.append(piece)
+            continue
+        pending.append(piece[:cut])
+        yield "".join(pending)
+        pending = [piece[cut:]]
+    if rest := "".join(pending):
         yield rest
 
 

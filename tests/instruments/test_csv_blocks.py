@@ -4,8 +4,10 @@ as the row path reports it."""
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -228,3 +230,30 @@ def test_instruments_that_do_not_suit_blocks_are_scored_by_rows(
     assert by_rows[0] == "scored"
     assert by_blocks == by_rows
     assert taken == []
+
+
+def test_a_file_with_carriage_returns_only_is_read_in_pieces_and_scored_by_rows(
+    registry: InstrumentRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Lines ended by a lone carriage return (old Mac files): the blocks are cut there too, so
+    the file is still read a piece at a time; the row path scores them, as it always has."""
+    header, rows = _layout_plain(_rows(200, seed=8))
+    source = tmp_path / "answers.csv"
+    source.write_text(_text(header, rows, delimiter=",", newline="\r", last_newline=True))
+    by_rows, by_blocks, taken = _both_paths(
+        source, tmp_path, registry, monkeypatch, allow_extra_columns=True
+    )
+    assert by_rows[:3] == ("scored", 200, ())
+    assert by_blocks == by_rows
+    assert taken.count(False) >= 3  # (a last block of one line may suit numpy)
+
+
+def test_text_blocks_end_at_line_ends_and_gather_long_lines(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(csv_scoring, "FAST_BYTES", 10)
+    text = "a,b\r\n" + "x" * 35 + "\r\nc,d\r\ne\rf\r" + "g" * 12
+    blocks = list(csv_scoring._text_blocks(io.StringIO(text, newline="")))
+    assert "".join(blocks) == text
+    assert all(block.endswith(("\n", "\r")) for block in blocks[:-1])
+    for block, following in pairwise(blocks):  # a "\r\n" is never cut in two
+        assert not (block.endswith("\r") and following.startswith("\n"))
+    assert any(len(block) > 35 for block in blocks)  # the long line, gathered whole
