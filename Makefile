@@ -55,11 +55,11 @@ bench-patient: $(STAMP) translations
 bench-board: $(STAMP) translations
 	$(BIN)/python bench/bench_board.py
 
-# The 09:00 blast: 2,000 invitations due at once, the fake Twilio answering in 200 ms.
 # The compliance report of 5,000 patients against the plain SQL counting the same rows.
 bench-compliance: $(STAMP) translations
 	$(BIN)/python bench/bench_compliance.py
 
+# The 09:00 blast: 2,000 invitations due at once, the fake Twilio answering in 200 ms.
 bench-dispatch: $(STAMP) translations
 	$(BIN)/python bench/bench_dispatch.py
 
