@@ -113,6 +113,21 @@ def _both_paths(
     return rows_outcome, blocks_outcome, taken
 
 
+def _score_lines(
+    header: list[str],
+    rows: list[list[str]],
+    folder: Path,
+    registry: InstrumentRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    newline: str = "\n",
+) -> tuple[object, object, list[bool]]:
+    """:func:`_both_paths` for a comma-separated file of ``header`` and ``rows``."""
+    source = folder / "answers.csv"
+    source.write_text(_text(header, rows, delimiter=",", newline=newline, last_newline=True))
+    return _both_paths(source, folder, registry, monkeypatch, allow_extra_columns=True)
+
+
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize(
     ("delimiter", "newline", "bom", "last_newline"),
@@ -164,11 +179,8 @@ def test_a_block_with_a_problem_is_reported_as_the_row_path_reports_it(
     rows[140] = [""] * 57  # a blank row
     rows[200] = rows[200][:-1]  # a short row
     rows[250][10] = " 2"
-    source = tmp_path / "answers.csv"
-    source.write_text(_text(header, rows, delimiter=",", newline="\r\n", last_newline=True))
-
-    by_rows, by_blocks, taken = _both_paths(
-        source, tmp_path, registry, monkeypatch, allow_extra_columns=True
+    by_rows, by_blocks, taken = _score_lines(
+        header, rows, tmp_path, registry, monkeypatch, newline="\r\n"
     )
     assert by_rows[0] == "problems"
     assert by_blocks == by_rows
@@ -185,12 +197,7 @@ def test_a_blank_row_alone_is_skipped_and_reported_on_both_paths(
 ):
     header, rows = _layout_plain(_rows(200, seed=4))
     rows[100] = [""] * 57
-    source = tmp_path / "answers.csv"
-    source.write_text(_text(header, rows, delimiter=",", newline="\n", last_newline=True))
-
-    by_rows, by_blocks, taken = _both_paths(
-        source, tmp_path, registry, monkeypatch, allow_extra_columns=True
-    )
+    by_rows, by_blocks, taken = _score_lines(header, rows, tmp_path, registry, monkeypatch)
     assert by_rows[:3] == ("scored", 199, (102,))
     assert by_blocks == by_rows
     assert taken.count(False) == 1 and len(taken) >= 3
@@ -201,12 +208,7 @@ def test_a_non_ascii_block_goes_through_the_row_path(
 ):
     header, rows = _layout_plain(_rows(130, seed=6))
     rows[3][0] = "Åbo-3"
-    source = tmp_path / "answers.csv"
-    source.write_text(_text(header, rows, delimiter=",", newline="\n", last_newline=True))
-
-    by_rows, by_blocks, taken = _both_paths(
-        source, tmp_path, registry, monkeypatch, allow_extra_columns=True
-    )
+    by_rows, by_blocks, taken = _score_lines(header, rows, tmp_path, registry, monkeypatch)
     assert by_rows[0] == "scored"
     assert by_blocks == by_rows
     assert "Åbo-3".encode() in by_rows[3]  # type: ignore[operator,index]
@@ -221,12 +223,8 @@ def test_instruments_that_do_not_suit_blocks_are_scored_by_rows(
     from pro_service.instruments import csv_fast
 
     header, rows = _layout_plain(_rows(200, seed=7))
-    source = tmp_path / "answers.csv"
-    source.write_text(_text(header, rows, delimiter=",", newline="\n", last_newline=True))
     monkeypatch.setattr(csv_fast, "SUMMARY_LIMIT", 2000)  # QLQ-C30's summary has 2,340 totals
-    by_rows, by_blocks, taken = _both_paths(
-        source, tmp_path, registry, monkeypatch, allow_extra_columns=True
-    )
+    by_rows, by_blocks, taken = _score_lines(header, rows, tmp_path, registry, monkeypatch)
     assert by_rows[0] == "scored"
     assert by_blocks == by_rows
     assert taken == []
@@ -238,10 +236,8 @@ def test_a_file_with_carriage_returns_only_is_read_in_pieces_and_scored_by_rows(
     """Lines ended by a lone carriage return (old Mac files): the blocks are cut there too, so
     the file is still read a piece at a time; the row path scores them, as it always has."""
     header, rows = _layout_plain(_rows(200, seed=8))
-    source = tmp_path / "answers.csv"
-    source.write_text(_text(header, rows, delimiter=",", newline="\r", last_newline=True))
-    by_rows, by_blocks, taken = _both_paths(
-        source, tmp_path, registry, monkeypatch, allow_extra_columns=True
+    by_rows, by_blocks, taken = _score_lines(
+        header, rows, tmp_path, registry, monkeypatch, newline="\r"
     )
     assert by_rows[:3] == ("scored", 200, ())
     assert by_blocks == by_rows
