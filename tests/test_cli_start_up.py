@@ -89,7 +89,7 @@ PROBE_MAIN = textwrap.dedent(
     """
     import atexit, json, sys
     def report():
-        heavy = ("flask", "sqlalchemy", "jinja2", "pro_service.web", "apscheduler")
+        heavy = ("flask", "sqlalchemy", "jinja2", "pro_service.web", "apscheduler", "cryptography")
         print("\\n" + json.dumps([m for m in heavy if m in sys.modules]))
     atexit.register(report)
     from pro_service.cli import main
@@ -133,7 +133,7 @@ def test_the_score_command_imports_neither_flask_nor_the_database(tmp_path):
 def test_the_score_command_checks_unchanged_instrument_files_against_the_schema_once(tmp_path):
     """With an instance folder (an installed service has one), the files that passed their
     schema check are remembered there: the next run does not import jsonschema."""
-    probe = PROBE_MAIN.replace('"apscheduler")', '"apscheduler", "jsonschema")')
+    probe = PROBE_MAIN.replace('"cryptography")', '"cryptography", "jsonschema")')
     source = _answers(tmp_path)
     (tmp_path / "instance").mkdir()
     outputs = []

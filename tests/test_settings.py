@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-import pytest
+import base64
 
-from pro_service.settings import ConfigurationError, load_settings
+import hypothesis
+import pytest
+from hypothesis import strategies as st
+
+from pro_service.settings import ConfigurationError, _is_fernet_key, load_settings
 
 PRODUCTION_OK = {
     "PRO_ENV": "production",
@@ -113,3 +117,31 @@ def test_readme_documents_every_setting():
     names = set(re.findall(r'"(PRO_[A-Z_]+)"', source))
     assert "PRO_DATABASE_URL" in names
     assert sorted(n for n in names if f"`{n}`" not in readme) == []
+
+
+def _fernet_accepts(key: str) -> bool:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(key)
+    except ValueError:
+        return False
+    return True
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(
+    st.one_of(
+        st.binary(min_size=30, max_size=34).map(lambda raw: base64.urlsafe_b64encode(raw).decode()),
+        st.binary(min_size=32, max_size=32).map(lambda raw: base64.b64encode(raw).decode()),
+        st.binary(min_size=32, max_size=32).map(
+            lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        ),
+        st.text(max_size=50),
+        st.text(alphabet="ABCabc012-_+/=!. é", min_size=40, max_size=48),
+    )
+)
+def test_an_encryption_key_is_checked_as_fernet_checks_it(key: str):
+    """Settings check PRO_ENCRYPTION_KEY without importing cryptography; the answer must be
+    Fernet's own for every kind of text."""
+    assert _is_fernet_key(key) == _fernet_accepts(key)

@@ -36,7 +36,6 @@ import difflib
 import io
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
@@ -375,7 +374,7 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
     """A new, hidden file next to ``target``, created like any other file (so the umask sets
     its permissions, unlike ``tempfile.mkstemp``'s 0600)."""
     for _ in range(100):
-        temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+        temp = target.with_name(f".{target.name}.{os.urandom(4).hex()}.partial")
         try:
             return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
         except FileExistsError:
