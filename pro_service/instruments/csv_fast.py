@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .csv_dialect import FORMULA_STARTS, formula_safe
-from .csv_plan import question_column, scale_cell, summary_cell
+from .csv_plan import highest_total, missing_part, question_column, scale_cell, summary_cell
 from .model import Instrument
 from .scoring import CompiledScale, CompiledSummary, compile_instrument
 
@@ -77,7 +77,6 @@ class _Group:
 @dataclass(frozen=True)
 class _Summary:
     summary: CompiledSummary
-    scales: tuple[int, ...]  # indices into the instrument's scales: its components
     cells: Any  # object array: total + 1 -> output cell (0: a component is missing)
 
 
@@ -111,8 +110,8 @@ def _build_scale(
     states = np.zeros(size, dtype=np.intp)
     state_of: dict[str, int] = {}
     parts = [np.zeros(size, dtype=np.int64) for _ in summaries]
+    high = scale.low + scale.span
     for count in range(scale.n_items + 1):
-        high = scale.low + scale.span
         for total in range(count * scale.low, count * high + 1):  # the sums that can occur
             key = count * STRIDE + total
             ratio = scale.ratio_of(count, total)
@@ -120,8 +119,8 @@ def _build_scale(
             for summary, part in zip(summaries, parts, strict=True):
                 if position not in summary.positions:
                     continue
-                if ratio is None:  # so large that any total holding it is negative
-                    part[key] = -(summary.denominator * len(summary.components) + 1)
+                if ratio is None:
+                    part[key] = missing_part(summary)
                 else:
                     part[key] = summary.part(summary.positions.index(position), ratio)
     return _Scale(scale.items, states, tuple(state_of), tuple(parts))
@@ -158,9 +157,8 @@ def _build_arrays(instrument: Instrument) -> _InstrumentArrays:
     summaries = tuple(
         _Summary(
             summary,
-            summary.positions,
             np.array(
-                [summary_cell(summary, total) for total in range(-1, _highest(summary) + 1)],
+                [summary_cell(summary, total) for total in range(-1, highest_total(summary) + 1)],
                 dtype=object,
             ),
         )
@@ -171,11 +169,6 @@ def _build_arrays(instrument: Instrument) -> _InstrumentArrays:
         groups=tuple(_build_group(scales, tuple(run)) for run in runs),
         summaries=summaries,
     )
-
-
-def _highest(summary: CompiledSummary) -> int:
-    """The largest total of a summary's parts."""
-    return summary.denominator * len(summary.components)
 
 
 class BlockScorer:
@@ -237,7 +230,7 @@ class BlockScorer:
             if any(len(scale.items) * 9 >= STRIDE for scale in instrument.scales):
                 return None
             summaries = compile_instrument(instrument).summaries
-            if any(_highest(summary) > SUMMARY_LIMIT for summary in summaries):
+            if any(highest_total(summary) > SUMMARY_LIMIT for summary in summaries):
                 return None
         return cls(instruments, positions, copied, width, delimiter)
 
@@ -301,7 +294,10 @@ class BlockScorer:
             for number, summary in enumerate(arrays.summaries):
                 totals = reduce(
                     np.add,
-                    (arrays.scales[s].parts[number].take(keys[s]) for s in summary.scales),
+                    (
+                        arrays.scales[s].parts[number].take(keys[s])
+                        for s in summary.summary.positions
+                    ),
                 )
                 out.append(self._summary_cells(summary, totals))
         copied = {}

@@ -81,9 +81,15 @@ class _Role:
     missing: int
 
 
-def _sentinel(summary: CompiledSummary) -> int:
+def highest_total(summary: CompiledSummary) -> int:
+    """The largest total of a summary score's parts."""
+    return summary.denominator * len(summary.components)
+
+
+def missing_part(summary: CompiledSummary) -> int:
+    """The part a missing component adds to a summary's total."""
     # Every real part is between 0 and the denominator, so a total holding one sentinel is < 0.
-    return -(summary.denominator * len(summary.components) + 1)
+    return -(highest_total(summary) + 1)
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,7 @@ class _SummaryColumn:
 def _summary_text(summary: CompiledSummary) -> _Table:
     """Total part (-1 when a component is missing) -> output cell."""
     table = _Table(lambda total: summary_cell(summary, total))
-    highest = summary.denominator * len(summary.components)
+    highest = highest_total(summary)
     if highest < PREFILL_LIMIT:
         table.update((total, table.compute(total)) for total in range(-1, highest + 1))
     return table
@@ -292,7 +298,9 @@ def _build_tables(instrument: Instrument) -> _InstrumentTables:
     parts = []
     for position, scale in enumerate(compiled.scales):
         roles = tuple(
-            _Role(s, s.positions.index(position), _sentinel(s)) if position in s.positions else None
+            _Role(s, s.positions.index(position), missing_part(s))
+            if position in s.positions
+            else None
             for s in compiled.summaries
         )
         lookups = tuple(_item_lookup(instrument, n) for n in scale.items)
