@@ -11,13 +11,14 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import text, update
+from flask import current_app
+from sqlalchemy import select, text, update
 
 from pro_service.answering import questionnaire
 from pro_service.answering.responses import AssessmentClosed
 from pro_service.clock import utcnow
 from pro_service.extensions import db
-from pro_service.models import Assessment, AssessmentStatus
+from pro_service.models import Assessment, AssessmentStatus, Score
 
 from .helpers import stored_answers
 
@@ -75,11 +76,26 @@ def test_answers_for_an_assessment_closed_since_the_lookup_are_refused(app, link
     assert stored_answers(app, link.assessment_id) == {1: 2}
 
 
+def _save(connection, seen: questionnaire.Link, screen: int, answers: dict[int, int]) -> None:  # type: ignore[no-untyped-def]
+    flow_screen = questionnaire.flow_for(seen, current_app.extensions["instruments"]).screen(screen)
+    assert flow_screen is not None
+    questionnaire.save_screen(
+        connection, now=utcnow(), link=seen, flow_screen=flow_screen, language="sv", answers=answers
+    )
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # row locks
-def test_answers_sent_while_a_completion_commits_wait_for_it_and_are_refused(app, link):
-    """The store waits for the assessment row that a completion holds, then sees it closed."""
+@pytest.mark.parametrize("started", [False, True], ids=["first answers", "later answers"])
+def test_answers_sent_while_a_completion_commits_wait_for_it_and_are_refused(app, link, started):
+    """The store waits for the assessment row that a completion holds, then sees it closed:
+    whether these are the patient's first answers (the store marks the assessment started) or
+    later ones (the store only locks the row)."""
     engine = app.extensions["pro_db"]["engine"]
     outcome: list[object] = []
+    if started:
+        with app.app_context():
+            _save(db.session.connection(), _open_link(link.token), 1, {1: 2})
+            db.session.commit()
 
     def send_answers(seen: questionnaire.Link) -> None:
         with app.app_context():
@@ -115,17 +131,93 @@ def test_answers_sent_while_a_completion_commits_wait_for_it_and_are_refused(app
         completion.commit()
         sender.join(timeout=30)
     assert len(outcome) == 1 and isinstance(outcome[0], AssessmentClosed)
-    assert stored_answers(app, link.assessment_id) == {}
+    assert stored_answers(app, link.assessment_id) == ({1: 2} if started else {})
 
 
-def _wait_until_blocked_on_a_lock(engine) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # row locks
+def test_a_completion_waits_for_answers_being_saved_and_scores_them(app, link):
+    """A patient's second tab saves a page while the first submits: the submit waits until the
+    page's answers are committed, and the scores count them."""
+    engine = app.extensions["pro_db"]["engine"]
+    with app.app_context():
+        _save(db.session.connection(), _open_link(link.token), 1, {1: 2})
+        db.session.commit()
+        seen = _open_link(link.token)
+    assert seen.status == AssessmentStatus.IN_PROGRESS.value
+    completed: list[bool] = []
+
+    def submit() -> None:
+        with app.app_context():
+            registry = app.extensions["instruments"]
+            completed.append(
+                questionnaire.submit(
+                    db.session, now=utcnow(), link=seen, registry=registry, language="sv"
+                )
+            )
+            db.session.commit()
+
+    with app.app_context(), engine.connect() as saving:
+        _save(saving, seen, 1, {2: 3})  # holds the assessment row until it commits
+        completion = threading.Thread(target=submit)
+        completion.start()
+        _wait_until_blocked_on_a_lock(engine, "UPDATE assessments")
+        saving.commit()
+        completion.join(timeout=30)
+    assert completed == [True]
+    assert stored_answers(app, link.assessment_id) == {1: 2, 2: 3}
+    with app.app_context():
+        physical = db.session.execute(
+            select(Score.items_answered).where(
+                Score.assessment_id == link.assessment_id, Score.scale == "PF2"
+            )
+        ).scalar_one()
+    assert physical == 2  # items 1 and 2, the second saved while the completion waited
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # row locks
+def test_two_tabs_sending_the_first_answers_at_once_are_both_stored(app, link):
+    """Two tabs of an open assessment save their first answers at the same moment: the second
+    finds the assessment marked started by the first, which is no reason to refuse them."""
+    engine = app.extensions["pro_db"]["engine"]
+    with app.app_context():
+        seen = _open_link(link.token)
+    assert seen.status == AssessmentStatus.OPEN.value
+    outcome: list[object] = []
+
+    def second_tab() -> None:
+        with app.app_context():
+            try:
+                _save(db.session.connection(), seen, 2, {6: 1})
+                db.session.commit()
+                outcome.append("stored")
+            except AssessmentClosed as exc:
+                db.session.rollback()
+                outcome.append(exc)
+
+    with app.app_context(), engine.connect() as first_tab:
+        _save(first_tab, seen, 1, {1: 2})  # marks it started, holding the row
+        tab = threading.Thread(target=second_tab)
+        tab.start()
+        _wait_until_blocked_on_a_lock(engine, "INSERT INTO responses")
+        first_tab.commit()
+        tab.join(timeout=30)
+    assert outcome == ["stored"]
+    assert stored_answers(app, link.assessment_id) == {1: 2, 6: 1}
+    with app.app_context():
+        assessment = db.session.get(Assessment, link.assessment_id)
+        assert assessment.status == AssessmentStatus.IN_PROGRESS.value
+        assert assessment.started_at is not None
+
+
+def _wait_until_blocked_on_a_lock(engine, statement: str = "INSERT INTO responses") -> None:  # type: ignore[no-untyped-def]
     with engine.connect() as watcher:
         for _ in range(300):
             waiting = watcher.execute(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO responses%'"
-                )
+                    "AND wait_event_type = 'Lock' AND query LIKE :statement"
+                ),
+                {"statement": f"%{statement}%"},
             ).scalar_one()
             if waiting:
                 return
