@@ -7,7 +7,9 @@ lines are valid R4 (4.0.1) and R4B (4.3.0) alike.
 - One ``Questionnaire`` per instrument version, its items with ``answerOption`` codings that
   carry the instrument's own response codes.
 - One ``QuestionnaireResponse`` per completed assessment and instrument (a FHIR response answers
-  exactly one questionnaire; an assessment holds two): answered items only.
+  exactly one questionnaire; an assessment holds two): answered items only, and how they were
+  collected (the patient's own link, a paper form, the telephone) in HL7's
+  ``questionnaireresponse-completionMode`` extension.
 - One ``Observation`` per scale score, ``valueQuantity`` in unit "score", ``derivedFrom`` its
   QuestionnaireResponse; a score the half rule leaves missing has a ``dataAbsentReason``.
 
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from ..instruments import Instrument
+from ..models import AnswerMode
 from .layout import LABEL_LANGUAGE, instrument_title, scale_name
 from .source import ExportedAssessment
 from .tables import iso_utc
@@ -39,6 +42,15 @@ SURVEY_CATEGORY = {
     ]
 }
 DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+COMPLETION_MODE = "http://hl7.org/fhir/StructureDefinition/questionnaireresponse-completionMode"
+#: How the answers were collected -> its code in the extension's required value set
+#: (QuestionnaireResponseMode, from v3 ParticipationMode): the patient's own link is electronic
+#: data, a paper form is written, the telephone is verbal.
+PARTICIPATION_MODE = {
+    AnswerMode.ELECTRONIC.value: ("ELECTRONIC", "electronic data"),
+    AnswerMode.PAPER.value: ("WRITTEN", "written"),
+    AnswerMode.TELEPHONE.value: ("VERBAL", "verbal"),
+}
 
 
 def fhir_id(*parts: object) -> str:
@@ -124,11 +136,23 @@ def has_response(a: ExportedAssessment) -> bool:
     return status is not None and (status != "in-progress" or bool(a.answers))
 
 
+def _completion_mode(mode: str | None) -> list[Resource]:
+    """The response's ``extension`` list naming how its answers were collected (none when not
+    known)."""
+    if mode is None:
+        return []
+    code, display = PARTICIPATION_MODE[mode]
+    system = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
+    coding = {"system": system, "code": code, "display": display}
+    return [{"url": COMPLETION_MODE, "valueCodeableConcept": {"coding": [coding]}}]
+
+
 def assessment_resources(a: ExportedAssessment, names: FhirNames) -> Iterator[Resource]:
     if not has_response(a):
         return
     status = RESPONSE_STATUS[a.state]
     authored = None if a.completed_at is None else iso_utc(a.completed_at)
+    extensions = _completion_mode(a.mode)
     for instrument in a.instruments:
         response_id = fhir_id("qr", a.assessment_id, instrument.id)
         answered = []
@@ -153,6 +177,7 @@ def assessment_resources(a: ExportedAssessment, names: FhirNames) -> Iterator[Re
         response: Resource = {
             "resourceType": "QuestionnaireResponse",
             "id": response_id,
+            **({"extension": extensions} if extensions else {}),
             "identifier": {
                 "system": names.assessment_system,
                 "value": f"{a.study_id}/{a.timepoint}/{instrument.id}",

@@ -182,14 +182,35 @@ def test_fhir_responses_carry_the_matching_status(states, export):
         models[resource["resourceType"]].model_validate(resource)  # raises when invalid
     responses = [r for r in resources if r["resourceType"] == "QuestionnaireResponse"]
     by_key: dict[str, set[str]] = {}
+    modes: dict[str, set[tuple[str, str] | None]] = {}
     for response in responses:
         study_id, timepoint, _instrument = response["identifier"]["value"].split("/")
         by_key.setdefault(f"{study_id}/{timepoint}", set()).add(response["status"])
+        modes.setdefault(f"{study_id}/{timepoint}", set()).add(_completion_mode(response))
     assert by_key["UPP-001/m6"] == {"stopped"}  # partial: answered in part, never submitted
     assert by_key["UPP-002/m3"] == {"in-progress"}
     assert by_key["UPP-002/m9"] == {"completed"}
     assert "UPP-002/m6" not in by_key  # missed: no answers, no QuestionnaireResponse
     assert "UPP-001/m12" not in by_key
+    # How the answers were collected, in HL7's completionMode extension: the paper form as
+    # written, the patient's own link as electronic data; not yet known while still open.
+    assert modes["UPP-002/m9"] == {("WRITTEN", "written")}
+    assert modes["UPP-001/baseline"] == {("ELECTRONIC", "electronic data")}
+    assert modes["UPP-002/m3"] == {None}
+
+
+def _completion_mode(response: dict) -> tuple[str, str] | None:  # type: ignore[type-arg]
+    """The completionMode extension's code and display, checked against its required value set
+    (QuestionnaireResponseMode), or None when the response has none."""
+    url = "http://hl7.org/fhir/StructureDefinition/questionnaireresponse-completionMode"
+    found = [e for e in response.get("extension", []) if e["url"] == url]
+    if not found:
+        return None
+    (extension,) = found
+    (coding,) = extension["valueCodeableConcept"]["coding"]
+    assert coding["system"] == "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
+    assert coding["code"] in {"ELECTRONIC", "VERBAL", "WRITTEN"}
+    return coding["code"], coding["display"]
 
 
 def test_the_dictionary_explains_the_states_and_modes(states, export, helpers):
@@ -218,3 +239,15 @@ def test_a_time_point_to_review_is_flagged_in_the_exports(app, session, study, e
         flagged = {(r["study_id"], r["timepoint"]) for r in rows if r["review_flag"]}
         assert flagged == {("UPP-001", "preop")}, fmt
         assert {r["review_flag"] for r in rows} == {"", "outside_window"}
+
+
+def test_every_answer_mode_has_a_fhir_completion_mode():
+    from pro_service.exports.fhir import PARTICIPATION_MODE
+    from pro_service.models import AnswerMode
+
+    assert set(PARTICIPATION_MODE) == {mode.value for mode in AnswerMode}
+    assert {code for code, _display in PARTICIPATION_MODE.values()} == {
+        "ELECTRONIC",
+        "VERBAL",
+        "WRITTEN",
+    }
