@@ -136,9 +136,17 @@ class Tables:
         "next_attempt_at, error_code, error_message, created_at, updated_at",
     }
 
+    #: The recorded dates of the schedule's own anchors (the decision not to operate); no id.
+    ANCHOR_COLUMNS = "patient_id, anchor, day, recorded_at, recorded_by"
+
     def __init__(self) -> None:
         self.buffers = {name: io.StringIO() for name in self.COLUMNS}
         self.ids = dict.fromkeys(self.COLUMNS, 0)
+        self.anchors = io.StringIO()
+
+    def add_anchor(self, patient_id: int, anchor: str, day: date, at: datetime) -> None:
+        row = (patient_id, anchor, day, at, None)
+        self.anchors.write("\t".join(_copy_value(v) for v in row) + "\n")
 
     def add(self, table: str, *values: object) -> int:
         self.ids[table] += 1
@@ -176,6 +184,11 @@ def add_site_patients(  # type: ignore[no-untyped-def]
         elif roll < 0.10:
             status = "deceased"
         surgery = None if status == "not_operated" else inclusion + timedelta(days=130)
+        # Not operated: decided during the chemotherapy before surgery; until then the patient
+        # is active with no surgery date yet.
+        decision = inclusion + timedelta(days=100) if status == "not_operated" else None
+        if decision is not None and decision >= today:
+            status, decision = "active", None
         if status in ("withdrawn", "deceased"):
             left_on = inclusion + timedelta(days=rng.randrange(20, 600))
             if left_on >= today:
@@ -199,10 +212,13 @@ def add_site_patients(  # type: ignore[no-untyped-def]
             now,
             now,
         )
-        anchors = {"inclusion": inclusion, "surgery": surgery}
+        anchors = {"inclusion": inclusion, "surgery": surgery, "no_surgery_decision": decision}
+        if decision is not None:
+            tables.add_anchor(patient_id, "no_surgery_decision", decision, now)
         for tp in schedule.timepoints:
             anchor = anchors[tp.anchor]
-            if anchor is None:
+            # A follow-up track's time points are its status's only (ScanPan: not operated).
+            if anchor is None or tp.track not in (None, status):
                 continue
             window = tp.window_for(anchor)
             opened = completed = closed = started = None
@@ -401,6 +417,10 @@ def seed(url: str, patients: int) -> dict[str, object]:
                 cur.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {tables.ids[table]})"
                 )
+            with cur.copy(
+                f"COPY patient_anchor_dates ({Tables.ANCHOR_COLUMNS}) FROM STDIN"
+            ) as copy:
+                copy.write(tables.anchors.getvalue())
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
