@@ -8,8 +8,9 @@ each run alternating with its baseline so that both see the same machine load:
 - the compliance page (``/staff/compliance``) with the Flask test client, signed in as the big
   site's nurse: the report, the chart and the tables;
 - the report alone (``compliance_report``, what ``pro-service compliance`` writes);
-- the plain SQL that counts the same rows (patients per site; time points per site, time point,
-  status and missing reason), straight through psycopg: the database's share.
+- the plain SQL that counts the same rows (patients per site and status; time points per site,
+  patient status, time point, status and missing reason), straight through psycopg: the
+  database's share.
 
 Target: page / plain SQL at most 3x.
 
@@ -30,12 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_board  # noqa: E402  (the same study, loaded the same way)
 
-PLAIN_PATIENTS = "SELECT site_id, count(*) FROM patients WHERE site_id = %(site)s GROUP BY 1"
+PLAIN_PATIENTS = """
+SELECT site_id, status, count(*) FROM patients WHERE site_id = %(site)s GROUP BY 1, 2
+"""
 PLAIN_COUNTS = """
-SELECT p.site_id, a.timepoint, a.status, a.missing_reason, count(*)
+SELECT p.site_id, p.status, a.timepoint, a.status, a.missing_reason, count(*)
 FROM assessments a JOIN patients p ON p.id = a.patient_id
 WHERE p.site_id = %(site)s
-GROUP BY 1, 2, 3, 4
+GROUP BY 1, 2, 3, 4, 5
 """
 
 
@@ -85,7 +88,7 @@ def measure(url: str, ids: dict[str, object], runs: int) -> dict[str, list[float
             started = time.perf_counter()
             compliance_report(
                 db.session,
-                timepoints=[tp.key for tp in schedule.timepoints],
+                schedule=schedule,
                 reasons=reasons,
                 site_ids=site_ids,
             )

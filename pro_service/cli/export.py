@@ -206,7 +206,7 @@ def compliance_command(output: Path, sites: tuple[str, ...]) -> None:
         raise click.ClickException(f"{output}: the folder {folder} does not exist")
     report = compliance_report(
         session,
-        timepoints=[tp.key for tp in current_app.extensions["schedule"].timepoints],
+        schedule=current_app.extensions["schedule"],
         reasons=current_app.extensions["missing_reasons"].codes,
         site_ids=site_ids,
     )

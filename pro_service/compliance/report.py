@@ -6,14 +6,17 @@ Each registered patient has one state at each time point of the schedule:
 =================  ==============================================================================
 state              from the stored time point
 =================  ==============================================================================
-not yet due        scheduled (window not open yet), or not created yet (its anchor date, such
-                   as surgery, is not known yet)
+not yet due        scheduled (window not open yet), or not created yet while the patient's
+                   status still gives it (its anchor date, such as surgery, is not known yet)
 open               open or in progress (window open, not answered yet)
 complete           completed (the patient sent the answers, or a nurse entered them)
 partial            the window closed with answers but no final submit (scored by the half rule)
 missed             the window closed without answers; counted by its missing reason ("no reason
                    yet" until a nurse records one)
-not expected       cancelled: the patient had died, withdrawn or was not operated before its window
+not expected       cancelled: the patient had died, withdrawn or was not operated before its
+                   window; or never created and the patient's status no longer gives it (died or
+                   withdrew before the surgery date was known; not operated, for the time points
+                   after surgery; on the main course, for a follow-up track's)
 =================  ==============================================================================
 
 Rates, as SISAQOL-IMI defines them: **completion rate** = received / expected, where received =
@@ -36,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from ..instruments.csv_dialect import formula_safe
 from ..models import REPORTED_STATE, Assessment, Patient, Site
+from ..scheduling.schedule import Schedule
 
 #: The stored status -> the report's state (absent: not yet due).
 STATE_OF_STATUS = REPORTED_STATE
@@ -106,20 +110,24 @@ class ComplianceReport:
 def compliance_report(
     session: Session,
     *,
-    timepoints: Sequence[str],
+    schedule: Schedule,
     reasons: Sequence[str],
     site_ids: frozenset[int] | None,
 ) -> ComplianceReport:
-    """The report for the sites ``site_ids`` (None: every site), time points in ``timepoints``
-    order; ``reasons`` are the missing-reason codes in list order."""
+    """The report for the sites ``site_ids`` (None: every site), with every time point of
+    ``schedule`` in its order; ``reasons`` are the missing-reason codes in list order."""
+    timepoints = [tp.key for tp in schedule.timepoints]
     site_query = select(Site.id, Site.code).order_by(Site.code)
     if site_ids is not None:
         site_query = site_query.where(Site.id.in_(site_ids))
     codes = dict(session.execute(site_query).all())
-    patients_query = select(Patient.site_id, func.count()).group_by(Patient.site_id)
+    patients_query = select(Patient.site_id, Patient.status, func.count()).group_by(
+        Patient.site_id, Patient.status
+    )
     counts_query = (
         select(
             Patient.site_id,
+            Patient.status,
             Assessment.timepoint,
             Assessment.status,
             Assessment.missing_reason,
@@ -127,29 +135,55 @@ def compliance_report(
         )
         .join(Patient, Patient.id == Assessment.patient_id)
         .group_by(
-            Patient.site_id, Assessment.timepoint, Assessment.status, Assessment.missing_reason
+            Patient.site_id,
+            Patient.status,
+            Assessment.timepoint,
+            Assessment.status,
+            Assessment.missing_reason,
         )
     )
     if site_ids is not None:
         patients_query = patients_query.where(Patient.site_id.in_(site_ids))
         counts_query = counts_query.where(Patient.site_id.in_(site_ids))
-    patients = dict(session.execute(patients_query).all())
+    # (site, patient status) -> patients; (site, patient status, time point) -> of them, those
+    # with the time point stored.
+    patients: dict[tuple[int, str], int] = {}
+    for site_id, patient_status, count in session.execute(patients_query):
+        patients[(site_id, patient_status)] = count
+    stored: dict[tuple[int, str, str], int] = {}
 
     rows = {
-        (code, tp): ComplianceRow(code, tp, patients=patients.get(site_id, 0))
+        (code, tp): ComplianceRow(
+            code,
+            tp,
+            patients=sum(n for (site, _status), n in patients.items() if site == site_id),
+        )
         for site_id, code in codes.items()
         for tp in timepoints
     }
-    for site_id, timepoint, status, reason, count in session.execute(counts_query):
+    for site_id, patient_status, timepoint, status, reason, count in session.execute(counts_query):
         row = rows.get((codes.get(site_id, ""), timepoint))
         if row is None:
             continue  # a time point the schedule no longer has
+        key3 = (site_id, patient_status, timepoint)
+        stored[key3] = stored.get(key3, 0) + count
         state = STATE_OF_STATUS.get(status, "not_yet_due")
         if state == "missed":
             key = reason or NO_REASON
             row.missed_by_reason[key] = row.missed_by_reason.get(key, 0) + count
         elif state != "not_yet_due":
             setattr(row, state, getattr(row, state) + count)
+    # A time point never stored for a patient whose status no longer gives it will never come:
+    # not expected, rather than not yet due for ever.
+    given = {status: {tp.key for tp in schedule.timepoints_for(status)} for _s, status in patients}
+    for (site_id, patient_status), count in patients.items():
+        code = codes.get(site_id)
+        if code is None:
+            continue
+        for tp in timepoints:
+            if tp not in given[patient_status]:
+                never = count - stored.get((site_id, patient_status, tp), 0)
+                rows[(code, tp)].not_expected += never
     for tp in timepoints:
         total = ComplianceRow(TOTAL, tp)
         for code in codes.values():

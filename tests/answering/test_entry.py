@@ -237,7 +237,7 @@ def test_a_late_paper_form_within_the_grace_completes_a_missed_time_point(
     # The compliance report counts it as received, no longer as missed.
     report = compliance_report(
         session,
-        timepoints=["baseline"],
+        schedule=app.extensions["schedule"],
         reasons=app.extensions["missing_reasons"].codes,
         site_ids=None,
     )

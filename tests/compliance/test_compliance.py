@@ -61,7 +61,8 @@ def _answer(app, session, assessment: Assessment, *, complete: bool) -> None:
 @pytest.fixture
 def study(app, session, make_site, make_patient):
     """SE-LUN: complete, partial, missed with and without a reason, and a patient who died after
-    answering the baseline; FI-TUR: one patient whose baseline is still open at LATER."""
+    answering the baseline; FI-TUR: one patient whose baseline is still open at LATER, one who
+    died and one who was not operated, both before a surgery date was known."""
     vault = app.extensions["vault"]
     lund = make_site("SE-LUN")
     turku = make_site("FI-TUR", country="FI", time_zone="Europe/Helsinki", language="fi")
@@ -71,6 +72,13 @@ def study(app, session, make_site, make_patient):
         for name in ("complete", "partial", "missed_reason", "missed_none", "died")
     }
     late = make_patient(turku, inclusion_date=date(2026, 4, 1), phone="+358 50 123 4567")
+    undated = {
+        name: make_patient(turku, inclusion_date=date(2026, 3, 16), phone=phone)
+        for name, phone in (
+            ("died_early", "+358 50 123 4568"),
+            ("not_operated", "+358 50 123 4569"),
+        )
+    }
     session.commit()
     update_windows(session, now=NOW, vault=vault)
     session.commit()
@@ -88,6 +96,17 @@ def study(app, session, make_site, make_patient):
         actor=NURSE,
     )
     session.commit()
+    for name, status in (("died_early", "deceased"), ("not_operated", "not_operated")):
+        leave(
+            app,
+            session,
+            undated[name],
+            status,
+            now=NOW + timedelta(days=3),
+            reason="before any surgery date",
+            actor=NURSE,
+        )
+    session.commit()
     update_windows(session, now=LATER, vault=vault)
     session.commit()
     record_missing_reason(
@@ -102,8 +121,10 @@ def study(app, session, make_site, make_patient):
     return {"lund": lund.id, "turku": turku.id, "late": late.id}
 
 
-def _independent(session, timepoints, site_ids=None) -> dict[tuple[str, str], dict[str, int]]:
-    """The same figures from the raw tables, counted row by row in Python."""
+def _independent(session, schedule, site_ids=None) -> dict[tuple[str, str], dict[str, int]]:
+    """The same figures from the raw tables, counted row by row in Python: a time point with no
+    row is not yet due while the patient's status still gives it, else not expected."""
+    timepoints = [tp.key for tp in schedule.timepoints]
     sites = {s.id: s.code for s in session.scalars(select(Site))}
     if site_ids is not None:
         sites = {i: c for i, c in sites.items() if i in site_ids}
@@ -133,7 +154,10 @@ def _independent(session, timepoints, site_ids=None) -> dict[tuple[str, str], di
                 counts["patients"] += 1
                 row = by_tp.get(tp)
                 status = None if row is None else row.status
-                if status in (None, "scheduled"):
+                given = {tp.key for tp in schedule.timepoints_for(patient.status)}
+                if status is None and tp not in given:
+                    counts["not_expected"] += 1
+                elif status in (None, "scheduled"):
                     counts["not_yet_due"] += 1
                 elif status in ("open", "in_progress"):
                     counts["open"] += 1
@@ -150,10 +174,10 @@ def _independent(session, timepoints, site_ids=None) -> dict[tuple[str, str], di
 
 
 def test_every_state_and_rate_matches_the_raw_tables(app, session, study):
-    timepoints = [tp.key for tp in app.extensions["schedule"].timepoints]
+    schedule = app.extensions["schedule"]
     reasons = app.extensions["missing_reasons"].codes
-    report = compliance_report(session, timepoints=timepoints, reasons=reasons, site_ids=None)
-    expected = _independent(session, timepoints)
+    report = compliance_report(session, schedule=schedule, reasons=reasons, site_ids=None)
+    expected = _independent(session, schedule)
     assert report.sites == ("FI-TUR", "SE-LUN")
     for (site, tp), counts in expected.items():
         row = report.rows[(site, tp)]
@@ -176,11 +200,22 @@ def test_every_state_and_rate_matches_the_raw_tables(app, session, study):
     preop = report.rows[("SE-LUN", "preop")]
     assert preop.not_expected == 1 and preop.patients == 5
     # FI-TUR's patient was included on 1 April: the baseline is open, the rest not yet due.
+    # The two who died or were not operated before a surgery date was known: their time points
+    # after surgery were never created and never will be, so they are not expected, not "not
+    # yet due" for ever; the not-operated patient's follow-up is, until its window opens.
     turku = report.rows[("FI-TUR", "baseline")]
     assert (turku.open, turku.expected, turku.completion_rate) == (1, 0, None)
+    assert (turku.patients, turku.not_expected) == (3, 2)  # both cancelled while open
+    for tp in ("preop", "m3", "m24"):
+        after = report.rows[("FI-TUR", tp)]
+        assert (after.not_yet_due, after.not_expected) == (1, 2), tp
+        assert report.rows[("SE-LUN", tp)].not_yet_due == 4, tp  # dated, on the main course
+    follow_up = report.rows[("FI-TUR", "nonop_m3")]
+    assert (follow_up.not_yet_due, follow_up.not_expected) == (1, 2)
+    assert report.rows[("SE-LUN", "nonop_m3")].not_expected == 5
     total = report.rows[(TOTAL, "baseline")]
-    assert (total.patients, total.received, total.expected) == (6, 3, 5)
-    assert total.available_data_rate == pytest.approx(3 / 6)
+    assert (total.patients, total.received, total.expected) == (8, 3, 5)
+    assert total.available_data_rate == pytest.approx(3 / 8)
 
 
 def test_the_page_shows_only_the_sites_a_nurse_holds(app, sign_in, staff_study):

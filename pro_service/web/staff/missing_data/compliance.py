@@ -31,7 +31,7 @@ def _report() -> ComplianceReport:
     reasons = current_app.extensions["missing_reasons"]
     return compliance_report(
         db.session,
-        timepoints=[tp.key for tp in schedule.timepoints],
+        schedule=schedule,
         reasons=reasons.codes,
         site_ids=access.visible_site_ids(g.user),
     )
