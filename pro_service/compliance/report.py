@@ -147,17 +147,17 @@ def compliance_report(
         counts_query = counts_query.where(Patient.site_id.in_(site_ids))
     # (site, patient status) -> patients; (site, patient status, time point) -> of them, those
     # with the time point stored.
-    patients: dict[tuple[int, str], int] = {}
-    for site_id, patient_status, count in session.execute(patients_query):
-        patients[(site_id, patient_status)] = count
+    patients: dict[tuple[int, str], int] = {
+        (site_id, patient_status): count
+        for site_id, patient_status, count in session.execute(patients_query)
+    }
     stored: dict[tuple[int, str, str], int] = {}
+    per_site: dict[int, int] = {}
+    for (site_id, _status), count in patients.items():
+        per_site[site_id] = per_site.get(site_id, 0) + count
 
     rows = {
-        (code, tp): ComplianceRow(
-            code,
-            tp,
-            patients=sum(n for (site, _status), n in patients.items() if site == site_id),
-        )
+        (code, tp): ComplianceRow(code, tp, patients=per_site.get(site_id, 0))
         for site_id, code in codes.items()
         for tp in timepoints
     }
@@ -165,8 +165,8 @@ def compliance_report(
         row = rows.get((codes.get(site_id, ""), timepoint))
         if row is None:
             continue  # a time point the schedule no longer has
-        key3 = (site_id, patient_status, timepoint)
-        stored[key3] = stored.get(key3, 0) + count
+        held = (site_id, patient_status, timepoint)
+        stored[held] = stored.get(held, 0) + count
         state = STATE_OF_STATUS.get(status, "not_yet_due")
         if state == "missed":
             key = reason or NO_REASON
