@@ -136,11 +136,9 @@ def has_response(a: ExportedAssessment) -> bool:
     return status is not None and (status != "in-progress" or bool(a.answers))
 
 
-def _completion_mode(mode: str | None) -> list[Resource]:
-    """The response's ``extension`` list naming how its answers were collected (none when not
-    known)."""
-    if mode is None:
-        return []
+def _completion_mode(mode: str) -> list[Resource]:
+    """A response's ``extension`` list naming how its answers were collected (``mode``: an
+    :class:`~pro_service.models.AnswerMode`); made afresh for each response."""
     code, display = PARTICIPATION_MODE[mode]
     system = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
     coding = {"system": system, "code": code, "display": display}
@@ -152,7 +150,6 @@ def assessment_resources(a: ExportedAssessment, names: FhirNames) -> Iterator[Re
         return
     status = RESPONSE_STATUS[a.state]
     authored = None if a.completed_at is None else iso_utc(a.completed_at)
-    extensions = _completion_mode(a.mode)
     for instrument in a.instruments:
         response_id = fhir_id("qr", a.assessment_id, instrument.id)
         answered = []
@@ -177,7 +174,7 @@ def assessment_resources(a: ExportedAssessment, names: FhirNames) -> Iterator[Re
         response: Resource = {
             "resourceType": "QuestionnaireResponse",
             "id": response_id,
-            **({"extension": extensions} if extensions else {}),
+            **({"extension": _completion_mode(a.mode)} if a.mode else {}),
             "identifier": {
                 "system": names.assessment_system,
                 "value": f"{a.study_id}/{a.timepoint}/{instrument.id}",
