@@ -84,6 +84,19 @@ def _save(connection, seen: questionnaire.Link, screen: int, answers: dict[int, 
     )
 
 
+def _send(app, seen: questionnaire.Link, screen: int, answers, outcome: list[object]) -> None:  # type: ignore[no-untyped-def]
+    """A screen's POST in a request of its own: the answers saved and committed ("stored"), or
+    refused (AssessmentClosed) and rolled back."""
+    with app.app_context():
+        try:
+            _save(db.session.connection(), seen, screen, answers)
+            db.session.commit()
+            outcome.append("stored")
+        except AssessmentClosed as exc:
+            db.session.rollback()
+            outcome.append(exc)
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # row locks
 @pytest.mark.parametrize("started", [False, True], ids=["first answers", "later answers"])
 def test_answers_sent_while_a_completion_commits_wait_for_it_and_are_refused(app, link, started):
@@ -97,26 +110,6 @@ def test_answers_sent_while_a_completion_commits_wait_for_it_and_are_refused(app
             _save(db.session.connection(), _open_link(link.token), 1, {1: 2})
             db.session.commit()
 
-    def send_answers(seen: questionnaire.Link) -> None:
-        with app.app_context():
-            registry = app.extensions["instruments"]
-            first = questionnaire.flow_for(seen, registry).screen(1)
-            assert first is not None
-            try:
-                questionnaire.save_screen(
-                    db.session.connection(),
-                    now=utcnow(),
-                    link=seen,
-                    flow_screen=first,
-                    language="sv",
-                    answers={1: 4},
-                )
-                db.session.commit()
-                outcome.append("stored")
-            except AssessmentClosed as exc:
-                db.session.rollback()
-                outcome.append(exc)
-
     with app.app_context():
         seen = _open_link(link.token)
     with engine.connect() as completion:
@@ -125,7 +118,7 @@ def test_answers_sent_while_a_completion_commits_wait_for_it_and_are_refused(app
             .where(Assessment.id == link.assessment_id)
             .values(status=AssessmentStatus.COMPLETED.value)
         )  # holds the row's lock until it commits
-        sender = threading.Thread(target=send_answers, args=(seen,))
+        sender = threading.Thread(target=_send, args=(app, seen, 1, {1: 4}, outcome))
         sender.start()
         _wait_until_blocked_on_a_lock(engine)
         completion.commit()
@@ -184,19 +177,9 @@ def test_two_tabs_sending_the_first_answers_at_once_are_both_stored(app, link):
     assert seen.status == AssessmentStatus.OPEN.value
     outcome: list[object] = []
 
-    def second_tab() -> None:
-        with app.app_context():
-            try:
-                _save(db.session.connection(), seen, 2, {6: 1})
-                db.session.commit()
-                outcome.append("stored")
-            except AssessmentClosed as exc:
-                db.session.rollback()
-                outcome.append(exc)
-
     with app.app_context(), engine.connect() as first_tab:
         _save(first_tab, seen, 1, {1: 2})  # marks it started, holding the row
-        tab = threading.Thread(target=second_tab)
+        tab = threading.Thread(target=_send, args=(app, seen, 2, {6: 1}, outcome))
         tab.start()
         _wait_until_blocked_on_a_lock(engine, "INSERT INTO responses")
         first_tab.commit()

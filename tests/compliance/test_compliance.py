@@ -148,13 +148,13 @@ def _independent(session, schedule, site_ids=None) -> dict[tuple[str, str], dict
             )
     for patient in patients:
         by_tp = {a.timepoint: a for a in patient.assessments}
+        given = {t.key for t in schedule.timepoints_for(patient.status)}
         for tp in timepoints:
             for key in ((sites[patient.site_id], tp), (TOTAL, tp)):
                 counts = figures[key]
                 counts["patients"] += 1
                 row = by_tp.get(tp)
                 status = None if row is None else row.status
-                given = {tp.key for tp in schedule.timepoints_for(patient.status)}
                 if status is None and tp not in given:
                     counts["not_expected"] += 1
                 elif status in (None, "scheduled"):

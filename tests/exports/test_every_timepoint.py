@@ -241,13 +241,20 @@ def test_a_time_point_to_review_is_flagged_in_the_exports(app, session, study, e
         assert {r["review_flag"] for r in rows} == {"", "outside_window"}
 
 
-def test_every_answer_mode_has_a_fhir_completion_mode():
-    from pro_service.exports.fhir import PARTICIPATION_MODE
+@pytest.mark.parametrize(
+    ("mode", "coded"),
+    [
+        ("electronic", ("ELECTRONIC", "electronic data")),
+        ("paper", ("WRITTEN", "written")),
+        ("telephone", ("VERBAL", "verbal")),
+    ],
+)
+def test_every_answer_mode_has_its_fhir_completion_mode(mode, coded):
+    """Each way of collecting answers (every one the service records) has its code of HL7's
+    QuestionnaireResponseMode value set: the patient's link is electronic data, a paper form
+    written, a telephone interview verbal."""
+    from pro_service.exports.fhir import _completion_mode as extension_for
     from pro_service.models import AnswerMode
 
-    assert set(PARTICIPATION_MODE) == {mode.value for mode in AnswerMode}
-    assert {code for code, _display in PARTICIPATION_MODE.values()} == {
-        "ELECTRONIC",
-        "VERBAL",
-        "WRITTEN",
-    }
+    assert {m.value for m in AnswerMode} == {"electronic", "paper", "telephone"}
+    assert _completion_mode({"extension": extension_for(mode)}) == coded
