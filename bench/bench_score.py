@@ -46,7 +46,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pro_service.instruments import load_instruments, score_csv  # noqa: E402
+from pro_service.file_scoring import score_csv  # noqa: E402
+from pro_service.instruments import load_instruments  # noqa: E402
 
 BLANK_RATE = 0.05
 

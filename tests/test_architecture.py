@@ -15,7 +15,8 @@ DOC = REPO / "docs" / "architecture.md"
 CORE = {"clock", "crypto", "db", "extensions", "logging_privacy", "migrate", "models"}
 CORE |= {"rate_limit", "settings"}
 CORE_PACKAGES = {"migrations"}
-DOMAINS = ("instruments", "audit", "scheduling", "messaging", "answering", "patients")
+DOMAINS = ("instruments", "file_scoring", "audit", "scheduling", "messaging", "answering")
+DOMAINS += ("patients",)
 DOMAINS += ("exports", "staff")
 WEB_FRAMEWORK = ("flask", "flask_wtf", "flask_babel", "werkzeug")
 #: Core modules that bind extensions to the Flask app.

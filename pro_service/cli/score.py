@@ -1,6 +1,6 @@
 """``pro-service score INPUT.csv -o OUTPUT.csv``: score a file of EORTC answers.
 
-The scoring itself is :func:`pro_service.instruments.score_csv`; this is the operator's wrapper:
+The scoring itself is :func:`pro_service.file_scoring.score_csv`; this is the operator's wrapper:
 file checks with plain messages, every problem of a bad file on stderr, a progress bar for big
 files on a terminal, and a one-line summary.
 """
@@ -15,14 +15,13 @@ from typing import NoReturn
 
 import click
 
+from ..file_scoring import CsvScoringError, score_csv
 from ..instruments import (
     ALGORITHM_VERSION,
-    CsvScoringError,
     InstrumentFileError,
     InstrumentRegistry,
     SchemaPasses,
     load_instruments,
-    score_csv,
 )
 from ..settings import ConfigurationError, load_settings
 from . import cannot_start

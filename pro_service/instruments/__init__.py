@@ -3,7 +3,6 @@
 Plain Python, no Flask: the web app, the scheduler and the CLI all use this package.
 """
 
-from .csv_scoring import CsvProblem, CsvScoringError, CsvScoringResult, score_csv
 from .loader import RESERVED_FOLDERS, load_instrument, load_instruments
 from .model import (
     Instrument,
@@ -33,9 +32,6 @@ __all__ = [
     "INSTRUMENT_SCHEMA",
     "RESERVED_FOLDERS",
     "TEXT_OVERRIDE_SCHEMA",
-    "CsvProblem",
-    "CsvScoringError",
-    "CsvScoringResult",
     "Instrument",
     "InstrumentFileError",
     "InstrumentRegistry",
@@ -53,7 +49,6 @@ __all__ = [
     "load_instrument",
     "load_instruments",
     "score_answers",
-    "score_csv",
     "score_instrument",
     "validate_answers",
 ]

@@ -101,7 +101,7 @@ def scoring_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """Runs a test with each of score_csv's two ways of scoring: the row path (every file), and
     numpy blocks of one to three lines (what big files get; a block that does not qualify goes
     through the row path), so that both must give the same output, problems and counts."""
-    from pro_service.instruments import csv_scoring
+    from pro_service.file_scoring import csv_scoring
 
     if request.param == "rows":
         monkeypatch.setattr(csv_scoring, "FAST_MIN_BYTES", 1 << 62)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pro_service.instruments import CsvScoringError, InstrumentRegistry, csv_scoring, score_csv
-from pro_service.instruments.csv_fast import BlockScorer
+from pro_service.file_scoring import CsvScoringError, csv_scoring, score_csv
+from pro_service.file_scoring.csv_fast import BlockScorer
+from pro_service.instruments import InstrumentRegistry
 
 Q = [f"q{n}" for n in range(1, 57)]
 #: Characters read per block in these tests: 60 lines of 130 (an ID, 56 cells and their commas)
@@ -220,7 +221,7 @@ def test_instruments_that_do_not_suit_blocks_are_scored_by_rows(
 ):
     """A summary with more totals than SUMMARY_LIMIT (or a code of two digits, or a very long
     scale) keeps the whole file on the row path, with the same output."""
-    from pro_service.instruments import csv_fast
+    from pro_service.file_scoring import csv_fast
 
     header, rows = _layout_plain(_rows(200, seed=7))
     monkeypatch.setattr(csv_fast, "SUMMARY_LIMIT", 2000)  # QLQ-C30's summary has 2,340 totals

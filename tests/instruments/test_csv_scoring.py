@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pro_service.instruments import (
-    CsvProblem,
-    CsvScoringError,
-    InstrumentRegistry,
-    csv_scoring,
-    score_answers,
-)
-from pro_service.instruments import score_csv as _score_csv
+from pro_service.file_scoring import CsvProblem, CsvScoringError, csv_scoring
+from pro_service.file_scoring import score_csv as _score_csv
+from pro_service.instruments import InstrumentRegistry, score_answers
 
 from .conftest import ALL_SCORES, C30_SCALES, PAN26_SCALES, answers
 
@@ -404,7 +399,7 @@ def test_scores_are_the_same_however_the_tables_are_grouped_and_filled(
     table_limit: int,
     prefill_limit: int,
 ):
-    from pro_service.instruments import csv_plan
+    from pro_service.file_scoring import csv_plan
 
     monkeypatch.setattr(csv_plan, "TABLE_LIMIT", table_limit)
     monkeypatch.setattr(csv_plan, "PREFILL_LIMIT", prefill_limit)

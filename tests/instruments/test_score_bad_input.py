@@ -11,9 +11,10 @@ from flask import Flask
 
 from pro_service import create_app
 from pro_service.cli import import_patients
-from pro_service.instruments import CsvScoringError, InstrumentRegistry, csv_scoring, score_csv
+from pro_service.file_scoring import CsvScoringError, csv_scoring, score_csv
+from pro_service.file_scoring.csv_scoring import formula_safe
+from pro_service.instruments import InstrumentRegistry
 from pro_service.instruments.csv_dialect import CsvLayout, sniff_csv
-from pro_service.instruments.csv_scoring import formula_safe
 
 from .conftest import ALL_SCORES, C30_SCALES
 

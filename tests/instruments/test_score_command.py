@@ -11,7 +11,7 @@ from flask import Flask
 import pro_service.cli.score as score_module
 from pro_service import create_app
 from pro_service.cli.score import score_command
-from pro_service.instruments import score_csv
+from pro_service.file_scoring import score_csv
 
 from .conftest import ALL_SCORES
 

@@ -1,4 +1,4 @@
-"""The column-wise machinery of :func:`~pro_service.instruments.csv_scoring.score_csv`.
+"""The column-wise machinery of :func:`~pro_service.file_scoring.csv_scoring.score_csv`.
 
 A scale's score depends only on its few raw cells, and each cell has only a handful of valid
 values (the codes as text, or empty), so a scale has at most a few thousand cell combinations.
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from itertools import product, repeat
 from typing import Any
 
-from .model import Instrument
-from .scoring import CompiledScale, CompiledSummary, Ratio, compile_instrument
+from ..instruments.model import Instrument
+from ..instruments.scoring import CompiledScale, CompiledSummary, Ratio, compile_instrument
 
 #: Most cell combinations in a group of several scales. Measured with bench/bench_score.py:
 #: fewer, bigger groups save little per row and cost more to build and in cache misses.

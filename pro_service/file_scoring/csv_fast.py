@@ -1,5 +1,5 @@
 """Scoring a large, regular block of CSV lines at once with numpy, for
-:func:`~pro_service.instruments.csv_scoring.score_csv`.
+:func:`~pro_service.file_scoring.csv_scoring.score_csv`.
 
 A block qualifies when it is plain ASCII text without quotes, every line has as many cells as
 the header, no line is blank and every answer cell is empty or one valid code. Then:
@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from .csv_dialect import FORMULA_STARTS, formula_safe
+from ..instruments.csv_dialect import FORMULA_STARTS, formula_safe
+from ..instruments.model import Instrument
+from ..instruments.scoring import CompiledScale, CompiledSummary, compile_instrument
 from .csv_plan import highest_total, missing_part, question_column, scale_cell, summary_cell
-from .model import Instrument
-from .scoring import CompiledScale, CompiledSummary, compile_instrument
 
 _NEWLINE = ord("\n")
 _RETURN = ord("\r")

@@ -22,10 +22,10 @@
   same folder and moved into place only on success).
 
 The rows are streamed and written in chunks. Scoring a row is one table lookup per group of
-scales (see :mod:`pro_service.instruments.csv_plan`), with the same exact arithmetic as
+scales (see :mod:`pro_service.file_scoring.csv_plan`), with the same exact arithmetic as
 :func:`~pro_service.instruments.scoring.score_instrument`, so both agree to the last bit. A big
 file without quotes is scored in blocks of lines with numpy
-(:mod:`pro_service.instruments.csv_fast`), with the same output, byte for byte; a block that
+(:mod:`pro_service.file_scoring.csv_fast`), with the same output, byte for byte; a block that
 does not qualify goes through the row path.
 """
 
@@ -43,11 +43,11 @@ from itertools import chain, islice, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from .csv_dialect import formula_safe, sniff_csv
+from ..instruments.csv_dialect import formula_safe, sniff_csv
+from ..instruments.model import Instrument
+from ..instruments.registry import InstrumentRegistry
+from ..instruments.scoring import describe_codes
 from .csv_plan import ColumnPlan, build_plan, question_column
-from .model import Instrument
-from .registry import InstrumentRegistry
-from .scoring import describe_codes
 
 if TYPE_CHECKING:
     from .csv_fast import BlockScorer
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 #: Rows scored and written at a time (and per progress call); small enough to stay in cache.
 CHUNK_ROWS = 250
 #: A file without quotes at least this big is scored in blocks of lines with numpy
-#: (:mod:`pro_service.instruments.csv_fast`), each block that does not qualify in CHUNK_ROWS
+#: (:mod:`pro_service.file_scoring.csv_fast`), each block that does not qualify in CHUNK_ROWS
 #: pieces as before. Below it (about 12,000 rows), importing numpy costs more than it saves.
 #: Measured with the pro-service score command on files of 5,000 to 20,000 rows.
 FAST_MIN_BYTES = 1_500_000
