@@ -345,7 +345,6 @@ def score_csv(
                     outfile.write,
                     lines=infile if unquoted else None,
                     fast=fast,
-                    blocks=_text_blocks(infile) if fast is not None else None,
                     delimiter=layout.delimiter,
                     plan=plan,
                     copied=copied,
@@ -449,10 +448,9 @@ def _score_rows(
     problems: list[CsvProblem],
     blank_rows: list[int],
     progress: Callable[[int], object] | None,
-    lines: Iterator[str] | None = None,
+    lines: TextIO | None = None,
     delimiter: str = ",",
     fast: BlockScorer | None = None,
-    blocks: Iterator[str] | None = None,
 ) -> int:
     """Validate and score every row; write while no problem has been found. Returns the rows
     scored; the numbers of blank rows (skipped) are added to ``blank_rows``.
@@ -460,12 +458,12 @@ def _score_rows(
     ``lines``: the file's remaining lines, when it has no quote (:func:`_needs_csv_parser`);
     a chunk of them is then cut into columns in one pass, and only a chunk with a blank or
     irregular row, or a bad cell, is parsed into rows (with ``csv.reader``, as without
-    ``lines``). ``fast`` scores the text ``blocks`` (whole lines); a block it cannot take goes
-    through the above in CHUNK_ROWS lines."""
+    ``lines``). ``fast`` (with ``lines``) scores them in text blocks of whole lines
+    (:func:`_text_blocks`); a block it cannot take goes through the above in CHUNK_ROWS lines."""
     taking: Iterator[Any] = reader if lines is None else lines
     source_chunks: Iterator[tuple[Any, bool]] = (
-        ((block, True) for block in blocks)
-        if blocks is not None
+        ((block, True) for block in _text_blocks(lines))
+        if fast is not None and lines is not None
         else ((chunk, False) for chunk in iter(lambda: list(islice(taking, CHUNK_ROWS)), []))
     )
     row_number = 1  # the header

@@ -347,7 +347,7 @@ def test_progress_reports_rows_done(
     assert result.rows == 10
     assert seen[-1] == 10
     assert seen == sorted(seen)
-    assert seen[0] == 4 if scoring_path == "rows" else 0 < seen[0] < 10
+    assert (seen[0] == 4) if scoring_path == "rows" else (0 < seen[0] < 10)
 
 
 def test_output_must_not_be_the_input(registry: InstrumentRegistry, folder: Path):
