@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # The port `make run` serves on: `make run PORT=5050` when 5000 is taken.
 PORT ?= 5000
 
-.PHONY: run test lint translations lock bench bench-patient bench-board bench-compliance bench-dispatch bench-idle clean
+.PHONY: run test lint translations lock bench bench-patient bench-patient-parts bench-board bench-compliance bench-dispatch bench-idle clean
 
 # Installs the exact versions of requirements-dev.lock (the runtime's of requirements.lock, plus
 # the test and lint tools), then the project itself without resolving anything again.
@@ -43,13 +43,17 @@ lint: $(STAMP)
 test: $(STAMP) translations lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-bench: $(STAMP) bench-patient bench-board bench-compliance bench-dispatch bench-idle
+bench: $(STAMP) bench-patient bench-patient-parts bench-board bench-compliance bench-dispatch bench-idle
 	$(BIN)/python bench/bench_score.py
 	$(BIN)/python bench/bench_export.py
 
 # The patient pages under gunicorn on PostgreSQL (PRO_TEST_POSTGRES_URL, as for the tests).
 bench-patient: $(STAMP) translations
 	$(BIN)/python bench/bench_patient.py
+
+# Where a questionnaire screen costs more than the floor route: Python per request, PostgreSQL per statement.
+bench-patient-parts: $(STAMP) translations
+	$(BIN)/python bench/bench_patient_parts.py
 
 # The completion board with 5,000 patients on PostgreSQL (PRO_TEST_POSTGRES_URL), against its plain SQL.
 bench-board: $(STAMP) translations

@@ -178,6 +178,10 @@ value="{{ code }}"{% if answer == code %} checked{% endif %}>
   </fieldset>
 """
 
+#: The floor's reads: the link by its hash, and the stored answers.
+FLOOR_FIND = "SELECT id, status FROM assessments WHERE token_hash = :hash"
+FLOOR_ANSWERS = "SELECT item_number, code FROM responses WHERE assessment_id = :id"
+
 #: The floor's one write for a screen: the answers as arrays, one upsert.
 FLOOR_UPSERT = """
 INSERT INTO responses (assessment_id, instrument_id, instrument_version, language,
@@ -214,8 +218,8 @@ def _floor_views(app):  # type: ignore[no-untyped-def]
     template = app.jinja_env.from_string(FLOOR_TEMPLATE)
     flow = build_flow(app.extensions["instruments"].latest())
     texts, screens = _floor_texts(app, flow)
-    find = sql("SELECT id, status FROM assessments WHERE token_hash = :hash")
-    answers = sql("SELECT item_number, code FROM responses WHERE assessment_id = :id")
+    find = sql(FLOOR_FIND)
+    answers = sql(FLOOR_ANSWERS)
     upsert = sql(FLOOR_UPSERT)
     touch = sql("UPDATE assessments SET updated_at = now() WHERE id = :id")
 
