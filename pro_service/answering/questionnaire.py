@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
@@ -200,12 +201,19 @@ class Flow:
                 out.append((flow_screen, missing))
         return out
 
-    @property
+    @cached_property
     def instruments(self) -> tuple[Instrument, ...]:
+        """The instruments shown, in order (worked out once: every page asks for them)."""
         seen: dict[str, Instrument] = {}
         for flow_screen in self.screens:
             seen.setdefault(flow_screen.instrument.key, flow_screen.instrument)
         return tuple(seen.values())
+
+    @cached_property
+    def key(self) -> tuple[str, ...]:
+        """The instruments' keys ("qlq-c30:3.0", ...): the same for every flow of the same
+        questionnaire, so what its pages show alike is kept under it."""
+        return tuple(instrument.key for instrument in self.instruments)
 
 
 def build_flow(instruments: Iterable[Instrument]) -> Flow:

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from babel.support import NullTranslations, Translations
 from flask import current_app, g, request, session
-from flask_babel import get_translations
+from flask_babel import force_locale, get_translations
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
@@ -77,6 +78,32 @@ def select_locale() -> str:
     return str(current_app.config["PRO_SETTINGS"].default_language)
 
 
+def request_language() -> str:
+    """This request's language, chosen once per request (kept in ``g``) by the rule Flask-Babel's
+    locale selector follows (:func:`select_locale`), without making Flask-Babel's locale."""
+    language: str | None = g.get("language")
+    if language is None:
+        language = g.language = select_locale()
+    return language
+
+
+def catalog(language: str) -> Translations | NullTranslations:
+    """``language``'s message catalog, as Flask-Babel loads it, kept by the app.
+
+    Flask-Babel keeps its catalogs for the app's lifetime too, but finds the request's locale
+    and its catalog again on every request (about 35 µs through some twenty context-local
+    look-ups); a questionnaire screen needs nothing else of it. Called in a request.
+    """
+    kept: dict[str, Translations | NullTranslations] = current_app.extensions.setdefault(
+        "page_catalogs", {}
+    )
+    found = kept.get(language)
+    if found is None:
+        with force_locale(language):
+            found = kept[language] = get_translations()
+    return found
+
+
 def page_translations() -> dict[str, Any]:
     """Template context: ``gettext`` and ``ngettext`` bound to this request's catalog.
 
@@ -86,7 +113,7 @@ def page_translations() -> dict[str, Any]:
     ``{% trans %}`` call: the result is marked safe where autoescaping is on, and
     ``%(name)s`` placeholders are filled from the keyword arguments, escaped.
     """
-    translations = get_translations()
+    translations = catalog(request_language())
 
     @pass_context
     def gettext(context: Context, message: str, **variables: Any) -> str:

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import current_app, g, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from sqlalchemy import Connection
 from werkzeug.wrappers import Response
 
@@ -16,7 +15,7 @@ from ... import LANGUAGES, rate_limit
 from ...answering.questionnaire import count_failed_lookup, open_link
 from ...clock import utcnow
 from ...extensions import csrf, db
-from ..i18n import LANGUAGE_NAMES
+from ..i18n import LANGUAGE_NAMES, request_language
 from . import bp
 from .errors import TooManyRequests
 
@@ -109,6 +108,6 @@ def _template_globals() -> dict[str, Any]:
     # The language links are made here, once per page, rather than by a function the template
     # calls for each language.
     return {
-        "current_language": str(get_locale() or "sv"),
+        "current_language": request_language(),
         "language_links": [(code, name, language_url(code)) for code, name in LANGUAGE_NAMES],
     }

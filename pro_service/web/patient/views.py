@@ -34,7 +34,7 @@ from ...answering.responses import AssessmentClosed
 from ...extensions import db
 from ...instruments import Instrument, InstrumentRegistry
 from ...models import AssessmentStatus
-from ..i18n import select_locale
+from ..i18n import request_language
 from ..numbers import whole_number
 from . import bp
 from .errors import AlreadyAnswered, BadForm, LinkUnavailable
@@ -71,16 +71,6 @@ def keep_numbers_together(text: str) -> Markup:
 def _registry() -> InstrumentRegistry:
     registry: InstrumentRegistry = current_app.extensions["instruments"]
     return registry
-
-
-def _language() -> str:
-    """This request's language, chosen once per request by the rule Flask-Babel's locale
-    selector follows (:func:`~pro_service.web.i18n.select_locale`), without making the Babel
-    locale, which a page that only saves answers does not need."""
-    language: str | None = g.get("language")
-    if language is None:
-        language = g.language = select_locale()
-    return language
 
 
 def _usable() -> Link:
@@ -156,10 +146,10 @@ def _notices(flow: Flow) -> tuple[str, ...]:
     A single instrument keeps its own notice from its file; several share one sentence, so the
     page does not repeat the same disclaimer once per instrument.
     """
-    lang = _language()
+    lang = request_language()
     return _kept(
         "patient_notices",
-        (lang, *(instrument.key for instrument in flow.instruments)),
+        (lang, *flow.key),
         lambda: tuple(_paraphrase_notices(flow, lang)),
     )
 
@@ -288,7 +278,7 @@ def _save_screen(
         raise BadForm(_FORM_PROBLEMS[exc.problem](exc.item), back_url=back_url) from exc
     for attempt in (1, 2):
         try:
-            _save(link, flow_screen, _language(), form.answers)
+            _save(link, flow_screen, request_language(), form.answers)
             break
         except IntegrityError:
             # The same answer arrived at the same moment from another tab: save over it.
@@ -314,7 +304,7 @@ def _render_screen(
     *,
     from_review: bool = False,
 ) -> ResponseReturnValue:
-    lang = _language()
+    lang = request_language()
     instrument = flow_screen.instrument
     recalls = {instrument.recall_text(n, lang) for n in flow_screen.items}
     shared_recall = recalls.pop() if len(recalls) == 1 else None
@@ -374,7 +364,7 @@ def _screen_texts(
             back=Markup(_("Back")),  # noqa: S704 - the same
         )
 
-    key = (lang, *(i.key for i in flow.instruments), flow_screen.number, from_review)
+    key = (lang, *flow.key, flow_screen.number, from_review)
     return _kept("patient_screen_texts", key, make)
 
 
@@ -426,7 +416,7 @@ def _review_texts(flow: Flow, lang: str) -> tuple[tuple[Markup, Markup], ...]:
             for screen in flow.screens
         )
 
-    key = (lang, *(instrument.key for instrument in flow.instruments))
+    key = (lang, *flow.key)
     return _kept("patient_review_texts", key, make)
 
 
@@ -456,7 +446,7 @@ def review(token: str) -> ResponseReturnValue:
     link = _usable()
     flow = _flow(link)
     answers = _answers(link)
-    lang = _language()
+    lang = request_language()
     unanswered = flow.unanswered(answers)
     missing = [
         {
@@ -498,7 +488,7 @@ def submit(token: str) -> ResponseReturnValue:
     if request.method == "GET":
         return redirect(url_for(".review", token=token), 303)
     questionnaire.submit(
-        db.session, now=g.now, link=link, registry=_registry(), language=_language()
+        db.session, now=g.now, link=link, registry=_registry(), language=request_language()
     )
     db.session.commit()
     # Completed now or by a simultaneous submit from this link (double tap, two tabs).
@@ -522,7 +512,7 @@ def thanks(token: str) -> ResponseReturnValue:
             labels = current_app.extensions["schedule"].timepoint(following.timepoint).label
         except KeyError:  # no longer in the schedule file
             labels = {}
-        next_label = labels.get(_language()) or labels.get("en") or following.timepoint
+        next_label = labels.get(request_language()) or labels.get("en") or following.timepoint
     return render_template(
         "patient/thanks.html",
         token=token,
