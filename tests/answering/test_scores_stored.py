@@ -45,7 +45,8 @@ def test_scores_stored_replace_those_the_session_had_loaded(app, link):
         assert {score.scale: score.value for score in stored} == seen
         assert all(score.computed_at is not None for score in stored)
         # Every column of every row as computed: the scores are inserted past the ORM (on
-        # PostgreSQL as one INSERT of arrays), so each one is checked as stored.
+        # PostgreSQL as one INSERT of a JSON document), so each one is checked as stored, its
+        # value to the last bit.
         pan26 = registry.get("qlq-pan26", "1.0")
         expected = {
             code: (instrument.id, instrument.version, result, "sv")
