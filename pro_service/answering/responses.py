@@ -440,7 +440,6 @@ def store_scores(
             )
     if not rows:
         return scores
-    shared = {"assessment_id": assessment_id, "algorithm_version": ALGORITHM_VERSION}
     if connection.dialect.name == "postgresql":
         connection.execute(
             _INSERT_SCORES_POSTGRESQL,
@@ -452,9 +451,12 @@ def store_scores(
             },
         )
     else:
-        connection.execute(
-            _scores.insert(), [{**row, **shared, "computed_at": now} for row in rows]
-        )
+        shared = {
+            "assessment_id": assessment_id,
+            "algorithm_version": ALGORITHM_VERSION,
+            "computed_at": now,
+        }
+        connection.execute(_scores.insert(), [row | shared for row in rows])
     return scores
 
 
