@@ -201,6 +201,8 @@ def postgres_statements(url: str, token: str) -> dict[str, list[float]]:
             connection.execute(upsert, parameters)
             connection.commit()
 
+        # The same connection (and backend), in autocommit mode for the reads, as pages read.
+        isolation = connection.default_isolation_level
         reads = connection.execution_options(isolation_level="AUTOCOMMIT")
         kinds: dict[str, Callable[[int], object]] = {
             "link lookup (assessment, patient, site)": lambda _i: questionnaire.open_link(
@@ -217,7 +219,7 @@ def postgres_statements(url: str, token: str) -> dict[str, list[float]]:
         for name, call in kinds.items():
             results[name] = run_statements(call, pid)
         reads.commit()  # ends SQLAlchemy's own transaction object, nothing on the server
-        reads.execution_options(isolation_level="READ COMMITTED")
+        connection.execution_options(isolation_level=isolation)
         results["store a screen's answers, mark started, commit"] = run_statements(store, pid)
         results["store a screen's answers, floor upsert, commit"] = run_statements(floor_store, pid)
     engine.dispose()
