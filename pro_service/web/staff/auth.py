@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from sqlalchemy import Connection
 from werkzeug.exceptions import NotFound
@@ -32,7 +32,7 @@ from ...clock import utcnow
 from ...extensions import db
 from ...models import Role, StaffSession, StaffUser
 from ...staff import access, sign_in, two_factor
-from ..i18n import LANGUAGE_NAMES
+from ..i18n import LANGUAGE_NAMES, request_language
 from . import bp
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
@@ -340,7 +340,7 @@ def _staff_globals() -> dict[str, Any]:
     return {
         "staff_user": g.get("user"),
         "staff_navigation": navigation(g.get("user")),
-        "current_language": str(get_locale() or "sv"),
+        "current_language": request_language(),
         "language_names": LANGUAGE_NAMES,
         "staff_language_url": language_url,
         "staff_url": staff_url,

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from flask import abort, current_app, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale, ngettext
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms import BooleanField, SelectField
@@ -20,6 +20,7 @@ from wtforms import BooleanField, SelectField
 from ...extensions import db
 from ...patients.board import DISPLAY_STATUSES, BoardFilters, board_timepoints, load_board
 from ...staff import access
+from ..i18n import request_language
 from ..numbers import whole_number
 from . import bp
 from .auth import staff_page
@@ -94,7 +95,7 @@ def board() -> ResponseReturnValue:
         return render_template("staff/board.html", site=None, sites=sites)
 
     schedule = current_app.extensions["schedule"]
-    language = str(get_locale() or "sv")
+    language = request_language()
     timepoint_labels = {
         tp.key: tp.label.get(language) or tp.label["en"] for tp in schedule.timepoints
     }

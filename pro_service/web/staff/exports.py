@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from flask import abort, current_app, g, render_template
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -24,6 +23,7 @@ from ...exports import ExportFilterError, ExportFilters
 from ...exports.access import EXPORT_ROLES, ExportForbidden, export_scope
 from ...extensions import db
 from ...models import Assessment, Site
+from ..i18n import request_language
 from . import bp
 from .auth import staff_page
 from .downloads import export_response
@@ -53,7 +53,7 @@ class ExportForm(FlaskForm):  # type: ignore[misc]
 
 def _label(text: dict[str, str] | object, fallback: str) -> str:
     if isinstance(text, dict):
-        language = str(get_locale() or "en")
+        language = request_language()
         return str(text.get(language) or text.get("en") or fallback)
     return fallback
 

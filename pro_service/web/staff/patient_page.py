@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, abort, current_app, g, render_template, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import format_decimal, get_locale
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -21,7 +21,7 @@ from ...patients import charts
 from ...patients import overview as patient_overview
 from ...patients.overview import CHART_SCALES, ChangeLine, ScoreSeries
 from ...staff import access
-from ..i18n import LANGUAGE_NAMES
+from ..i18n import LANGUAGE_NAMES, request_language
 from . import bp
 from .auth import staff_page
 from .labels import PATIENT_STATUS, TIMEPOINT_STATUS
@@ -49,7 +49,7 @@ MESSAGE_STATUS = {
 
 
 def _language() -> str:
-    return str(get_locale() or "sv")
+    return request_language()
 
 
 def _patient_or_404(patient_id: int) -> Patient:

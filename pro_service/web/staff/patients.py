@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
@@ -52,7 +52,7 @@ from ...scheduling.assessments import (
     registration_outlook,
 )
 from ...staff import access
-from ..i18n import LANGUAGE_NAMES
+from ..i18n import LANGUAGE_NAMES, request_language
 from ..numbers import whole_number
 from . import bp
 from .auth import staff_page, staff_url
@@ -132,7 +132,7 @@ def _show_error(form: FlaskForm, exc: PatientDataError | ScheduleChangeError) ->
 
 
 def _page_language() -> str:
-    return str(get_locale() or "sv")
+    return request_language()
 
 
 def _label(labels: dict[str, str], key: str) -> str:

@@ -12,7 +12,6 @@ import io
 
 from flask import Response, current_app, g, render_template
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ....audit import Actor, record
@@ -20,6 +19,7 @@ from ....compliance import NO_REASON, TOTAL, ComplianceReport, compliance_report
 from ....extensions import db
 from ....models import Role
 from ....staff import access
+from ...i18n import request_language
 from .. import bp
 from ..auth import staff_page
 
@@ -56,7 +56,7 @@ def _chart(report: ComplianceReport, site: str, labels: dict[str, str]) -> list[
 @staff_page(*ALL_ROLES)
 def compliance() -> ResponseReturnValue:
     report = _report()
-    language = str(get_locale() or "sv")
+    language = request_language()
     schedule = current_app.extensions["schedule"]
     reasons = current_app.extensions["missing_reasons"]
     labels = {tp.key: tp.label.get(language, tp.label["en"]) for tp in schedule.timepoints}

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -29,7 +28,7 @@ from ....audit import Actor
 from ....extensions import db
 from ....models import Assessment, Role
 from ....staff import access
-from ...i18n import LANGUAGE_NAMES
+from ...i18n import LANGUAGE_NAMES, request_language
 from .. import bp
 from ..auth import staff_page
 from ..labels import TIMEPOINT_STATUS
@@ -53,7 +52,7 @@ class EntryForm(FlaskForm):  # type: ignore[misc]
 
 
 def _language() -> str:
-    return str(get_locale() or "sv")
+    return request_language()
 
 
 def _assessment_or_404(assessment_id: int) -> Assessment:

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -26,6 +25,7 @@ from ....audit import Actor
 from ....extensions import db
 from ....models import Assessment, Role
 from ....staff import access
+from ...i18n import request_language
 from .. import bp
 from ..auth import staff_page
 
@@ -68,7 +68,7 @@ def missing_reason_context(
     """What the time point page shows of its missing reason, and the form when it may change."""
     if assessment.status != MISSED:
         return {"missing": None}
-    language = str(get_locale() or "sv")
+    language = request_language()
     reasons = _reasons()
     current = reasons.get(assessment.missing_reason) if assessment.missing_reason else None
     proposed_code = None if current else proposed_reason(db.session, assessment)
